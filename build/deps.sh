@@ -1,0 +1,35 @@
+#!/bin/sh
+# Installs the Debian 12 packages that building, testing and the demo need.
+# Idempotent: packages already present are not fetched again; apt-get update runs only when something is missing.
+set -eu
+
+BUILD_PKGS="make gcc pkg-config apache2 apache2-dev libcurl4-openssl-dev libssl-dev libjansson-dev"
+TEST_PKGS="libcmocka-dev openssl curl python3 python3-pytest python3-requests python3-jwt python3-oauthlib
+ python3-cryptography python3-selenium chromium chromium-driver"
+CLIENT_PKGS="composer php-cli python3-pip memcached redis-server"
+BENCH_PKGS="wrk valgrind clang libclang-rt-14-dev"
+
+wanted="$BUILD_PKGS $TEST_PKGS $CLIENT_PKGS"
+case "${1:-}" in
+  --bench) wanted="$wanted $BENCH_PKGS" ;;
+  --build-only) wanted="$BUILD_PKGS" ;;
+esac
+
+missing=""
+for pkg in $wanted; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
+done
+# npm: the machine may already have Node.js from elsewhere, which conflicts with Debian's npm package.
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+else
+  SUDO=
+fi
+echo "build/deps.sh: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing

@@ -1,0 +1,49 @@
+/* bb_bitbucket: Bitbucket's REST API: who the caller is and the user's record (later: what they may read). */
+#ifndef BB_BITBUCKET_H
+#define BB_BITBUCKET_H
+
+#include <apr_pools.h>
+#include "bb_util.h"
+#include "bb_http.h"
+
+/* Returns the Authorization header value for one request (Bearer token, OAuth 1 signature, ...). */
+typedef const char *bb_authorizer_fn(apr_pool_t *p, void *baton, const char *method, const char *url);
+
+typedef struct {
+    const char *base_url;            /* no trailing '/' */
+    const bb_http_opts_t *http;
+    bb_authorizer_fn *authorize;
+    void *baton;
+} bb_bitbucket_t;
+
+typedef struct {
+    const char *name;                /* username: what whoami returns and what the session's sub holds */
+    const char *slug;                /* may differ from name (e.g. '@' becomes '_') */
+    const char *display_name;
+    const char *email;               /* "" when Bitbucket does not show it */
+    const char *type;                /* "NORMAL" or "SERVICE" */
+    apr_int64_t id;
+    int active;
+} bb_user_t;
+
+/* Authorizer for a bearer token: baton is the NUL-terminated token. */
+const char *bb_bearer_authorizer(apr_pool_t *p, void *baton, const char *method, const char *url);
+
+/* GET <base>/plugins/servlet/applinks/whoami: the username. An empty body (Bitbucket's answer for an unknown or
+ * expired token) is BB_DENIED; HTML or a redirect is BB_BAD_RESPONSE. */
+bb_status_t bb_bitbucket_whoami(apr_pool_t *p, const bb_bitbucket_t *bb, const char **username,
+                                const char **errmsg);
+
+/* GET <base>/rest/api/1.0/users?filter=<username>, then the entry whose name equals username exactly (the slug
+ * may differ from the name, so /users/{slug} is not used). BB_NOT_FOUND when no entry matches. */
+bb_status_t bb_bitbucket_user(apr_pool_t *p, const bb_bitbucket_t *bb, const char *username, bb_user_t **user,
+                              const char **errmsg);
+
+/* whoami then user: the full identity of the credential's owner. */
+bb_status_t bb_bitbucket_identify(apr_pool_t *p, const bb_bitbucket_t *bb, bb_user_t **user, const char **errmsg);
+
+/* Pure parsers, for the unit tests: a users page (JSON with "values") → the entry named username. */
+bb_status_t bb_bitbucket_parse_users(apr_pool_t *p, const bb_http_response_t *resp, const char *url,
+                                     const char *username, bb_user_t **user, const char **errmsg);
+
+#endif

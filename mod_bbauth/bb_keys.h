@@ -1,0 +1,32 @@
+/* bb_keys: the session key ring: reads the key file (one key per line, hex or base64) and names each key by a kid. */
+#ifndef BB_KEYS_H
+#define BB_KEYS_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+
+#define BB_KEY_MIN_BYTES 32
+
+typedef struct {
+    const char *kid;              /* first 16 hex digits of SHA-256 over the raw key bytes */
+    const unsigned char *secret;  /* raw key bytes */
+    apr_size_t len;
+} bb_key_t;
+
+typedef struct {
+    apr_array_header_t *keys;     /* of bb_key_t; keys[0] signs, every key verifies */
+} bb_keyring_t;
+
+/* Parses key-file text: blank lines and lines starting with '#' are skipped; a line of hex digits (even count)
+ * is hex, anything else must be base64 (standard or url-safe, padding optional). Every key must decode to at
+ * least BB_KEY_MIN_BYTES bytes. On failure returns NULL and sets *err to a message naming the line number. */
+bb_keyring_t *bb_keyring_parse(apr_pool_t *p, const char *text, apr_size_t len, const char **err);
+/* Reads and parses a key file; *err names the file on failure. */
+bb_keyring_t *bb_keyring_load(apr_pool_t *p, const char *path, const char **err);
+/* The key named kid, or NULL. */
+const bb_key_t *bb_keyring_find(const bb_keyring_t *ring, const char *kid);
+/* A ring of keys for another purpose: each secret becomes HMAC-SHA256(secret, label); kids are kept, so rotation
+ * works the same way. Used so that a login-state cookie can never pass for a session cookie. */
+bb_keyring_t *bb_keyring_derive(apr_pool_t *p, const bb_keyring_t *ring, const char *label);
+
+#endif

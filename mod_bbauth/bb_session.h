@@ -1,0 +1,49 @@
+/* bb_session: the session cookie's claims: made at login, encoded as a JWS, and decoded with every expiry rule checked. */
+#ifndef BB_SESSION_H
+#define BB_SESSION_H
+
+#include <apr_pools.h>
+#include "bb_keys.h"
+
+typedef struct {
+    const char *sub;        /* Bitbucket username (the user's `name`) */
+    apr_int64_t uid;        /* Bitbucket numeric user id */
+    const char *name;       /* display name */
+    const char *email;      /* e-mail address, may be "" */
+    const char *sid;        /* random session id (128 bits, base64url) */
+    apr_int64_t auth_time;  /* when the user logged in at Bitbucket: MaxAge counts from here */
+    apr_int64_t iat;        /* when this cookie was issued: the idle timeout counts from here */
+    apr_int64_t exp;        /* min(auth_time + max_age, iat + idle_timeout) */
+} bb_session_t;
+
+typedef struct {
+    const char *issuer;         /* the `iss` claim: this site's origin, e.g. https://mirror.example.com */
+    apr_int64_t max_age;        /* seconds from login after which the session ends, whatever exp says */
+    apr_int64_t idle_timeout;   /* seconds without a request after which it ends; 0 = off */
+} bb_session_policy_t;
+
+typedef enum {
+    BB_SESSION_VALID = 0,
+    BB_SESSION_INVALID,     /* malformed, tampered, wrong alg/kid/issuer, missing or mistyped claims */
+    BB_SESSION_EXPIRED      /* exp, max_age or idle timeout passed, or issued in the future */
+} bb_session_status_t;
+
+/* A fresh session for a user who has just logged in at `now`: new sid, auth_time = iat = now. */
+bb_session_t *bb_session_new(apr_pool_t *p, const char *sub, apr_int64_t uid, const char *name,
+                             const char *email, apr_int64_t now);
+
+/* Sets s->iat = now and s->exp from the policy, then signs the claims with the ring's first key.
+ * NULL only when the claims cannot be encoded. */
+char *bb_session_encode(apr_pool_t *p, const bb_keyring_t *ring, const bb_session_policy_t *policy,
+                        bb_session_t *s, apr_int64_t now);
+
+/* Verifies the cookie value and every rule: signature, typ "JWT", iss, claim types, exp, auth_time + max_age,
+ * iat + idle_timeout, iat not more than 60 s in the future. *out is set only for BB_SESSION_VALID. */
+bb_session_status_t bb_session_decode(apr_pool_t *p, const bb_keyring_t *ring, const bb_session_policy_t *policy,
+                                      const char *value, apr_int64_t now, bb_session_t **out);
+
+/* 1 when the cookie should be re-issued now to slide the idle window (idle timeout on, and at least
+ * max(1, idle_timeout / 10) seconds since iat), so an active user is not logged out. */
+int bb_session_needs_refresh(const bb_session_policy_t *policy, const bb_session_t *s, apr_int64_t now);
+
+#endif
