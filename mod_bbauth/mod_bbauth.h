@@ -1,0 +1,113 @@
+/* mod_bbauth.h: the httpd glue's shared declarations: configuration records and the functions the glue files share. */
+#ifndef MOD_BBAUTH_H
+#define MOD_BBAUTH_H
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <apr_time.h>
+
+#include "bb_keys.h"
+#include "bb_http.h"
+#include "bb_oauth2.h"
+#include "bb_session.h"
+#include "bb_cache.h"
+
+extern module AP_MODULE_DECLARE_DATA bbauth_module;
+
+#define MOD_BBAUTH_VERSION      "0.1.0"
+#define BBAUTH_AUTH_TYPE        "Bitbucket"
+#define BBAUTH_LOGIN_TTL        600          /* seconds a login attempt (state cookie) stays valid */
+#define BBAUTH_DEFAULT_PREFIX   "X-Bitbucket-"
+
+#define BBAUTH_UNSET            -1
+
+/* Server (virtual host) configuration. Unset values (NULL / BBAUTH_UNSET) inherit from the main server. */
+typedef struct {
+    const char *bitbucket_url;       /* checked, no trailing '/' */
+    int oauth_version;               /* 1 or 2 */
+    const char *client_id;
+    const char *client_secret;       /* the secret itself, after file: / env: */
+    const char *redirect_uri;        /* exactly as registered in Bitbucket */
+    const char *redirect_origin;     /* scheme://host[:port] of redirect_uri: the session's iss */
+    const char *callback_path;       /* path of redirect_uri, answered by the module itself */
+    const char *scope;
+    bb_keyring_t *session_keys;      /* from BBAuthSessionKey: the first signs, all verify */
+    bb_keyring_t *state_keys;        /* derived from session_keys for login-state cookies */
+    apr_int64_t max_age;
+    apr_int64_t idle_timeout;
+    const char *cookie_name;
+    const char *cookie_domain;
+    const char *cookie_path;
+    const char *cookie_samesite;
+    const char *ca_file;
+    int timeout;
+
+    /* Filled by bbauth_finalize_server() once the configuration is read. */
+    const char *missing;             /* directives this server still needs before it can log anyone in */
+    int cookie_secure;
+    bb_session_policy_t policy;
+    bb_http_opts_t http;
+    bb_oauth2_client_t oauth2;
+} bbauth_server_conf;
+
+typedef enum {
+    BBAUTH_UNAUTH_UNSET = 0,
+    BBAUTH_UNAUTH_AUTO,              /* browser navigations are redirected, everything else gets 401 */
+    BBAUTH_UNAUTH_REDIRECT,
+    BBAUTH_UNAUTH_401,
+    BBAUTH_UNAUTH_PASS               /* anonymous allowed; identity set when a valid session is there */
+} bbauth_unauth_action;
+
+/* Directory / location configuration. */
+typedef struct {
+    bbauth_unauth_action unauth_action;
+    const char *header_prefix;
+} bbauth_dir_conf;
+
+/* mod_bbauth_config.c */
+extern const command_rec bbauth_directives[];
+void *bbauth_create_server_conf(apr_pool_t *p, server_rec *s);
+void *bbauth_merge_server_conf(apr_pool_t *p, void *basev, void *addv);
+void *bbauth_create_dir_conf(apr_pool_t *p, char *dir);
+void *bbauth_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
+/* Applies defaults and derives what requests use; conf->missing lists the directives still needed. */
+void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf);
+/* Refuses (at startup and `apachectl -t`) any use of the module in a server that lacks its settings. */
+int bbauth_check_uses(apr_pool_t *ptemp, server_rec *s);
+
+/* mod_bbauth_cache.c */
+const char *bbauth_cache_configure(apr_pool_t *pconf, apr_pool_t *ptemp, const char *spec);
+void bbauth_cache_register_mutex(apr_pool_t *pconf);
+apr_status_t bbauth_cache_post_config(apr_pool_t *pconf, server_rec *s);
+void bbauth_cache_child_init(apr_pool_t *pchild, server_rec *s);
+/* The shared cache as the core sees it. */
+const bb_cache_t *bbauth_cache(void);
+
+/* mod_bbauth_authn.c */
+void bbauth_register_authn_hooks(void);
+/* The request's valid session, or NULL (tries every cookie of the configured name). */
+bb_session_t *bbauth_request_session(request_rec *r, const bbauth_server_conf *conf);
+
+/* mod_bbauth_authz.c */
+void bbauth_register_authz_providers(apr_pool_t *p);
+
+/* mod_bbauth_login.c */
+void bbauth_register_login_hooks(void);
+/* Starts a login: sets the login-state cookie and answers 302 to Bitbucket's authorize page. */
+int bbauth_start_login(request_rec *r, const bbauth_server_conf *conf, const char *return_to);
+
+/* mod_bbauth_page.c */
+/* Answers a short HTML page with the status; title and message are escaped here, `again` (a local path or
+ * NULL) becomes a "Try again" link. Returns OK, as a handler does. */
+int bbauth_page(request_rec *r, int status, const char *title, const char *message, const char *again);
+/* Answers a redirect to a local path (already checked) with no-store caching. */
+int bbauth_redirect(request_rec *r, const char *location);
+/* Adds a Set-Cookie header that survives error responses. */
+void bbauth_set_cookie(request_rec *r, const char *set_cookie);
+/* Set-Cookie for the session cookie with the configured attributes (max_age 0 deletes it). */
+const char *bbauth_session_cookie(request_rec *r, const bbauth_server_conf *conf, const char *value, long max_age);
+/* The current time in whole seconds. */
+apr_int64_t bbauth_now(void);
+
+#endif

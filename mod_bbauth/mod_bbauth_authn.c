@@ -1,0 +1,250 @@
+/* mod_bbauth_authn.c: AuthType Bitbucket: the session cookie check, identity for the upstream app, and what anonymous requests get. */
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <http_core.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+#include "mod_bbauth.h"
+#include "bb_cookie.h"
+#include "bb_url.h"
+
+static int uses_bitbucket_auth(request_rec *r)
+{
+    const char *type = ap_auth_type(r);
+    return type && !strcasecmp(type, BBAUTH_AUTH_TYPE);
+}
+
+static const bbauth_server_conf *server_conf(request_rec *r)
+{
+    return ap_get_module_config(r->server->module_config, &bbauth_module);
+}
+
+static const bbauth_dir_conf *dir_conf(request_rec *r)
+{
+    return ap_get_module_config(r->per_dir_config, &bbauth_module);
+}
+
+static const char *header_prefix(const bbauth_dir_conf *dconf)
+{
+    return dconf->header_prefix ? dconf->header_prefix : BBAUTH_DEFAULT_PREFIX;
+}
+
+bb_session_t *bbauth_request_session(request_rec *r, const bbauth_server_conf *conf)
+{
+    const char *cookies = apr_table_get(r->headers_in, "Cookie");
+    apr_array_header_t *values;
+    apr_int64_t now = bbauth_now();
+    int i;
+
+    if (!cookies || !conf->session_keys) {
+        return NULL;
+    }
+    /* Several cookies of our name can arrive (another path or a parent domain set one): any valid one counts. */
+    values = bb_cookie_values(r->pool, cookies, conf->cookie_name);
+    for (i = 0; i < values->nelts; i++) {
+        bb_session_t *session = NULL;
+        const char *value = APR_ARRAY_IDX(values, i, const char *);
+        if (bb_session_decode(r->pool, conf->session_keys, &conf->policy, value, now, &session)
+            == BB_SESSION_VALID) {
+            return session;
+        }
+    }
+    return NULL;
+}
+
+/* Slides the idle window: re-issues the cookie once a tenth of the idle timeout has passed since it was made. */
+static void refresh_session_cookie(request_rec *r, const bbauth_server_conf *conf, bb_session_t *session)
+{
+    const char *value;
+
+    if (!ap_is_initial_req(r) || !bb_session_needs_refresh(&conf->policy, session, bbauth_now())) {
+        return;
+    }
+    value = bb_session_encode(r->pool, conf->session_keys, &conf->policy, session, bbauth_now());
+    if (value) {
+        bbauth_set_cookie(r, bbauth_session_cookie(r, conf, value, (long)conf->max_age));
+    }
+}
+
+/* Hands the identity to the upstream app: r->user, headers with the configured prefix, CGI variables. */
+static void set_identity(request_rec *r, const bbauth_dir_conf *dconf, const bb_session_t *session)
+{
+    const char *prefix = header_prefix(dconf);
+    const char *uid = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, session->uid);
+    const char *name = bb_strip_controls(r->pool, session->name);
+    const char *email = bb_strip_controls(r->pool, session->email);
+    const char *user = bb_strip_controls(r->pool, session->sub);
+
+    r->user = (char *)user;
+    r->ap_auth_type = (char *)BBAUTH_AUTH_TYPE;
+    apr_table_set(r->headers_in, apr_pstrcat(r->pool, prefix, "User", NULL), user);
+    apr_table_set(r->headers_in, apr_pstrcat(r->pool, prefix, "Name", NULL), name);
+    apr_table_set(r->headers_in, apr_pstrcat(r->pool, prefix, "Email", NULL), email);
+    apr_table_set(r->headers_in, apr_pstrcat(r->pool, prefix, "Id", NULL), uid);
+    apr_table_set(r->subprocess_env, "BITBUCKET_USER", user);
+    apr_table_set(r->subprocess_env, "BITBUCKET_NAME", name);
+    apr_table_set(r->subprocess_env, "BITBUCKET_EMAIL", email);
+    apr_table_set(r->subprocess_env, "BITBUCKET_ID", uid);
+}
+
+/* A browser navigating to a page, as opposed to a script, an XHR/fetch call or a command-line client. */
+static int is_browser_navigation(request_rec *r)
+{
+    const char *accept = apr_table_get(r->headers_in, "Accept");
+    const char *requested_with = apr_table_get(r->headers_in, "X-Requested-With");
+    const char *fetch_mode = apr_table_get(r->headers_in, "Sec-Fetch-Mode");
+
+    if (r->method_number != M_GET) {        /* HEAD is M_GET with header_only */
+        return 0;
+    }
+    if (requested_with && !strcasecmp(requested_with, "XMLHttpRequest")) {
+        return 0;
+    }
+    if (fetch_mode && strcasecmp(fetch_mode, "navigate")) {
+        return 0;
+    }
+    return accept && ap_strcasestr(accept, "text/html") != NULL;
+}
+
+/* Whether the admin set an ErrorDocument for this status here. */
+static int has_error_document(request_rec *r, int status)
+{
+    const core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
+    return core->response_code_strings && core->response_code_strings[ap_index_of_response(status)];
+}
+
+/* 401 with a challenge and, unless the admin set an ErrorDocument, a short text instead of httpd's HTML page. */
+static int unauthorized(request_rec *r)
+{
+    const char *realm = ap_auth_name(r) ? ap_auth_name(r) : BBAUTH_AUTH_TYPE;
+
+    apr_table_setn(r->err_headers_out, "WWW-Authenticate",
+                   apr_psprintf(r->pool, "%s realm=\"%s\"", BBAUTH_AUTH_TYPE,
+                                ap_escape_quotes(r->pool, realm)));
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    if (!has_error_document(r, HTTP_UNAUTHORIZED)) {
+        ap_custom_response(r, HTTP_UNAUTHORIZED,
+                           "\"Authentication required: log in with Bitbucket in a browser.\n");
+    }
+    return HTTP_UNAUTHORIZED;
+}
+
+/* The URL to come back to after the login: this request's own path and query, when it is a local one. */
+static const char *return_url(request_rec *r)
+{
+    const char *safe = bb_url_safe_return(r->unparsed_uri);
+    return safe ? safe : "/";
+}
+
+static int unauthenticated(request_rec *r, const bbauth_server_conf *conf, const bbauth_dir_conf *dconf)
+{
+    switch (dconf->unauth_action) {
+    case BBAUTH_UNAUTH_REDIRECT:
+        return bbauth_start_login(r, conf, return_url(r));
+    case BBAUTH_UNAUTH_401:
+    case BBAUTH_UNAUTH_PASS:   /* here only when the Require lines want a user: anonymous cannot pass them */
+        return unauthorized(r);
+    default:
+        return is_browser_navigation(r) ? bbauth_start_login(r, conf, return_url(r)) : unauthorized(r);
+    }
+}
+
+static int check_authn(request_rec *r)
+{
+    const bbauth_server_conf *conf;
+    bb_session_t *session;
+
+    if (!uses_bitbucket_auth(r)) {
+        return DECLINED;
+    }
+    conf = server_conf(r);
+    if (conf->missing) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "mod_bbauth: AuthType Bitbucket for %s but this server lacks %s",
+                      r->uri, conf->missing);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    session = bbauth_request_session(r, conf);
+    if (!session) {
+        return unauthenticated(r, conf, dir_conf(r));
+    }
+    set_identity(r, dir_conf(r), session);
+    refresh_session_cookie(r, conf, session);
+    return OK;
+}
+
+/* BBAuthUnauthAction pass with "Require all granted": httpd runs no authentication, so the identity of a
+ * valid session is set here, before the handler. */
+static int fixups_pass(request_rec *r)
+{
+    const bbauth_dir_conf *dconf;
+    const bbauth_server_conf *conf;
+    bb_session_t *session;
+
+    if (r->user || !uses_bitbucket_auth(r)) {
+        return DECLINED;
+    }
+    dconf = dir_conf(r);
+    conf = server_conf(r);
+    if (dconf->unauth_action != BBAUTH_UNAUTH_PASS || conf->missing) {
+        return DECLINED;
+    }
+    session = bbauth_request_session(r, conf);
+    if (session) {
+        set_identity(r, dconf, session);
+        refresh_session_cookie(r, conf, session);
+    }
+    return DECLINED;
+}
+
+/* 1 when a header name starts with the prefix, ignoring case and treating '_' as '-'
+ * (X_Bitbucket_User reaches CGI and many proxies' back ends as X-Bitbucket-User). */
+static int has_identity_prefix(const char *name, const char *prefix)
+{
+    for (; *prefix; name++, prefix++) {
+        char n = *name == '_' ? '-' : (char)apr_tolower(*name);
+        char p = *prefix == '_' ? '-' : (char)apr_tolower(*prefix);
+        if (!*name || n != p) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Removes every header a client sent that looks like one of ours, so that no one can claim an identity. Only on
+ * the request that came from the client: internal redirects and subrequests carry the headers we set. */
+static int strip_identity_headers(request_rec *r)
+{
+    const apr_array_header_t *fields;
+    const apr_table_entry_t *entry;
+    apr_array_header_t *spoofed;
+    const char *prefix;
+    int i;
+
+    if (!ap_is_initial_req(r)) {
+        return DECLINED;
+    }
+    prefix = header_prefix(dir_conf(r));
+    fields = apr_table_elts(r->headers_in);
+    entry = (const apr_table_entry_t *)fields->elts;
+    spoofed = apr_array_make(r->pool, 2, sizeof(const char *));
+    for (i = 0; i < fields->nelts; i++) {
+        if (entry[i].key && (has_identity_prefix(entry[i].key, prefix)
+                             || has_identity_prefix(entry[i].key, BBAUTH_DEFAULT_PREFIX))) {
+            APR_ARRAY_PUSH(spoofed, const char *) = entry[i].key;
+        }
+    }
+    /* Unset after the scan: unsetting shifts the table under the loop. */
+    for (i = 0; i < spoofed->nelts; i++) {
+        apr_table_unset(r->headers_in, APR_ARRAY_IDX(spoofed, i, const char *));
+    }
+    return DECLINED;
+}
+
+void bbauth_register_authn_hooks(void)
+{
+    ap_hook_header_parser(strip_identity_headers, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_check_authn(check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_fixups(fixups_pass, NULL, NULL, APR_HOOK_FIRST);
+}

@@ -1,0 +1,532 @@
+/* mod_bbauth_config.c: the BBAuth* directives, their checks, and the startup check that every use is configured. */
+#include <errno.h>
+#include <stdlib.h>
+#include <ctype.h>
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <apr_file_io.h>
+#include <apr_file_info.h>
+#include <http_core.h>
+#include <http_main.h>
+#include <util_cfgtree.h>
+
+#include "mod_bbauth.h"
+#include "bb_url.h"
+
+#define DEFAULT_SCOPE         "REPO_READ"
+#define DEFAULT_MAX_AGE       28800
+#define DEFAULT_IDLE_TIMEOUT  3600
+#define DEFAULT_COOKIE_NAME   "bbauth_session"
+#define DEFAULT_BITBUCKET_TIMEOUT       10
+#define MAX_SECRET_FILE       4096
+
+void *bbauth_create_server_conf(apr_pool_t *p, server_rec *s)
+{
+    bbauth_server_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    conf->oauth_version = BBAUTH_UNSET;
+    conf->max_age = BBAUTH_UNSET;
+    conf->idle_timeout = BBAUTH_UNSET;
+    conf->timeout = BBAUTH_UNSET;
+    return conf;
+}
+
+#define MERGE_PTR(field) merged->field = add->field ? add->field : base->field
+#define MERGE_NUM(field) merged->field = add->field != BBAUTH_UNSET ? add->field : base->field
+
+void *bbauth_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    const bbauth_server_conf *base = basev, *add = addv;
+    bbauth_server_conf *merged = apr_pcalloc(p, sizeof(*merged));
+
+    MERGE_PTR(bitbucket_url);
+    MERGE_NUM(oauth_version);
+    MERGE_PTR(client_id);
+    MERGE_PTR(client_secret);
+    MERGE_PTR(scope);
+    MERGE_PTR(session_keys);
+    MERGE_NUM(max_age);
+    MERGE_NUM(idle_timeout);
+    MERGE_PTR(cookie_name);
+    MERGE_PTR(cookie_domain);
+    MERGE_PTR(cookie_path);
+    MERGE_PTR(cookie_samesite);
+    MERGE_PTR(ca_file);
+    MERGE_NUM(timeout);
+    /* The redirect URI, its origin and path belong together. */
+    if (add->redirect_uri) {
+        merged->redirect_uri = add->redirect_uri;
+        merged->redirect_origin = add->redirect_origin;
+        merged->callback_path = add->callback_path;
+    }
+    else {
+        merged->redirect_uri = base->redirect_uri;
+        merged->redirect_origin = base->redirect_origin;
+        merged->callback_path = base->callback_path;
+    }
+    return merged;
+}
+
+void *bbauth_create_dir_conf(apr_pool_t *p, char *dir)
+{
+    return apr_pcalloc(p, sizeof(bbauth_dir_conf));
+}
+
+void *bbauth_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    const bbauth_dir_conf *base = basev, *add = addv;
+    bbauth_dir_conf *merged = apr_pcalloc(p, sizeof(*merged));
+
+    merged->unauth_action = add->unauth_action ? add->unauth_action : base->unauth_action;
+    MERGE_PTR(header_prefix);
+    return merged;
+}
+
+/* Applies the defaults of everything left unset and builds the records the core uses per request. */
+void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf)
+{
+    const char *missing = NULL;
+
+    if (conf->oauth_version == BBAUTH_UNSET) conf->oauth_version = 2;
+    if (!conf->scope) conf->scope = DEFAULT_SCOPE;
+    if (conf->max_age == BBAUTH_UNSET) conf->max_age = DEFAULT_MAX_AGE;
+    if (conf->idle_timeout == BBAUTH_UNSET) conf->idle_timeout = DEFAULT_IDLE_TIMEOUT;
+    if (!conf->cookie_name) conf->cookie_name = DEFAULT_COOKIE_NAME;
+    if (!conf->cookie_path) conf->cookie_path = "/";
+    if (!conf->cookie_samesite) conf->cookie_samesite = "Lax";
+    if (conf->timeout == BBAUTH_UNSET) conf->timeout = DEFAULT_BITBUCKET_TIMEOUT;
+    if (conf->session_keys && !conf->state_keys) {
+        conf->state_keys = bb_keyring_derive(p, conf->session_keys, "mod_bbauth login state v1");
+    }
+
+    /* Secure whenever the public URL is https, even when TLS ends at a proxy in front of this server. */
+    conf->cookie_secure = conf->redirect_uri && !strncasecmp(conf->redirect_uri, "https:", 6);
+
+    conf->policy.issuer = conf->redirect_origin;
+    conf->policy.max_age = conf->max_age;
+    conf->policy.idle_timeout = conf->idle_timeout;
+
+    conf->http.ca_file = conf->ca_file;
+    conf->http.timeout_sec = conf->timeout;
+    conf->http.max_body = BB_HTTP_MAX_BODY;
+    conf->http.user_agent = "mod_bbauth";
+
+    conf->oauth2.base_url = conf->bitbucket_url;
+    conf->oauth2.client_id = conf->client_id;
+    conf->oauth2.client_secret = conf->client_secret;
+    conf->oauth2.redirect_uri = conf->redirect_uri;
+    conf->oauth2.scope = conf->scope;
+
+#define REQUIRE(field, directive) \
+    if (!conf->field) missing = missing ? apr_pstrcat(p, missing, ", " directive, NULL) : directive
+    REQUIRE(bitbucket_url, "BBAuthBitbucketURL");
+    REQUIRE(client_id, "BBAuthClientID");
+    if (conf->oauth_version == 2) {
+        REQUIRE(client_secret, "BBAuthClientSecret");
+    }
+    REQUIRE(redirect_uri, "BBAuthRedirectURI");
+    REQUIRE(session_keys, "BBAuthSessionKey");
+#undef REQUIRE
+    conf->missing = missing;
+}
+
+/* ---- directive handlers ---- */
+
+static bbauth_server_conf *server_conf_of(cmd_parms *cmd)
+{
+    return ap_get_module_config(cmd->server->module_config, &bbauth_module);
+}
+
+/* "Directive: message" for errors, so that httpd's "Syntax error on line N of FILE" names everything. */
+static const char *directive_error(cmd_parms *cmd, const char *message)
+{
+    return apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", message, NULL);
+}
+
+static const char *set_bitbucket_url(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = NULL;
+    const char *url = bb_url_check_base(cmd->pool, arg, &err);
+
+    if (!url) {
+        return directive_error(cmd, err);
+    }
+    server_conf_of(cmd)->bitbucket_url = url;
+    return NULL;
+}
+
+static const char *set_oauth_version(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    if (strcmp(arg, "1") && strcmp(arg, "2")) {
+        return directive_error(cmd, "must be 2 (OAuth 2, Bitbucket 7.21 and later) or 1 (OAuth 1.0a)");
+    }
+    server_conf_of(cmd)->oauth_version = atoi(arg);
+    return NULL;
+}
+
+static const char *set_client_id(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    if (!*arg) {
+        return directive_error(cmd, "must not be empty");
+    }
+    server_conf_of(cmd)->client_id = arg;
+    return NULL;
+}
+
+/* The first line of a file, without the line end, or NULL with *err. */
+static const char *read_secret_file(cmd_parms *cmd, const char *path, const char **err)
+{
+    apr_file_t *file;
+    char buf[MAX_SECRET_FILE];
+    apr_size_t len = sizeof(buf) - 1;
+    apr_status_t rv = apr_file_open(&file, path, APR_FOPEN_READ, APR_OS_DEFAULT, cmd->temp_pool);
+
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_read(file, buf, &len);
+        apr_file_close(file);
+    }
+    if (rv != APR_SUCCESS && rv != APR_EOF) {
+        *err = apr_psprintf(cmd->pool, "cannot read %s (%pm)", path, &rv);
+        return NULL;
+    }
+    buf[rv == APR_EOF ? 0 : len] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return apr_pstrdup(cmd->pool, buf);
+}
+
+static const char *set_client_secret(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = NULL;
+    const char *secret = arg;
+
+    if (!strncmp(arg, "file:", 5)) {
+        const char *path = ap_server_root_relative(cmd->temp_pool, arg + 5);
+        secret = path ? read_secret_file(cmd, path, &err) : NULL;
+        if (!secret) {
+            return directive_error(cmd, err ? err : "invalid file path");
+        }
+    }
+    else if (!strncmp(arg, "env:", 4)) {
+        secret = getenv(arg + 4);
+        if (!secret) {
+            return directive_error(cmd, apr_psprintf(cmd->pool, "environment variable %s is not set", arg + 4));
+        }
+        secret = apr_pstrdup(cmd->pool, secret);
+    }
+    if (!*secret) {
+        return directive_error(cmd, "the client secret is empty");
+    }
+    server_conf_of(cmd)->client_secret = secret;
+    return NULL;
+}
+
+static const char *set_redirect_uri(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    bbauth_server_conf *conf = server_conf_of(cmd);
+    const char *err = NULL, *origin = NULL, *path = NULL;
+
+    if (!bb_url_check_redirect(cmd->pool, arg, &origin, &path, &err)) {
+        return directive_error(cmd, err);
+    }
+    conf->redirect_uri = arg;
+    conf->redirect_origin = origin;
+    conf->callback_path = path;
+    return NULL;
+}
+
+static const char *const known_scopes[] = {
+    "PUBLIC_REPOS", "REPO_READ", "REPO_WRITE", "REPO_ADMIN", "PROJECT_ADMIN",
+    "ACCOUNT_WRITE", "ADMIN_WRITE", "SYSTEM_ADMIN", NULL
+};
+
+static const char *add_scope(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    bbauth_server_conf *conf = server_conf_of(cmd);
+    int i;
+
+    for (i = 0; known_scopes[i] && strcmp(known_scopes[i], arg); i++) {
+    }
+    if (!known_scopes[i]) {
+        return directive_error(cmd, apr_psprintf(cmd->pool, "unknown scope '%s' (e.g. REPO_READ, PUBLIC_REPOS)",
+                                                 ap_escape_logitem(cmd->pool, arg)));
+    }
+    /* Several scopes, on one line or several: Bitbucket wants them space-separated. A vhost starts afresh. */
+    conf->scope = conf->scope ? apr_pstrcat(cmd->pool, conf->scope, " ", arg, NULL) : arg;
+    return NULL;
+}
+
+static const char *set_session_key(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = NULL;
+    const char *path = ap_server_root_relative(cmd->temp_pool, arg);
+    bb_keyring_t *ring = path ? bb_keyring_load(cmd->pool, path, &err) : NULL;
+
+    if (!ring) {
+        return directive_error(cmd, err ? err : "invalid file path");
+    }
+    server_conf_of(cmd)->session_keys = ring;
+    return NULL;
+}
+
+/* A whole number of seconds within [min, max]. */
+static const char *parse_seconds(cmd_parms *cmd, const char *arg, apr_int64_t min, apr_int64_t max,
+                                 apr_int64_t *out)
+{
+    char *end;
+    apr_int64_t value;
+
+    errno = 0;
+    value = apr_strtoi64(arg, &end, 10);
+
+    if (!*arg || *end || errno == ERANGE || value < min || value > max) {
+        return directive_error(cmd, apr_psprintf(cmd->pool, "must be a number of seconds from %" APR_INT64_T_FMT
+                                                 " to %" APR_INT64_T_FMT, min, max));
+    }
+    *out = value;
+    return NULL;
+}
+
+static const char *set_max_age(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return parse_seconds(cmd, arg, 60, 31536000, &server_conf_of(cmd)->max_age);
+}
+
+static const char *set_idle_timeout(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return parse_seconds(cmd, arg, 0, 31536000, &server_conf_of(cmd)->idle_timeout);
+}
+
+static const char *set_timeout(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    apr_int64_t seconds;
+    const char *err = parse_seconds(cmd, arg, 1, 300, &seconds);
+
+    if (!err) {
+        server_conf_of(cmd)->timeout = (int)seconds;
+    }
+    return err;
+}
+
+/* Cookie names are RFC 6265 tokens; our login-state cookies append "_st_..." to it. */
+static const char *set_cookie_name(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *c;
+
+    for (c = arg; *c; c++) {
+        if (!apr_isalnum(*c) && !strchr("-_.", *c)) {
+            return directive_error(cmd, "may only hold letters, digits, '-', '_' and '.'");
+        }
+    }
+    if (!*arg) {
+        return directive_error(cmd, "must not be empty");
+    }
+    server_conf_of(cmd)->cookie_name = arg;
+    return NULL;
+}
+
+static const char *set_cookie_domain(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *c;
+
+    for (c = arg; *c; c++) {
+        if (!apr_isalnum(*c) && !strchr("-.", *c)) {
+            return directive_error(cmd, "must be a domain name such as example.com");
+        }
+    }
+    if (!*arg) {
+        return directive_error(cmd, "must not be empty");
+    }
+    server_conf_of(cmd)->cookie_domain = arg;
+    return NULL;
+}
+
+static const char *set_cookie_path(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    if (arg[0] != '/' || strpbrk(arg, ";, \t\r\n\"\\")) {
+        return directive_error(cmd, "must be a URL path starting with '/'");
+    }
+    server_conf_of(cmd)->cookie_path = arg;
+    return NULL;
+}
+
+static const char *set_cookie_samesite(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    static const char *const values[] = { "Lax", "Strict", "None", NULL };
+    int i;
+
+    for (i = 0; values[i]; i++) {
+        if (!strcasecmp(arg, values[i])) {
+            server_conf_of(cmd)->cookie_samesite = values[i];
+            return NULL;
+        }
+    }
+    return directive_error(cmd, "must be Lax, Strict or None");
+}
+
+static const char *set_ca_file(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    apr_finfo_t finfo;
+
+    if (!path || apr_stat(&finfo, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS
+        || finfo.filetype != APR_REG) {
+        return directive_error(cmd, apr_psprintf(cmd->pool, "%s is not a readable file", arg));
+    }
+    server_conf_of(cmd)->ca_file = path;
+    return NULL;
+}
+
+static const char *set_cache(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err) {
+        return err;
+    }
+    /* Process-wide, like SSLSessionCache: one cache shared by every virtual host. */
+    err = bbauth_cache_configure(cmd->pool, cmd->temp_pool, arg);
+    return err ? directive_error(cmd, err) : NULL;
+}
+
+static const char *set_unauth_action(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    bbauth_dir_conf *conf = dconf;
+
+    if (!strcasecmp(arg, "auto")) conf->unauth_action = BBAUTH_UNAUTH_AUTO;
+    else if (!strcasecmp(arg, "redirect")) conf->unauth_action = BBAUTH_UNAUTH_REDIRECT;
+    else if (!strcmp(arg, "401")) conf->unauth_action = BBAUTH_UNAUTH_401;
+    else if (!strcasecmp(arg, "pass")) conf->unauth_action = BBAUTH_UNAUTH_PASS;
+    else return directive_error(cmd, "must be auto, redirect, 401 or pass");
+    return NULL;
+}
+
+static const char *set_header_prefix(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *c;
+
+    for (c = arg; *c; c++) {
+        if (!apr_isalnum(*c) && *c != '-') {
+            return directive_error(cmd, "may only hold letters, digits and '-'");
+        }
+    }
+    if (!*arg) {
+        return directive_error(cmd, "must not be empty");
+    }
+    ((bbauth_dir_conf *)dconf)->header_prefix = arg;
+    return NULL;
+}
+
+const command_rec bbauth_directives[] = {
+    AP_INIT_TAKE1("BBAuthBitbucketURL", set_bitbucket_url, NULL, RSRC_CONF,
+                  "Bitbucket Data Center base URL, e.g. https://bitbucket.example.com"),
+    AP_INIT_TAKE1("BBAuthOAuthVersion", set_oauth_version, NULL, RSRC_CONF,
+                  "2 (default) or 1 for Bitbucket before 7.21"),
+    AP_INIT_TAKE1("BBAuthClientID", set_client_id, NULL, RSRC_CONF,
+                  "Client ID of the application link (OAuth 1: the consumer key)"),
+    AP_INIT_TAKE1("BBAuthClientSecret", set_client_secret, NULL, RSRC_CONF,
+                  "Client secret of the application link, or file:/path or env:NAME"),
+    AP_INIT_TAKE1("BBAuthRedirectURI", set_redirect_uri, NULL, RSRC_CONF,
+                  "The exact redirect URL registered in the application link"),
+    AP_INIT_ITERATE("BBAuthScope", add_scope, NULL, RSRC_CONF,
+                    "OAuth 2 scopes to ask for (default REPO_READ)"),
+    AP_INIT_TAKE1("BBAuthSessionKey", set_session_key, NULL, RSRC_CONF,
+                  "File with the session signing keys, one per line; the first signs"),
+    AP_INIT_TAKE1("BBAuthSessionMaxAge", set_max_age, NULL, RSRC_CONF,
+                  "Seconds a session lasts from login (default 28800)"),
+    AP_INIT_TAKE1("BBAuthSessionIdleTimeout", set_idle_timeout, NULL, RSRC_CONF,
+                  "Seconds without a request before a session ends (default 3600, 0 = off)"),
+    AP_INIT_TAKE1("BBAuthCookieName", set_cookie_name, NULL, RSRC_CONF,
+                  "Name of the session cookie (default bbauth_session)"),
+    AP_INIT_TAKE1("BBAuthCookieDomain", set_cookie_domain, NULL, RSRC_CONF,
+                  "Domain attribute of the session cookie (default: host only)"),
+    AP_INIT_TAKE1("BBAuthCookiePath", set_cookie_path, NULL, RSRC_CONF,
+                  "Path attribute of the session cookie (default /)"),
+    AP_INIT_TAKE1("BBAuthCookieSameSite", set_cookie_samesite, NULL, RSRC_CONF,
+                  "SameSite attribute of the session cookie: Lax (default), Strict or None"),
+    AP_INIT_TAKE1("BBAuthCache", set_cache, NULL, RSRC_CONF,
+                  "socache provider for shared state: shmcb (default), memcache:host:port, redis:host:port"),
+    AP_INIT_TAKE1("BBAuthCAFile", set_ca_file, NULL, RSRC_CONF,
+                  "Extra CA certificates (PEM) to trust for Bitbucket's certificate"),
+    AP_INIT_TAKE1("BBAuthTimeout", set_timeout, NULL, RSRC_CONF,
+                  "Seconds to wait for Bitbucket (default 10)"),
+    AP_INIT_TAKE1("BBAuthUnauthAction", set_unauth_action, NULL, OR_AUTHCFG,
+                  "What an unauthenticated request gets: auto (default), redirect, 401 or pass"),
+    AP_INIT_TAKE1("BBAuthHeaderPrefix", set_header_prefix, NULL, OR_AUTHCFG,
+                  "Prefix of the identity headers for the upstream app (default X-Bitbucket-)"),
+    { NULL }
+};
+
+/* ---- the startup check of every place that uses the module ---- */
+
+/* The argument of a directive node without surrounding quotes. */
+static const char *first_arg(apr_pool_t *p, const ap_directive_t *node)
+{
+    const char *args = node->args;
+    return ap_getword_conf(p, &args);
+}
+
+/* What, if anything, a configuration node asks of the module: a description of the use, or NULL. */
+static const char *node_use(apr_pool_t *p, const ap_directive_t *node)
+{
+    const char *arg;
+
+    if (!node->args) {
+        return NULL;
+    }
+    arg = first_arg(p, node);
+    if (!strcasecmp(node->directive, "AuthType") && !strcasecmp(arg, BBAUTH_AUTH_TYPE)) {
+        return "AuthType Bitbucket";
+    }
+    if (!strcasecmp(node->directive, "SetHandler") && !strncasecmp(arg, "bbauth-", 7)) {
+        return apr_pstrcat(p, "SetHandler ", arg, NULL);
+    }
+    if (!strcasecmp(node->directive, "Require") && !strncasecmp(arg, "bitbucket-", 10)) {
+        return apr_pstrcat(p, "Require ", arg, NULL);
+    }
+    return NULL;
+}
+
+/* The server record a <VirtualHost> section made: httpd remembers where each was defined. */
+static server_rec *server_of_section(server_rec *main_server, const ap_directive_t *node)
+{
+    server_rec *s;
+
+    for (s = main_server->next; s; s = s->next) {
+        if (s->defn_name && !strcmp(s->defn_name, node->filename)
+            && s->defn_line_number == (unsigned int)node->line_num) {
+            return s;
+        }
+    }
+    return main_server;
+}
+
+static int check_tree(apr_pool_t *ptemp, server_rec *main_server, server_rec *s, const ap_directive_t *node)
+{
+    for (; node; node = node->next) {
+        server_rec *section_server = s;
+        const char *use = node_use(ptemp, node);
+
+        if (use) {
+            const bbauth_server_conf *conf = ap_get_module_config(s->module_config, &bbauth_module);
+            if (conf->missing) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, main_server,
+                             "mod_bbauth: %s on line %d of %s needs %s set for %s",
+                             use, node->line_num, node->filename, conf->missing,
+                             s == main_server ? "the main server" : "its virtual host");
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+        if (!strcasecmp(node->directive, "<VirtualHost")) {
+            section_server = server_of_section(main_server, node);
+        }
+        if (node->first_child && check_tree(ptemp, main_server, section_server, node->first_child) != OK) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    return OK;
+}
+
+int bbauth_check_uses(apr_pool_t *ptemp, server_rec *s)
+{
+    return check_tree(ptemp, s, s, ap_conftree);
+}

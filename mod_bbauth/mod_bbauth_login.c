@@ -1,0 +1,265 @@
+/* mod_bbauth_login.c: the login itself: starting it, the OAuth callback (answered wherever BBAuthRedirectURI points), and the login and logout handlers. */
+#include <apr_strings.h>
+#include <http_core.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+#include "mod_bbauth.h"
+#include "bb_bitbucket.h"
+#include "bb_cookie.h"
+#include "bb_pkce.h"
+#include "bb_state.h"
+#include "bb_url.h"
+
+#define LOGIN_HANDLER   "bbauth-login"
+#define LOGOUT_HANDLER  "bbauth-logout"
+
+static const bbauth_server_conf *server_conf(request_rec *r)
+{
+    return ap_get_module_config(r->server->module_config, &bbauth_module);
+}
+
+/* Set-Cookie for one login attempt's state cookie; max_age 0 deletes it. Always SameSite=Lax: the callback
+ * is a cross-site navigation from Bitbucket, which a Strict cookie would not come along with. */
+static const char *state_cookie(request_rec *r, const bbauth_server_conf *conf, const char *state,
+                                const char *value, long max_age)
+{
+    bb_cookie_attrs_t attrs;
+
+    attrs.path = conf->callback_path;
+    attrs.domain = NULL;
+    attrs.same_site = "Lax";
+    attrs.max_age = max_age;
+    attrs.secure = conf->cookie_secure;
+    attrs.http_only = 1;
+    return bb_cookie_make(r->pool, bb_login_state_cookie_name(r->pool, conf->cookie_name, state), value, &attrs);
+}
+
+int bbauth_start_login(request_rec *r, const bbauth_server_conf *conf, const char *return_to)
+{
+    bb_login_state_t *login = bb_login_state_new(r->pool, return_to, bbauth_now(), BBAUTH_LOGIN_TTL);
+    const char *value = login ? bb_login_state_encode(r->pool, conf->state_keys, login) : NULL;
+    const char *challenge;
+
+    if (!value) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: cannot start a login: no random numbers "
+                      "from OpenSSL (check the system's entropy source)");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    challenge = bb_pkce_challenge_s256(r->pool, login->verifier);
+    bbauth_set_cookie(r, state_cookie(r, conf, login->state, value, BBAUTH_LOGIN_TTL));
+    return bbauth_redirect(r, bb_oauth2_authorize_url(r->pool, &conf->oauth2, login->state, challenge));
+}
+
+/* The login attempt this browser started for `state`, or NULL; its cookie is deleted either way. */
+static bb_login_state_t *take_login_state(request_rec *r, const bbauth_server_conf *conf, const char *state)
+{
+    const char *cookies = apr_table_get(r->headers_in, "Cookie");
+    const char *name = bb_login_state_cookie_name(r->pool, conf->cookie_name, state);
+    apr_array_header_t *values = bb_cookie_values(r->pool, cookies, name);
+    int i;
+
+    bbauth_set_cookie(r, state_cookie(r, conf, state, "", 0));
+    for (i = 0; i < values->nelts; i++) {
+        bb_login_state_t *login = NULL;
+        if (bb_login_state_decode(r->pool, conf->state_keys, APR_ARRAY_IDX(values, i, const char *), state,
+                                  bbauth_now(), &login) == BB_STATE_VALID) {
+            return login;
+        }
+    }
+    return NULL;
+}
+
+/* The module's endpoints are links a browser follows: GET (and HEAD) only. */
+static int method_not_allowed(request_rec *r)
+{
+    apr_table_setn(r->err_headers_out, "Allow", "GET, HEAD");
+    return bbauth_page(r, HTTP_METHOD_NOT_ALLOWED, "Method not allowed", "Only GET is answered here.", NULL);
+}
+
+/* One log line and a short page for a login that failed while talking to Bitbucket. */
+static int login_failed(request_rec *r, int status, const char *errmsg, const char *again)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: login failed: %s", errmsg);
+    return bbauth_page(r, status, status == HTTP_FORBIDDEN ? "Access denied" : "Login failed",
+                       status == HTTP_FORBIDDEN
+                       ? "Your Bitbucket account may not log in here."
+                       : "Bitbucket could not complete the login. The administrator has been told why in the "
+                         "server's error log.", again);
+}
+
+/* Where the browser goes once logged in. With SameSite=Strict a redirect would arrive without the new cookie
+ * (the chain began at Bitbucket, another site), so the last hop is a same-site page instead. */
+static int finish_login(request_rec *r, const bbauth_server_conf *conf, const char *return_to)
+{
+    const char *escaped;
+
+    if (strcmp(conf->cookie_samesite, "Strict")) {
+        return bbauth_redirect(r, return_to);
+    }
+    escaped = ap_escape_html2(r->pool, return_to, 1);
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    ap_set_content_type(r, "text/html; charset=utf-8");
+    ap_rprintf(r, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+               "<meta http-equiv=\"refresh\" content=\"0;url=%s\"><title>Logged in</title></head>\n"
+               "<body><p><a href=\"%s\">Continue</a></p></body></html>\n", escaped, escaped);
+    return OK;
+}
+
+/* Exchanges the code, identifies the user and issues the session cookie. */
+static int complete_login(request_rec *r, const bbauth_server_conf *conf, const bb_login_state_t *login,
+                          const char *code)
+{
+    bb_oauth2_tokens_t *tokens = NULL;
+    bb_user_t *user = NULL;
+    bb_bitbucket_t api;
+    bb_session_t *session;
+    const char *errmsg = NULL, *value;
+    bb_status_t status;
+
+    status = bb_oauth2_exchange_code(r->pool, &conf->oauth2, &conf->http, code, login->verifier, &tokens, &errmsg);
+    if (status != BB_OK) {
+        return login_failed(r, HTTP_BAD_GATEWAY, errmsg, login->return_to);
+    }
+    api.base_url = conf->bitbucket_url;
+    api.http = &conf->http;
+    api.authorize = bb_bearer_authorizer;
+    api.baton = (void *)tokens->access_token;
+    status = bb_bitbucket_identify(r->pool, &api, &user, &errmsg);
+    if (status != BB_OK) {
+        return login_failed(r, HTTP_BAD_GATEWAY, errmsg, login->return_to);
+    }
+    if (!user->active) {
+        return login_failed(r, HTTP_FORBIDDEN, apr_psprintf(r->pool, "Bitbucket user %s is deactivated",
+                                                          bb_strip_controls(r->pool, user->name)), NULL);
+    }
+    session = bb_session_new(r->pool, user->name, user->id, user->display_name, user->email, bbauth_now());
+    value = session ? bb_session_encode(r->pool, conf->session_keys, &conf->policy, session, bbauth_now()) : NULL;
+    if (!value) {
+        return login_failed(r, HTTP_INTERNAL_SERVER_ERROR, "cannot create the session cookie", NULL);
+    }
+    bbauth_set_cookie(r, bbauth_session_cookie(r, conf, value, (long)conf->max_age));
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: %s logged in",
+                  bb_strip_controls(r->pool, user->name));
+    return finish_login(r, conf, login->return_to);
+}
+
+/* Bitbucket sends the browser back here: ?code&state, or ?error&state when the user declined. */
+static int handle_callback(request_rec *r, const bbauth_server_conf *conf)
+{
+    apr_table_t *query = bb_url_parse_query(r->pool, r->args);
+    const char *state = bb_url_query_single(query, "state");
+    const char *code = bb_url_query_single(query, "code");
+    const char *error = bb_url_query_single(query, "error");
+    bb_login_state_t *login;
+    apr_status_t rv;
+
+    /* The code in this URL must not travel on as a Referer. */
+    apr_table_setn(r->err_headers_out, "Referrer-Policy", "no-referrer");
+    if (r->method_number != M_GET) {
+        return method_not_allowed(r);
+    }
+    if (!state || !*state || (!code && !error)) {
+        return bbauth_page(r, HTTP_BAD_REQUEST, "Bad login answer",
+                           "This is not a complete answer from Bitbucket (one state and one code expected).", "/");
+    }
+    login = take_login_state(r, conf, state);
+    if (!login) {
+        return bbauth_page(r, HTTP_BAD_REQUEST, "Login expired",
+                           "This login has expired, was already completed, or began in another browser.", "/");
+    }
+    if (error) {
+        if (!strcmp(error, "access_denied")) {
+            return bbauth_page(r, HTTP_FORBIDDEN, "Access denied",
+                               "You did not allow this site to use your Bitbucket account.", login->return_to);
+        }
+        return login_failed(r, HTTP_BAD_GATEWAY,
+                            apr_psprintf(r->pool, "Bitbucket's authorize page answered error=%s: check the "
+                                         "application link (redirect URL, scope %s)",
+                                         ap_escape_logitem(r->pool, error), conf->scope), login->return_to);
+    }
+    rv = bb_cache_use_once(bbauth_cache(), "state", state, apr_time_from_sec(login->exp), r->pool);
+    if (rv == APR_EEXIST) {
+        return bbauth_page(r, HTTP_BAD_REQUEST, "Login already used",
+                           "This login answer was already used. Start again.", login->return_to);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mod_bbauth: login failed: the shared cache (BBAuthCache) "
+                      "could not record the login state");
+        return bbauth_page(r, HTTP_SERVICE_UNAVAILABLE, "Login unavailable",
+                           "The login cannot be completed right now.", login->return_to);
+    }
+    return complete_login(r, conf, login, code);
+}
+
+/* The callback is the module's own endpoint: answered before any access control of the URL space it lies in. */
+static int callback_quick_handler(request_rec *r, int lookup_only)
+{
+    const bbauth_server_conf *conf;
+
+    if (lookup_only || r->main) {
+        return DECLINED;
+    }
+    conf = server_conf(r);
+    if (!conf->callback_path || conf->missing || !r->parsed_uri.path
+        || strcmp(r->parsed_uri.path, conf->callback_path)) {
+        return DECLINED;
+    }
+    return handle_callback(r, conf);
+}
+
+/* ?return=<local path>, or "/" when absent or leading elsewhere. */
+static const char *return_parameter(request_rec *r)
+{
+    const char *wanted = bb_url_query_single(bb_url_parse_query(r->pool, r->args), "return");
+    const char *safe = wanted ? bb_url_safe_return(wanted) : NULL;
+    return safe ? safe : "/";
+}
+
+/* SetHandler bbauth-login: the link to share. Already logged in: straight to ?return; else off to Bitbucket. */
+static int login_handler(request_rec *r)
+{
+    const bbauth_server_conf *conf;
+    const char *return_to;
+
+    if (!r->handler || strcmp(r->handler, LOGIN_HANDLER)) {
+        return DECLINED;
+    }
+    if (r->method_number != M_GET) {
+        return method_not_allowed(r);
+    }
+    conf = server_conf(r);
+    if (conf->missing) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: SetHandler bbauth-login but this server lacks %s",
+                      conf->missing);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return_to = return_parameter(r);
+    if (bbauth_request_session(r, conf)) {
+        return bbauth_redirect(r, return_to);
+    }
+    return bbauth_start_login(r, conf, return_to);
+}
+
+/* SetHandler bbauth-logout: deletes the session cookie and goes to ?return. */
+static int logout_handler(request_rec *r)
+{
+    const bbauth_server_conf *conf;
+
+    if (!r->handler || strcmp(r->handler, LOGOUT_HANDLER)) {
+        return DECLINED;
+    }
+    if (r->method_number != M_GET) {
+        return method_not_allowed(r);
+    }
+    conf = server_conf(r);
+    bbauth_set_cookie(r, bbauth_session_cookie(r, conf, "", 0));
+    return bbauth_redirect(r, return_parameter(r));
+}
+
+void bbauth_register_login_hooks(void)
+{
+    ap_hook_quick_handler(callback_quick_handler, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_handler(login_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(logout_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}

@@ -1,0 +1,66 @@
+/* mod_bbauth_page.c: what the module answers itself: short escaped pages, redirects and Set-Cookie headers. */
+#include <apr_strings.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+#include "mod_bbauth.h"
+#include "bb_cookie.h"
+
+apr_int64_t bbauth_now(void)
+{
+    return (apr_int64_t)apr_time_sec(apr_time_now());
+}
+
+/* Nothing the module answers may be cached: it is either personal or a one-time step of a login. */
+static void no_store(request_rec *r)
+{
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->err_headers_out, "Pragma", "no-cache");
+}
+
+int bbauth_page(request_rec *r, int status, const char *title, const char *message, const char *again)
+{
+    const char *escaped_title = ap_escape_html2(r->pool, title, 1);
+    const char *again_link = again ? apr_pstrcat(r->pool, "<p><a href=\"", ap_escape_html2(r->pool, again, 1),
+                                                 "\">Try again</a></p>\n", NULL) : "";
+
+    no_store(r);
+    r->status = status;
+    ap_set_content_type(r, "text/html; charset=utf-8");
+    apr_table_setn(r->err_headers_out, "X-Content-Type-Options", "nosniff");
+    apr_table_setn(r->err_headers_out, "Content-Security-Policy", "default-src 'none'");
+    if (!r->header_only) {
+        ap_rprintf(r, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>%d %s</title></head>\n"
+                   "<body><h1>%s</h1>\n<p>%s</p>\n%s</body></html>\n",
+                   status, escaped_title, escaped_title, ap_escape_html2(r->pool, message, 1), again_link);
+    }
+    return OK;
+}
+
+int bbauth_redirect(request_rec *r, const char *location)
+{
+    no_store(r);
+    /* headers_out: httpd's redirect response takes Location from there (and keeps err_headers_out too). */
+    apr_table_setn(r->headers_out, "Location", location);
+    return HTTP_MOVED_TEMPORARILY;
+}
+
+void bbauth_set_cookie(request_rec *r, const char *set_cookie)
+{
+    if (set_cookie) {
+        apr_table_addn(r->err_headers_out, "Set-Cookie", set_cookie);
+    }
+}
+
+const char *bbauth_session_cookie(request_rec *r, const bbauth_server_conf *conf, const char *value, long max_age)
+{
+    bb_cookie_attrs_t attrs;
+
+    attrs.path = conf->cookie_path;
+    attrs.domain = conf->cookie_domain;
+    attrs.same_site = conf->cookie_samesite;
+    attrs.max_age = max_age;
+    attrs.secure = conf->cookie_secure;
+    attrs.http_only = 1;
+    return bb_cookie_make(r->pool, conf->cookie_name, value, &attrs);
+}
