@@ -30,12 +30,18 @@ typedef struct {
 const char *bb_bearer_authorizer(apr_pool_t *p, void *baton, const char *method, const char *url);
 
 /* GET <base>/plugins/servlet/applinks/whoami: the username. An empty body (Bitbucket's answer for an unknown or
- * expired token) is BB_DENIED; HTML or a redirect is BB_BAD_RESPONSE. */
+ * expired token) or a 401 is BB_DENIED; HTML or a redirect is BB_BAD_RESPONSE (see bb_bitbucket_parse_whoami).
+ * Transport failures as bb_http_request; no Authorization from the authorizer: BB_UNAVAILABLE. */
 bb_status_t bb_bitbucket_whoami(apr_pool_t *p, const bb_bitbucket_t *bb, const char **username,
                                 const char **errmsg);
 
-/* GET <base>/rest/api/1.0/users?filter=<username>, then the entry whose name equals username exactly (the slug
- * may differ from the name, so /users/{slug} is not used). BB_NOT_FOUND when no entry matches. */
+/* GET <base>/rest/api/1.0/users?filter=<username>&limit=100, then the entry whose name equals username exactly,
+ * else case-insensitively (usernames are unique regardless of case; user->name is then Bitbucket's spelling).
+ * The slug may differ from the name, so /users/{slug} is not used. The filter also matches display names and
+ * e-mail addresses, so up to 10 pages are read. BB_NOT_FOUND when no entry matches (also for SERVICE users of
+ * project/repository tokens, which /users does not list); 401 → BB_DENIED; anything but 200 JSON with a
+ * "values" array, or a matching entry without integer id > 0, string name, slug, displayName, type and boolean
+ * active → BB_BAD_RESPONSE. Messages: "users at <url>: ...". */
 bb_status_t bb_bitbucket_user(apr_pool_t *p, const bb_bitbucket_t *bb, const char *username, bb_user_t **user,
                               const char **errmsg);
 
@@ -45,5 +51,11 @@ bb_status_t bb_bitbucket_identify(apr_pool_t *p, const bb_bitbucket_t *bb, bb_us
 /* Pure parsers, for the unit tests: a users page (JSON with "values") → the entry named username. */
 bb_status_t bb_bitbucket_parse_users(apr_pool_t *p, const bb_http_response_t *resp, const char *url,
                                      const char *username, bb_user_t **user, const char **errmsg);
+
+/* A whoami answer → the username (trimmed): 401 or an empty body → BB_DENIED; any other non-200, text/html, a
+ * type other than text/plain, or a body with any of <>{}[]"\, control characters (NUL too) or over 255 bytes →
+ * BB_BAD_RESPONSE: an HTML page is never taken for a username. Messages: "whoami at <url>: ...". */
+bb_status_t bb_bitbucket_parse_whoami(apr_pool_t *p, const bb_http_response_t *resp, const char *url,
+                                      const char **username, const char **errmsg);
 
 #endif

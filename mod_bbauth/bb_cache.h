@@ -24,7 +24,9 @@ typedef struct bb_cache_t {
 const char *bb_cache_key(apr_pool_t *p, const char *ns, const char *id);
 
 /* Marks (ns, id) as used until `expiry`. APR_SUCCESS the first time; APR_EEXIST when it was already used;
- * another error when the cache failed (the caller must then refuse: fail closed).
+ * another error when the cache failed (the caller must then refuse: fail closed). After `expiry` the id counts as
+ * unused again, so give the marker the lifetime of what it guards (e.g. the state cookie's exp): by then that is
+ * refused on its own account.
  * socache has no atomic add, so two processes racing on the same id within microseconds could both pass;
  * the callers' second line of defence is that Bitbucket's codes and tokens are themselves single-use. */
 apr_status_t bb_cache_use_once(const bb_cache_t *cache, const char *ns, const char *id, apr_time_t expiry,

@@ -11,7 +11,7 @@
 
 typedef struct {
     const char *ca_file;        /* extra CA certificates (PEM) trusted besides the system store, or NULL */
-    long timeout_sec;           /* whole-request timeout; the connect timeout is the same or less */
+    long timeout_sec;           /* whole-request timeout, also the connect timeout; <= 0: 10 s */
     apr_size_t max_body;        /* 0: BB_HTTP_MAX_BODY */
     const char *user_agent;     /* NULL: "mod_bbauth" */
 } bb_http_opts_t;
@@ -28,17 +28,22 @@ typedef struct {
 apr_status_t bb_http_global_init(void);
 
 /* Sends one request. headers: extra request headers (may be NULL). body: request body or NULL; with a body,
- * body_type is its Content-Type. Only https URLs are fetched, always with certificate and host-name verification.
- * Returns BB_OK with *resp for any HTTP status; on
- * transport failure BB_UNAVAILABLE, on an oversized body BB_BAD_RESPONSE, each with *errmsg naming the URL
- * (without its query) and the cause. */
+ * body_type is its Content-Type. Only https URLs are fetched, always with certificate and host-name verification
+ * (the system's CAs plus opts->ca_file), TLS 1.2 or later; redirects are returned, not followed.
+ * Returns BB_OK with *resp for any HTTP status. Otherwise *resp is NULL and *errmsg is one line,
+ * "<METHOD> <url without query>: <cause>: <what to check>", with:
+ *   BB_UNAVAILABLE   DNS, connect, TLS (untrusted certificate, wrong host name), timeout, broken connection, and
+ *                    requests not sent at all (a non-https URL, a header with a control character);
+ *   BB_BAD_RESPONSE  a body over max_body or headers over 100 lines / 64 KiB ("answer larger than N bytes"). */
 bb_status_t bb_http_request(apr_pool_t *p, const bb_http_opts_t *opts, const char *method, const char *url,
                             const apr_table_t *headers, const char *body, const char *body_type,
                             bb_http_response_t **resp, const char **errmsg);
 
-/* A one-line description of an answer that is not what the caller expected, for errmsg: "HTTP 302 redirect to
- * <host> (an HTML page or a redirect where the protocol wants data: a two-factor plugin?)", "HTTP 500",
- * "text/html instead of JSON", ... Never includes the body. */
+/* A one-line description of an answer that is not what the caller expected, for errmsg:
+ *   3xx        "HTTP 302 redirect to <Location's host only> (... a two-factor plugin ...?)"
+ *   text/html  "HTTP 200 HTML page (... a two-factor plugin ...?)"; for a non-2xx status without the hint
+ *   otherwise  "HTTP 500 (application/json)", or "HTTP 500" without a content type.
+ * Never includes the body, nor the Location's path or query. resp->headers may be NULL. */
 const char *bb_http_describe(apr_pool_t *p, const bb_http_response_t *resp);
 
 #endif

@@ -17,16 +17,18 @@ typedef struct {
     apr_array_header_t *keys;     /* of bb_key_t; keys[0] signs, every key verifies */
 } bb_keyring_t;
 
-/* Parses key-file text: blank lines and lines starting with '#' are skipped; a line of hex digits (even count)
- * is hex, anything else must be base64 (standard or url-safe, padding optional). Every key must decode to at
- * least BB_KEY_MIN_BYTES bytes. On failure returns NULL and sets *err to a message naming the line number. */
+/* Parses key-file text: each line is trimmed of surrounding whitespace; blank lines and lines starting with '#'
+ * are skipped; a line of hex digits (even count) is hex, anything else must be base64 (standard or url-safe, not
+ * both in one line, padding optional). A line of hex digits with an odd count is refused (a digit is missing: it
+ * is not read as base64). Every key must decode to at least BB_KEY_MIN_BYTES bytes. On failure returns NULL and
+ * sets *err to a message naming the line number ("line 3: ..."), never the key; "no key found" for no key. */
 bb_keyring_t *bb_keyring_parse(apr_pool_t *p, const char *text, apr_size_t len, const char **err);
-/* Reads and parses a key file; *err names the file on failure. */
+/* Reads (at most 64 KiB) and parses a key file; *err is "key file <path>: <reason>" on failure. */
 bb_keyring_t *bb_keyring_load(apr_pool_t *p, const char *path, const char **err);
 /* The key named kid, or NULL. */
 const bb_key_t *bb_keyring_find(const bb_keyring_t *ring, const char *kid);
 /* A ring of keys for another purpose: each secret becomes HMAC-SHA256(secret, label); kids are kept, so rotation
- * works the same way. Used so that a login-state cookie can never pass for a session cookie. */
+ * works the same way. Used so that a login-state cookie can never pass for a session cookie. NULL for a NULL ring. */
 bb_keyring_t *bb_keyring_derive(apr_pool_t *p, const bb_keyring_t *ring, const char *label);
 
 #endif

@@ -14,11 +14,14 @@ typedef struct {
     const char *scope;           /* space-separated, e.g. "REPO_READ" */
 } bb_oauth2_client_t;
 
+/* Largest expires_in passed on (one year); longer lifetimes are cut to it. */
+#define BB_OAUTH2_MAX_EXPIRES_IN 31536000
+
 typedef struct {
-    const char *access_token;
+    const char *access_token;    /* printable ASCII, no spaces */
     const char *refresh_token;   /* may be NULL */
     const char *scope;           /* from "scope" or Bitbucket's "scopes"; may be NULL */
-    apr_int64_t expires_in;      /* seconds; 0 when not given */
+    apr_int64_t expires_in;      /* seconds, 0..BB_OAUTH2_MAX_EXPIRES_IN; 0 when not given or not positive */
 } bb_oauth2_tokens_t;
 
 /* <base>/rest/oauth2/latest/authorize?response_type=code&client_id&redirect_uri&scope&state
@@ -35,9 +38,15 @@ bb_status_t bb_oauth2_exchange_code(apr_pool_t *p, const bb_oauth2_client_t *cli
 bb_status_t bb_oauth2_refresh(apr_pool_t *p, const bb_oauth2_client_t *client, const bb_http_opts_t *http,
                               const char *refresh_token, bb_oauth2_tokens_t **tokens, const char **errmsg);
 
-/* Reads a token-endpoint answer: 200 JSON with access_token → BB_OK; a JSON OAuth error (invalid_grant,
- * invalid_client, ...) → BB_DENIED with the error code (never the description's secrets) and a hint in *errmsg;
- * 5xx, HTML, redirects, bad JSON → BB_BAD_RESPONSE. url is for the message only. */
+/* Reads a token-endpoint answer (its messages are worded for the code exchange; the refresh has its own):
+ *   BB_OK            200 JSON object with a string access_token; token_type, if given, is bearer in any case;
+ *                    refresh_token, scope/scopes and expires_in, if given, of the right type (null = absent)
+ *   BB_DENIED        a 4xx with a JSON "error": "token exchange at <url> refused: invalid_grant
+ *                    (<hint>)"; the code is reduced to [A-Za-z0-9_.-], error_description is never shown
+ *   BB_BAD_RESPONSE  anything else: 5xx, redirects, HTML (bb_http_describe), bad JSON, members of a wrong type:
+ *                    "token exchange at <url>: unusable answer: <what>"
+ * No message ever holds a token, the code, the secret or the body. url is for the message only. The two calls
+ * below return these too, and bb_http_request's failures prefixed "token exchange: " / "token refresh: ". */
 bb_status_t bb_oauth2_parse_token_response(apr_pool_t *p, const bb_http_response_t *resp, const char *url,
                                            bb_oauth2_tokens_t **tokens, const char **errmsg);
 

@@ -28,7 +28,8 @@ typedef enum {
     BB_SESSION_EXPIRED      /* exp, max_age or idle timeout passed, or issued in the future */
 } bb_session_status_t;
 
-/* A fresh session for a user who has just logged in at `now`: new sid, auth_time = iat = now. */
+/* A fresh session for a user who has just logged in at `now`: new sid, auth_time = iat = now. name and email
+ * may be NULL (stored as ""). NULL when sub is NULL or empty, or there is no randomness for the sid. */
 bb_session_t *bb_session_new(apr_pool_t *p, const char *sub, apr_int64_t uid, const char *name,
                              const char *email, apr_int64_t now);
 
@@ -37,8 +38,10 @@ bb_session_t *bb_session_new(apr_pool_t *p, const char *sub, apr_int64_t uid, co
 char *bb_session_encode(apr_pool_t *p, const bb_keyring_t *ring, const bb_session_policy_t *policy,
                         bb_session_t *s, apr_int64_t now);
 
-/* Verifies the cookie value and every rule: signature, typ "JWT", iss, claim types, exp, auth_time + max_age,
- * iat + idle_timeout, iat not more than 60 s in the future. *out is set only for BB_SESSION_VALID. */
+/* Verifies the cookie value and every rule: signature, typ "JWT", iss (exact), claim types (sub and sid non-empty
+ * strings, name and email strings, uid a non-negative integer, auth_time <= iat and exp JSON integers in
+ * [0, 9999-12-31]; a real such as 1.7e9 is refused), exp, auth_time + max_age, iat + idle_timeout, iat not more than
+ * 60 s in the future (EXPIRED, not INVALID). *out is set only for BB_SESSION_VALID, and is NULL otherwise. */
 bb_session_status_t bb_session_decode(apr_pool_t *p, const bb_keyring_t *ring, const bb_session_policy_t *policy,
                                       const char *value, apr_int64_t now, bb_session_t **out);
 

@@ -18,13 +18,15 @@ typedef enum {
     BB_STATE_EXPIRED
 } bb_state_status_t;
 
-/* A new login attempt: random state and PKCE verifier, exp = now + ttl. NULL if no randomness. */
+/* A new login attempt: random state (256 bits) and PKCE verifier, exp = now + ttl; a NULL return_to is "/".
+ * NULL if no randomness. */
 bb_login_state_t *bb_login_state_new(apr_pool_t *p, const char *return_to, apr_int64_t now, apr_int64_t ttl);
 
-/* JWS (typ "bbauth-state") under the state key ring. */
+/* JWS (typ "bbauth-state") under the state key ring; claims {"st","pv" (absent when verifier is NULL),"ret","exp"}. */
 char *bb_login_state_encode(apr_pool_t *p, const bb_keyring_t *state_ring, const bb_login_state_t *ls);
 
-/* Verifies the cookie value, then that its state equals expected_state (constant time) and it is unexpired. */
+/* Verifies the cookie value, then that its state equals expected_state (constant time) and it is unexpired
+ * (now < exp). A cookie for another state is INVALID even when it has also expired. *out only for VALID. */
 bb_state_status_t bb_login_state_decode(apr_pool_t *p, const bb_keyring_t *state_ring, const char *value,
                                         const char *expected_state, apr_int64_t now, bb_login_state_t **out);
 

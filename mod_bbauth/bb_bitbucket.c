@@ -1,0 +1,284 @@
+/* bb_bitbucket: Bitbucket's REST calls: whoami (whose credential this is) and that user's record. */
+#include <string.h>
+#include <apr_strings.h>
+#include <jansson.h>
+#include "bb_bitbucket.h"
+#include "bb_url.h"
+
+#define WHOAMI_PATH "/plugins/servlet/applinks/whoami"
+#define USERS_PATH  "/rest/api/1.0/users"
+/* Users per page, and pages read before giving up: the filter also matches display names and e-mail addresses
+ * by substring, so a short username can match many users. */
+#define USERS_PAGE_SIZE 100
+#define MAX_USER_PAGES  10
+/* Longest username taken from whoami. */
+#define MAX_USERNAME 255
+
+const char *bb_bearer_authorizer(apr_pool_t *p, void *baton, const char *method, const char *url)
+{
+    return apr_pstrcat(p, "Bearer ", (const char *)baton, NULL);
+}
+
+/* GETs url with the credential's Authorization header. */
+static bb_status_t get(apr_pool_t *p, const bb_bitbucket_t *bb, const char *url, const char *accept,
+                       bb_http_response_t **resp, const char **errmsg)
+{
+    const char *authorization = bb->authorize(p, bb->baton, "GET", url);
+    apr_table_t *headers = apr_table_make(p, 2);
+
+    *resp = NULL;
+    if (authorization == NULL) {
+        *errmsg = apr_psprintf(p, "GET %s: not sent: no Authorization header could be made for it",
+                               bb_url_for_log(p, url));
+        return BB_UNAVAILABLE;
+    }
+    apr_table_setn(headers, "Authorization", authorization);
+    apr_table_setn(headers, "Accept", accept);
+    return bb_http_request(p, bb->http, "GET", url, headers, NULL, NULL, resp, errmsg);
+}
+
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Whether a whoami answer can be a username: not too long, no control characters (NUL included), and none of
+ * the characters of markup or JSON, which directory usernames cannot hold either (Active Directory forbids
+ * them all). */
+static int is_plain_name(const char *name, apr_size_t len)
+{
+    apr_size_t i;
+
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 || c == 0x7f || strchr("<>{}[]\"\\", c)) {
+            return 0;
+        }
+    }
+    return len <= MAX_USERNAME;
+}
+
+bb_status_t bb_bitbucket_parse_whoami(apr_pool_t *p, const bb_http_response_t *resp, const char *url,
+                                      const char **username, const char **errmsg)
+{
+    const char *where = apr_psprintf(p, "whoami at %s", bb_url_for_log(p, url));
+    const char *start = resp->body;
+    const char *end = resp->body + resp->body_len;
+
+    *username = NULL;
+    if (resp->status == 401) {
+        *errmsg = apr_psprintf(p, "%s: HTTP 401: Bitbucket refused the credential", where);
+        return BB_DENIED;
+    }
+    if (resp->status != 200 || strcmp(resp->content_type, "text/html") == 0) {
+        *errmsg = apr_psprintf(p, "%s: unusable answer: %s; never taken for a username", where,
+                               bb_http_describe(p, resp));
+        return BB_BAD_RESPONSE;
+    }
+    for (; start < end && is_blank(*start); start++) {
+    }
+    while (end > start && is_blank(end[-1])) {
+        end--;
+    }
+    /* Bitbucket answers an unknown, expired or revoked token as an anonymous request: 200 and nothing. */
+    if (start == end) {
+        *errmsg = apr_psprintf(p, "%s: Bitbucket did not recognise the token (an empty answer: unknown, expired "
+                               "or revoked)", where);
+        return BB_DENIED;
+    }
+    if (strcmp(resp->content_type, "text/plain") != 0) {
+        *errmsg = apr_psprintf(p, "%s: unusable answer: %s instead of text/plain; never taken for a username",
+                               where, bb_http_describe(p, resp));
+        return BB_BAD_RESPONSE;
+    }
+    if (!is_plain_name(start, (apr_size_t)(end - start))) {
+        *errmsg = apr_psprintf(p, "%s: unusable answer: markup, JSON, control characters or over %d bytes; "
+                               "never taken for a username", where, MAX_USERNAME);
+        return BB_BAD_RESPONSE;
+    }
+    *username = apr_pstrmemdup(p, start, (apr_size_t)(end - start));
+    return BB_OK;
+}
+
+bb_status_t bb_bitbucket_whoami(apr_pool_t *p, const bb_bitbucket_t *bb, const char **username,
+                                const char **errmsg)
+{
+    const char *url = bb_url_join(p, bb->base_url, WHOAMI_PATH);
+    bb_http_response_t *resp;
+    bb_status_t status = get(p, bb, url, "text/plain", &resp, errmsg);
+
+    *username = NULL;
+    if (status != BB_OK) {
+        return status;
+    }
+    return bb_bitbucket_parse_whoami(p, resp, url, username, errmsg);
+}
+
+/* Copies a users-page entry into user; returns the name of the member that is missing or of the wrong type,
+ * or NULL. Only emailAddress is optional (absent or null): Bitbucket leaves it out when it may not be shown. */
+static const char *read_user(apr_pool_t *p, const json_t *entry, bb_user_t *user)
+{
+    const json_t *id = json_object_get(entry, "id");
+    const json_t *active = json_object_get(entry, "active");
+    const json_t *email = json_object_get(entry, "emailAddress");
+
+    if (!json_is_integer(id) || json_integer_value(id) <= 0) {
+        return "id";
+    }
+    if (!json_is_boolean(active)) {
+        return "active";
+    }
+    if (email && !json_is_string(email) && !json_is_null(email)) {
+        return "emailAddress";
+    }
+    user->id = (apr_int64_t)json_integer_value(id);
+    user->active = json_is_true(active);
+    user->email = json_is_string(email) ? apr_pstrdup(p, json_string_value(email)) : "";
+    if ((user->name = bb_json_string(p, entry, "name")) == NULL) {
+        return "name";
+    }
+    if ((user->slug = bb_json_string(p, entry, "slug")) == NULL) {
+        return "slug";
+    }
+    if ((user->display_name = bb_json_string(p, entry, "displayName")) == NULL) {
+        return "displayName";
+    }
+    if ((user->type = bb_json_string(p, entry, "type")) == NULL) {
+        return "type";
+    }
+    return NULL;
+}
+
+/* The entry of values whose name is username: exactly, else case-insensitively (Bitbucket's usernames are
+ * unique regardless of case); NULL when none. *malformed is set when an entry has no string name. */
+static const json_t *find_user(const json_t *values, const char *username, int *malformed)
+{
+    const json_t *entry, *folded = NULL;
+    size_t i;
+
+    *malformed = 0;
+    json_array_foreach(values, i, entry) {
+        const char *name = json_string_value(json_object_get(entry, "name"));
+        if (name == NULL) {
+            *malformed = 1;
+            return NULL;
+        }
+        if (strcmp(name, username) == 0) {
+            return entry;
+        }
+        if (folded == NULL && strcasecmp(name, username) == 0) {
+            folded = entry;
+        }
+    }
+    return folded;
+}
+
+/* Where the next page starts, or -1 when this was the last one or the page does not say. */
+static apr_int64_t next_page_start(const json_t *page)
+{
+    const json_t *next = json_object_get(page, "nextPageStart");
+
+    if (json_is_true(json_object_get(page, "isLastPage")) || !json_is_integer(next) || json_integer_value(next) <= 0) {
+        return -1;
+    }
+    return (apr_int64_t)json_integer_value(next);
+}
+
+/* bb_bitbucket_parse_users, also telling where the next page starts when the user is not on this one. */
+static bb_status_t read_users_page(apr_pool_t *p, const bb_http_response_t *resp, const char *url,
+                                   const char *username, bb_user_t **user, apr_int64_t *next_start,
+                                   const char **errmsg)
+{
+    const char *where = apr_psprintf(p, "users at %s", bb_url_for_log(p, url));
+    const json_t *page, *values, *entry;
+    const char *wrong;
+    bb_user_t *found;
+    int malformed;
+
+    *user = NULL;
+    *next_start = -1;
+    if (resp->status == 401) {
+        *errmsg = apr_psprintf(p, "%s: HTTP 401: Bitbucket refused the credential", where);
+        return BB_DENIED;
+    }
+    if (resp->status != 200 || strcmp(resp->content_type, "application/json") != 0) {
+        *errmsg = apr_psprintf(p, "%s: unusable answer: %s", where, bb_http_describe(p, resp));
+        return BB_BAD_RESPONSE;
+    }
+    page = bb_json_parse(p, resp->body, resp->body_len);
+    values = json_is_object(page) ? json_object_get(page, "values") : NULL;
+    if (!json_is_array(values)) {
+        *errmsg = apr_psprintf(p, "%s: unusable answer: not a page of users (no \"values\" array)", where);
+        return BB_BAD_RESPONSE;
+    }
+    entry = find_user(values, username, &malformed);
+    if (malformed) {
+        *errmsg = apr_psprintf(p, "%s: unusable answer: a user entry without a string \"name\"", where);
+        return BB_BAD_RESPONSE;
+    }
+    if (entry == NULL) {
+        *next_start = next_page_start(page);
+        *errmsg = apr_psprintf(p, "%s: no Bitbucket user named %s", where, bb_strip_controls(p, username));
+        return BB_NOT_FOUND;
+    }
+    found = apr_pcalloc(p, sizeof(*found));
+    wrong = read_user(p, entry, found);
+    if (wrong) {
+        *errmsg = apr_psprintf(p, "%s: unusable answer: the user entry lacks a valid \"%s\"", where, wrong);
+        return BB_BAD_RESPONSE;
+    }
+    *user = found;
+    return BB_OK;
+}
+
+bb_status_t bb_bitbucket_parse_users(apr_pool_t *p, const bb_http_response_t *resp, const char *url,
+                                     const char *username, bb_user_t **user, const char **errmsg)
+{
+    apr_int64_t next_start;
+
+    return read_users_page(p, resp, url, username, user, &next_start, errmsg);
+}
+
+bb_status_t bb_bitbucket_user(apr_pool_t *p, const bb_bitbucket_t *bb, const char *username, bb_user_t **user,
+                              const char **errmsg)
+{
+    const char *users_url = bb_url_join(p, bb->base_url, USERS_PATH);
+    const char *limit = apr_itoa(p, USERS_PAGE_SIZE);
+    apr_int64_t start = 0;
+    int pages;
+
+    *user = NULL;
+    for (pages = 0; pages < MAX_USER_PAGES; pages++) {
+        const char *url = bb_url_with_query(p, users_url, "filter", username, "limit", limit, "start",
+                                            start > 0 ? apr_psprintf(p, "%" APR_INT64_T_FMT, start) : NULL,
+                                            (char *)NULL);
+        bb_http_response_t *resp;
+        apr_int64_t next_start;
+        bb_status_t status = get(p, bb, url, "application/json", &resp, errmsg);
+
+        if (status != BB_OK) {
+            return status;
+        }
+        status = read_users_page(p, resp, url, username, user, &next_start, errmsg);
+        /* A next start that does not move on would loop. */
+        if (status != BB_NOT_FOUND || next_start <= start) {
+            return status;
+        }
+        start = next_start;
+    }
+    *errmsg = apr_psprintf(p, "users at %s: no Bitbucket user named %s among the first %d matches of the filter",
+                           users_url, bb_strip_controls(p, username), MAX_USER_PAGES * USERS_PAGE_SIZE);
+    return BB_NOT_FOUND;
+}
+
+bb_status_t bb_bitbucket_identify(apr_pool_t *p, const bb_bitbucket_t *bb, bb_user_t **user, const char **errmsg)
+{
+    const char *username;
+    bb_status_t status = bb_bitbucket_whoami(p, bb, &username, errmsg);
+
+    *user = NULL;
+    if (status != BB_OK) {
+        return status;
+    }
+    return bb_bitbucket_user(p, bb, username, user, errmsg);
+}

@@ -1,0 +1,142 @@
+/* bb_session: the session cookie: claims made at login, signed as a JWT, and decoded with every expiry rule checked. */
+#include <string.h>
+#include <apr_strings.h>
+#include "bb_util.h"
+#include "bb_jws.h"
+#include "bb_session.h"
+
+#define SESSION_TYP        "JWT"
+#define SESSION_SID_BYTES  16           /* 128-bit session id */
+#define MAX_FUTURE_IAT     60           /* seconds a cookie's iat may lie ahead of our clock (clock skew in a farm) */
+#define MAX_UID            APR_INT64_MAX
+
+bb_session_t *bb_session_new(apr_pool_t *p, const char *sub, apr_int64_t uid, const char *name,
+                             const char *email, apr_int64_t now)
+{
+    bb_session_t *s;
+    const char *sid;
+
+    if (sub == NULL || *sub == '\0') {
+        return NULL;
+    }
+    sid = bb_random_token(p, SESSION_SID_BYTES);
+    if (sid == NULL) {
+        return NULL;
+    }
+    s = apr_pcalloc(p, sizeof(*s));
+    s->sub = apr_pstrdup(p, sub);
+    s->uid = uid;
+    s->name = apr_pstrdup(p, name ? name : "");
+    s->email = apr_pstrdup(p, email ? email : "");
+    s->sid = sid;
+    s->auth_time = now;
+    s->iat = now;
+    return s;
+}
+
+/* The earlier of the two ends: MaxAge after the login, and the idle timeout (when on) after this cookie. */
+static apr_int64_t session_end(const bb_session_policy_t *policy, apr_int64_t auth_time, apr_int64_t iat)
+{
+    apr_int64_t end = auth_time + policy->max_age;
+
+    if (policy->idle_timeout > 0 && iat + policy->idle_timeout < end) {
+        end = iat + policy->idle_timeout;
+    }
+    return end;
+}
+
+char *bb_session_encode(apr_pool_t *p, const bb_keyring_t *ring, const bb_session_policy_t *policy,
+                        bb_session_t *s, apr_int64_t now)
+{
+    json_t *claims;
+
+    s->iat = now;
+    s->exp = session_end(policy, s->auth_time, s->iat);
+    /* json_pack fails (NULL) on a NULL string or one that is not UTF-8. */
+    claims = bb_json_pool_own(p, json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I}",
+                                           "sub", s->sub, "uid", (json_int_t)s->uid, "name", s->name,
+                                           "email", s->email, "sid", s->sid, "iss", policy->issuer,
+                                           "auth_time", (json_int_t)s->auth_time, "iat", (json_int_t)s->iat,
+                                           "exp", (json_int_t)s->exp));
+    return claims ? bb_jws_sign(p, ring, SESSION_TYP, claims) : NULL;
+}
+
+/* A non-empty string claim, or NULL. */
+static const char *required_string(const json_t *claims, const char *name)
+{
+    const char *value = bb_jws_claim_string(claims, name);
+    return value && *value ? value : NULL;
+}
+
+/* The session the verified claims describe, or NULL when a claim is missing, mistyped, out of range, or the
+ * issuer is not this site. */
+static bb_session_t *session_from_claims(apr_pool_t *p, const json_t *claims, const bb_session_policy_t *policy)
+{
+    bb_session_t *s = apr_pcalloc(p, sizeof(*s));
+    const char *iss = bb_jws_claim_string(claims, "iss");
+
+    s->sub = required_string(claims, "sub");
+    s->sid = required_string(claims, "sid");
+    s->name = bb_jws_claim_string(claims, "name");
+    s->email = bb_jws_claim_string(claims, "email");
+    if (s->sub == NULL || s->sid == NULL || s->name == NULL || s->email == NULL
+        || iss == NULL || policy->issuer == NULL || strcmp(iss, policy->issuer) != 0
+        || !bb_jws_claim_int(claims, "uid", MAX_UID, &s->uid)
+        || !bb_jws_claim_int(claims, "auth_time", BB_JWS_MAX_TIME, &s->auth_time)
+        || !bb_jws_claim_int(claims, "iat", BB_JWS_MAX_TIME, &s->iat)
+        || !bb_jws_claim_int(claims, "exp", BB_JWS_MAX_TIME, &s->exp)) {
+        return NULL;
+    }
+    /* This module never issues a cookie before the login it belongs to. */
+    return s->auth_time <= s->iat ? s : NULL;
+}
+
+/* Every time rule. exp is checked, and so are the rules it was computed from: a cookie signed with a far-away
+ * exp still ends MaxAge after its login and an idle timeout after it was issued. A cookie issued in the future
+ * (beyond clock skew) counts as expired: it was made by a server with a wrong clock, whose cookies cannot be
+ * timed. */
+static bb_session_status_t check_times(const bb_session_policy_t *policy, const bb_session_t *s, apr_int64_t now)
+{
+    if (s->iat > now + MAX_FUTURE_IAT
+        || now >= s->exp
+        || now >= s->auth_time + policy->max_age
+        || (policy->idle_timeout > 0 && now >= s->iat + policy->idle_timeout)) {
+        return BB_SESSION_EXPIRED;
+    }
+    return BB_SESSION_VALID;
+}
+
+bb_session_status_t bb_session_decode(apr_pool_t *p, const bb_keyring_t *ring, const bb_session_policy_t *policy,
+                                      const char *value, apr_int64_t now, bb_session_t **out)
+{
+    json_t *claims = NULL;
+    bb_session_t *s;
+    bb_session_status_t status;
+
+    *out = NULL;
+    /* strnlen: a value longer than any token is refused without being scanned to its end. */
+    if (value == NULL || bb_jws_verify(p, ring, SESSION_TYP, value, strnlen(value, BB_JWS_MAX_LEN + 1), &claims)
+                         != BB_JWS_OK) {
+        return BB_SESSION_INVALID;
+    }
+    s = session_from_claims(p, claims, policy);
+    if (s == NULL) {
+        return BB_SESSION_INVALID;
+    }
+    status = check_times(policy, s, now);
+    if (status == BB_SESSION_VALID) {
+        *out = s;
+    }
+    return status;
+}
+
+int bb_session_needs_refresh(const bb_session_policy_t *policy, const bb_session_t *s, apr_int64_t now)
+{
+    apr_int64_t interval;
+
+    if (policy->idle_timeout <= 0) {
+        return 0;
+    }
+    interval = policy->idle_timeout / 10 > 1 ? policy->idle_timeout / 10 : 1;
+    return now - s->iat >= interval;
+}

@@ -1,0 +1,177 @@
+/* bb_tokencache: keeps Bitbucket's verdict on an HTTP access token (its owner, or invalid) in the shared cache. */
+#include <string.h>
+#include <apr_strings.h>
+#include <apr_time.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include "bb_util.h"
+#include "bb_tokencache.h"
+
+#define KEY_NAMESPACE  "tok:"
+#define MAC_LEN        32
+#define RECORD_VERSION 1
+
+static int hmac_sha256(const bb_tokencache_t *tc, const void *data, apr_size_t len, unsigned char mac[MAC_LEN])
+{
+    unsigned int mac_len = 0;
+
+    return HMAC(EVP_sha256(), tc->secret, (int)tc->secret_len, data, len, mac, &mac_len) != NULL
+        && mac_len == MAC_LEN;
+}
+
+const char *bb_tokencache_key(apr_pool_t *p, const bb_tokencache_t *tc, const char *token)
+{
+    unsigned char mac[MAC_LEN];
+
+    if (tc == NULL || tc->cache == NULL || tc->secret == NULL || tc->secret_len < BB_TOKENCACHE_MIN_SECRET
+        || token == NULL || !hmac_sha256(tc, token, strlen(token), mac)) {
+        return NULL;
+    }
+    return apr_pstrcat(p, KEY_NAMESPACE, bb_base64url_encode(p, mac, MAC_LEN), NULL);
+}
+
+/* MAC of a record under its key. The message is key, NUL, JSON: binding the key stops a record from being
+ * copied to another token's key, and the NUL keeps the message different from every token (a C string). */
+static int record_mac(apr_pool_t *p, const bb_tokencache_t *tc, const char *key, const unsigned char *json,
+                      apr_size_t json_len, unsigned char mac[MAC_LEN])
+{
+    apr_size_t key_len = strlen(key) + 1;
+    unsigned char *msg = apr_palloc(p, key_len + json_len);
+
+    memcpy(msg, key, key_len);
+    memcpy(msg + key_len, json, json_len);
+    return hmac_sha256(tc, msg, key_len + json_len, mac);
+}
+
+static const char *or_empty(const char *s)
+{
+    return s ? s : "";
+}
+
+/* The JSON record, pool-owned; NULL when a string is not UTF-8. */
+static json_t *make_record(apr_pool_t *p, const bb_user_t *user, apr_int64_t now, apr_int64_t ttl)
+{
+    json_t *rec = bb_json_pool_own(p, json_pack("{s:i,s:b,s:I,s:I}", "v", RECORD_VERSION, "valid", user != NULL,
+                                                "at", (json_int_t)now, "exp", (json_int_t)(now + ttl)));
+
+    if (rec == NULL || user == NULL) {
+        return rec;
+    }
+    if (json_object_update_new(rec, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "name", user->name,
+                                              "slug", or_empty(user->slug),
+                                              "display_name", or_empty(user->display_name),
+                                              "email", or_empty(user->email), "type", or_empty(user->type),
+                                              "id", (json_int_t)user->id, "active", user->active)) != 0) {
+        return NULL;
+    }
+    return rec;
+}
+
+/* Stores MAC | JSON under the token's key until now + ttl. user NULL: the token is invalid. */
+static apr_status_t store_record(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
+                                 const bb_user_t *user, apr_int64_t now, apr_int64_t ttl)
+{
+    const char *key = bb_tokencache_key(p, tc, token);
+    json_t *rec = key && ttl > 0 ? make_record(p, user, now, ttl) : NULL;
+    unsigned char *value;
+    size_t json_len;
+
+    if (rec == NULL) {
+        return APR_EINVAL;
+    }
+    value = apr_palloc(p, BB_CACHE_MAX_VALUE);
+    /* json_dumpb returns the length the JSON needs even when it does not fit. */
+    json_len = json_dumpb(rec, (char *)value + MAC_LEN, BB_CACHE_MAX_VALUE - MAC_LEN, JSON_COMPACT);
+    if (json_len == 0 || json_len > BB_CACHE_MAX_VALUE - MAC_LEN) {
+        return APR_ENOSPC;
+    }
+    if (!record_mac(p, tc, key, value + MAC_LEN, json_len, value)) {
+        return APR_EGENERAL;
+    }
+    return tc->cache->store(tc->cache->baton, (const unsigned char *)key, (unsigned int)strlen(key),
+                            apr_time_from_sec(now + ttl), value, (unsigned int)(MAC_LEN + json_len), p);
+}
+
+apr_status_t bb_tokencache_store_valid(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
+                                       const bb_user_t *user, apr_int64_t now, apr_int64_t ttl)
+{
+    if (user == NULL || user->name == NULL || user->name[0] == '\0') {
+        return APR_EINVAL;
+    }
+    return store_record(p, tc, token, user, now, ttl);
+}
+
+apr_status_t bb_tokencache_store_invalid(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
+                                         apr_int64_t now, apr_int64_t ttl)
+{
+    return store_record(p, tc, token, NULL, now, ttl);
+}
+
+/* The owner in a valid record, with every field present and of the right type; NULL otherwise. */
+static bb_user_t *parse_user(apr_pool_t *p, json_t *rec)
+{
+    bb_user_t *user = apr_pcalloc(p, sizeof(*user));
+    json_int_t id;
+
+    if (json_unpack(rec, "{s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "name", &user->name, "slug", &user->slug,
+                    "display_name", &user->display_name, "email", &user->email, "type", &user->type,
+                    "id", &id, "active", &user->active) != 0
+        || user->name[0] == '\0') {
+        return NULL;
+    }
+    user->id = (apr_int64_t)id;
+    return user;
+}
+
+/* An authenticated record's JSON → entry, or NULL when it is malformed or expired at now. The strings point
+ * into the pool-owned JSON. */
+static bb_tokencache_entry_t *parse_record(apr_pool_t *p, const unsigned char *json, apr_size_t len,
+                                           apr_int64_t now)
+{
+    json_t *rec = bb_json_parse(p, (const char *)json, len);
+    json_int_t version, at, exp;
+    int valid;
+    bb_tokencache_entry_t *entry;
+
+    if (rec == NULL
+        || json_unpack(rec, "{s:I,s:b,s:I,s:I}", "v", &version, "valid", &valid, "at", &at, "exp", &exp) != 0
+        || version != RECORD_VERSION || now >= exp) {
+        return NULL;
+    }
+    entry = apr_pcalloc(p, sizeof(*entry));
+    entry->validated_at = (apr_int64_t)at;
+    entry->expires = (apr_int64_t)exp;
+    if (valid && (entry->user = parse_user(p, rec)) == NULL) {
+        return NULL;
+    }
+    return entry;
+}
+
+bb_tokencache_result_t bb_tokencache_lookup(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
+                                            apr_int64_t now, bb_tokencache_entry_t **entry)
+{
+    const char *key = bb_tokencache_key(p, tc, token);
+    unsigned char *value = key ? apr_palloc(p, BB_CACHE_MAX_VALUE) : NULL;
+    unsigned int len = BB_CACHE_MAX_VALUE;
+    unsigned char mac[MAC_LEN];
+    bb_tokencache_entry_t *found;
+
+    if (key == NULL
+        || tc->cache->retrieve(tc->cache->baton, (const unsigned char *)key, (unsigned int)strlen(key), value,
+                               &len, p) != APR_SUCCESS
+        || len <= MAC_LEN || len > BB_CACHE_MAX_VALUE) {
+        return BB_TOKENCACHE_MISS;
+    }
+    /* Authenticate before parsing: only this server's own records are ever read as JSON. */
+    if (!record_mac(p, tc, key, value + MAC_LEN, len - MAC_LEN, mac)
+        || !bb_secure_equals(mac, MAC_LEN, value, MAC_LEN)) {
+        return BB_TOKENCACHE_MISS;
+    }
+    found = parse_record(p, value + MAC_LEN, len - MAC_LEN, now);
+    if (found == NULL) {
+        return BB_TOKENCACHE_MISS;
+    }
+    *entry = found;
+    return found->user ? BB_TOKENCACHE_HIT_VALID : BB_TOKENCACHE_HIT_INVALID;
+}

@@ -1,0 +1,56 @@
+/* bb_tokencache: keeps Bitbucket's verdict on an HTTP access token (its owner, or invalid) in the shared cache. */
+#ifndef BB_TOKENCACHE_H
+#define BB_TOKENCACHE_H
+
+#include <apr_pools.h>
+#include "bb_cache.h"
+#include "bb_bitbucket.h"
+
+/* Shortest server secret accepted; with a shorter one nothing is cached (every lookup misses). */
+#define BB_TOKENCACHE_MIN_SECRET 32
+
+/* Where verdicts go and the secret they are keyed and authenticated with. The secret is the server's own
+ * (e.g. keys[0] of bb_keyring_derive(session ring, a label of its own)); a new secret simply empties the cache. */
+typedef struct {
+    const bb_cache_t *cache;
+    const unsigned char *secret;
+    apr_size_t secret_len;
+} bb_tokencache_t;
+
+typedef enum {
+    BB_TOKENCACHE_MISS = 0,        /* nothing usable cached: ask Bitbucket */
+    BB_TOKENCACHE_HIT_VALID,       /* Bitbucket accepted the token recently; entry->user is its owner */
+    BB_TOKENCACHE_HIT_INVALID      /* Bitbucket refused the token recently */
+} bb_tokencache_result_t;
+
+typedef struct {
+    apr_int64_t validated_at;      /* unix time Bitbucket gave the verdict */
+    apr_int64_t expires;           /* unix time the verdict stops being used */
+    bb_user_t *user;               /* HIT_VALID: the owner (every field set; email may be ""); else NULL */
+} bb_tokencache_entry_t;
+
+/* The cache key of a token: "tok:" + base64url(HMAC-SHA256(secret, token)), 47 characters. Keyed, not a plain
+ * hash, so that a copy of the cache gives no way to test guesses of tokens offline. NULL when tc has no cache
+ * or its secret is shorter than BB_TOKENCACHE_MIN_SECRET. */
+const char *bb_tokencache_key(apr_pool_t *p, const bb_tokencache_t *tc, const char *token);
+
+/* Looks the token up at unix time now. A hit sets *entry. Everything that is not a well-formed, authentic,
+ * unexpired record for this very key is a MISS: cache errors, garbage, a record copied from another key or
+ * changed by whoever can write to the cache, one past its expiry. */
+bb_tokencache_result_t bb_tokencache_lookup(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
+                                            apr_int64_t now, bb_tokencache_entry_t **entry);
+
+/* Remembers for ttl seconds (the glue uses 300) that Bitbucket accepted the token as user's (name must be set;
+ * a NULL string field is kept as ""). The stored value is HMAC-SHA256(secret, key NUL json) (32 bytes) then
+ * JSON: {"v":1,"valid":true,"at":now,"exp":now+ttl,"name","slug","display_name","email","type","id","active"}.
+ * APR_EINVAL for an unusable tc, ttl <= 0, no user name or strings that are not UTF-8; APR_ENOSPC when the
+ * value would exceed BB_CACHE_MAX_VALUE; otherwise what the cache's store returns. */
+apr_status_t bb_tokencache_store_valid(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
+                                       const bb_user_t *user, apr_int64_t now, apr_int64_t ttl);
+
+/* Remembers for ttl seconds (the glue uses 30) that Bitbucket refused the token: {"v":1,"valid":false,"at","exp"}
+ * after the same MAC. Errors as for bb_tokencache_store_valid. */
+apr_status_t bb_tokencache_store_invalid(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
+                                         apr_int64_t now, apr_int64_t ttl);
+
+#endif

@@ -1,0 +1,602 @@
+/* test_http: bb_http against an in-process TLS server on 127.0.0.1: trust, caps, redirects, failures, describe. */
+#include "unit.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <apr_file_io.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include "bb_http.h"
+
+/* ---- a throw-away PKI: a CA, a certificate for 127.0.0.1 it signed, an expired one, a self-signed one ---- */
+
+typedef struct {
+    EVP_PKEY *key;
+    X509 *ca;
+    X509 *good;        /* for IP 127.0.0.1, signed by ca */
+    X509 *expired;     /* the same, but its validity ended an hour ago */
+    X509 *stranger;    /* for IP 127.0.0.1, self-signed */
+} pki_t;
+
+static pki_t pki;
+
+static void add_extension(X509 *cert, X509 *issuer, int nid, const char *value)
+{
+    X509V3_CTX ctx;
+    X509_EXTENSION *ext;
+
+    X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
+    ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    assert_non_null(ext);
+    assert_int_equal(X509_add_ext(cert, ext, -1), 1);
+    X509_EXTENSION_free(ext);
+}
+
+/* A certificate for pki.key named cn; issuer NULL makes it self-signed. Valid from..until, in seconds from now. */
+static X509 *make_cert(const char *cn, X509 *issuer, int is_ca, long from, long until)
+{
+    static long serial = 1;
+    X509 *cert = X509_new();
+
+    assert_non_null(cert);
+    X509_set_version(cert, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), serial++);
+    X509_gmtime_adj(X509_getm_notBefore(cert), from);
+    X509_gmtime_adj(X509_getm_notAfter(cert), until);
+    X509_set_pubkey(cert, pki.key);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(cert, X509_get_subject_name(issuer ? issuer : cert));
+    add_extension(cert, issuer ? issuer : cert, NID_subject_key_identifier, "hash");
+    if (is_ca) {
+        add_extension(cert, cert, NID_basic_constraints, "critical,CA:TRUE");
+        add_extension(cert, cert, NID_key_usage, "critical,keyCertSign,cRLSign");
+    }
+    else {
+        add_extension(cert, issuer ? issuer : cert, NID_authority_key_identifier, "keyid:always");
+        add_extension(cert, cert, NID_subject_alt_name, "IP:127.0.0.1");
+    }
+    assert_true(X509_sign(cert, pki.key, EVP_sha256()) > 0);
+    return cert;
+}
+
+/* One key for everything keeps the set-up fast; only the names and signatures matter here. */
+static void make_pki(void)
+{
+    if (pki.key) {
+        return;
+    }
+    pki.key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    assert_non_null(pki.key);
+    pki.ca = make_cert("bb_http test CA", NULL, 1, -3600, 3600);
+    pki.good = make_cert("bitbucket", pki.ca, 0, -3600, 3600);
+    pki.expired = make_cert("bitbucket", pki.ca, 0, -7200, -3600);
+    pki.stranger = make_cert("bitbucket", NULL, 0, -3600, 3600);
+}
+
+/* The CA certificate as a PEM file, deleted with the pool. */
+static const char *ca_file(apr_pool_t *p)
+{
+    const char *dir;
+    char *path;
+    apr_file_t *file;
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *pem;
+    long len;
+
+    assert_int_equal(PEM_write_bio_X509(bio, pki.ca), 1);
+    len = BIO_get_mem_data(bio, &pem);
+    assert_int_equal(apr_temp_dir_get(&dir, p), APR_SUCCESS);
+    path = apr_pstrcat(p, dir, "/test_http_XXXXXX", NULL);
+    assert_int_equal(apr_file_mktemp(&file, path, APR_FOPEN_CREATE | APR_FOPEN_WRITE | APR_FOPEN_EXCL |
+                                     APR_FOPEN_DELONCLOSE, p), APR_SUCCESS);
+    assert_int_equal(apr_file_write_full(file, pem, (apr_size_t)len, NULL), APR_SUCCESS);
+    BIO_free(bio);
+    return path;
+}
+
+/* ---- a TLS server that answers one connection with a canned answer ---- */
+
+typedef struct {
+    int listener;
+    int port;
+    SSL_CTX *ctx;
+    const char *answer;
+    apr_size_t answer_len;
+    char request[16384];      /* what the client sent: head and body */
+    apr_size_t request_len;
+    pthread_t thread;
+} server_t;
+
+/* Reads until the request's head and Content-Length body are in. */
+static void read_request(server_t *s, SSL *ssl)
+{
+    const char *head_end = NULL;
+    int n;
+
+    while ((n = SSL_read(ssl, s->request + s->request_len, (int)(sizeof(s->request) - 1 - s->request_len))) > 0) {
+        const char *length;
+
+        s->request_len += (apr_size_t)n;
+        s->request[s->request_len] = '\0';
+        head_end = strstr(s->request, "\r\n\r\n");
+        if (head_end == NULL) {
+            continue;
+        }
+        length = strcasestr(s->request, "\r\nContent-Length:");
+        if (length == NULL || length > head_end
+            || s->request_len >= (apr_size_t)(head_end + 4 - s->request) + (apr_size_t)atol(length + 17)) {
+            return;
+        }
+    }
+}
+
+static void *serve_one(void *data)
+{
+    server_t *s = data;
+    int fd = accept(s->listener, NULL, NULL);
+    SSL *ssl = fd >= 0 ? SSL_new(s->ctx) : NULL;
+
+    if (ssl && SSL_set_fd(ssl, fd) == 1 && SSL_accept(ssl) == 1) {
+        read_request(s, ssl);
+        if (s->answer_len) {
+            SSL_write(ssl, s->answer, (int)s->answer_len);
+        }
+        SSL_shutdown(ssl);
+    }
+    SSL_free(ssl);
+    if (fd >= 0) {
+        close(fd);
+    }
+    return NULL;
+}
+
+static int listen_on_loopback(int *port)
+{
+    struct sockaddr_in addr;
+    socklen_t len = sizeof(addr);
+    /* On Linux this bounds accept() too: a test whose client never connects cannot hang. */
+    struct timeval wait = { 5, 0 };
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait)), 0);
+    memset(&addr, 0, sizeof(addr));
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+    *port = ntohs(addr.sin_port);
+    return fd;
+}
+
+/* Starts a server presenting cert that will send answer (len bytes) to the first connection. */
+static server_t *start_server(apr_pool_t *p, X509 *cert, const char *answer, apr_size_t len)
+{
+    server_t *s = apr_pcalloc(p, sizeof(*s));
+
+    make_pki();
+    s->ctx = SSL_CTX_new(TLS_server_method());
+    assert_non_null(s->ctx);
+    assert_int_equal(SSL_CTX_use_certificate(s->ctx, cert), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey(s->ctx, pki.key), 1);
+    s->answer = answer;
+    s->answer_len = len;
+    s->listener = listen_on_loopback(&s->port);
+    assert_int_equal(pthread_create(&s->thread, NULL, serve_one, s), 0);
+    return s;
+}
+
+static void stop_server(server_t *s)
+{
+    pthread_join(s->thread, NULL);
+    close(s->listener);
+    SSL_CTX_free(s->ctx);
+}
+
+static const char *url_of(apr_pool_t *p, const server_t *s, const char *path)
+{
+    return apr_psprintf(p, "https://127.0.0.1:%d%s", s->port, path);
+}
+
+static void assert_contains(const char *haystack, const char *needle)
+{
+    if (haystack == NULL || strstr(haystack, needle) == NULL) {
+        fail_msg("\"%s\" does not contain \"%s\"", haystack ? haystack : "(null)", needle);
+    }
+}
+
+/* ---- requests that succeed ---- */
+
+static void test_get_with_extra_ca(void **state)
+{
+    apr_pool_t *p = *state;
+    static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Type: Application/JSON; charset=UTF-8\r\n"
+                                 "X-AUSERNAME: jane\r\nVary: X-AUSERNAME\r\nVary: X-AUSERID\r\n"
+                                 "Content-Length: 11\r\nConnection: close\r\n\r\n{\"a\":\"b\"}\r\n";
+    server_t *s;
+    bb_http_opts_t opts = { NULL, 2, 0, NULL };
+    apr_table_t *headers = apr_table_make(p, 2);
+    bb_http_response_t *resp = NULL;
+    const char *errmsg = NULL;
+
+    make_pki();
+    opts.ca_file = ca_file(p);
+    s = start_server(p, pki.good, answer, sizeof(answer) - 1);
+    apr_table_set(headers, "Authorization", "Bearer t0k");
+    assert_int_equal(bb_http_request(p, &opts, "GET", url_of(p, s, "/rest/x?y=1"), headers, NULL, NULL, &resp,
+                                     &errmsg), BB_OK);
+    stop_server(s);
+    assert_null(errmsg);
+    assert_int_equal(resp->status, 200);
+    assert_string_equal(resp->content_type, "application/json");
+    assert_int_equal(resp->body_len, 11);
+    assert_string_equal(resp->body, "{\"a\":\"b\"}\r\n");
+    assert_string_equal(apr_table_get(resp->headers, "x-ausername"), "jane");
+    assert_int_equal(apr_table_elts(resp->headers)->nelts, 6);
+    assert_contains(s->request, "GET /rest/x?y=1 HTTP/1.1\r\n");
+    assert_contains(s->request, "\r\nAuthorization: Bearer t0k\r\n");
+    assert_contains(s->request, "\r\nUser-Agent: mod_bbauth\r\n");
+}
+
+static void test_post_form(void **state)
+{
+    apr_pool_t *p = *state;
+    static const char answer[] = "HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    server_t *s;
+    bb_http_opts_t opts = { NULL, 2, 0, "agent/1" };
+    bb_http_response_t *resp = NULL;
+    const char *errmsg = NULL;
+
+    make_pki();
+    opts.ca_file = ca_file(p);
+    s = start_server(p, pki.good, answer, sizeof(answer) - 1);
+    assert_int_equal(bb_http_request(p, &opts, "POST", url_of(p, s, "/token"), NULL, "a=1&b=%20",
+                                     "application/x-www-form-urlencoded", &resp, &errmsg), BB_OK);
+    stop_server(s);
+    assert_int_equal(resp->status, 201);
+    assert_string_equal(resp->content_type, "");
+    assert_string_equal(resp->body, "");
+    assert_contains(s->request, "POST /token HTTP/1.1\r\n");
+    assert_contains(s->request, "\r\nContent-Type: application/x-www-form-urlencoded\r\n");
+    assert_contains(s->request, "\r\nUser-Agent: agent/1\r\n");
+    assert_contains(s->request, "\r\n\r\na=1&b=%20");
+}
+
+/* A redirect is an answer like any other: returned, never followed (a two-factor page hides behind them). */
+static void test_redirect_not_followed(void **state)
+{
+    apr_pool_t *p = *state;
+    static const char answer[] = "HTTP/1.1 302 Found\r\nLocation: https://127.0.0.1:1/twofactor?t=x\r\n"
+                                 "Content-Length: 0\r\nConnection: close\r\n\r\n";
+    server_t *s;
+    bb_http_opts_t opts = { NULL, 2, 0, NULL };
+    bb_http_response_t *resp = NULL;
+    const char *errmsg = NULL;
+
+    make_pki();
+    opts.ca_file = ca_file(p);
+    s = start_server(p, pki.good, answer, sizeof(answer) - 1);
+    assert_int_equal(bb_http_request(p, &opts, "GET", url_of(p, s, "/token"), NULL, NULL, NULL, &resp, &errmsg),
+                     BB_OK);
+    stop_server(s);
+    assert_int_equal(resp->status, 302);
+    assert_string_equal(apr_table_get(resp->headers, "Location"), "https://127.0.0.1:1/twofactor?t=x");
+}
+
+/* Only the final response's headers are kept. */
+static void test_headers_of_final_response(void **state)
+{
+    apr_pool_t *p = *state;
+    static const char answer[] = "HTTP/1.1 100 Continue\r\nX-Early: 1\r\n\r\n"
+                                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n"
+                                 "Connection: close\r\n\r\njane";
+    server_t *s;
+    bb_http_opts_t opts = { NULL, 2, 0, NULL };
+    bb_http_response_t *resp = NULL;
+    const char *errmsg = NULL;
+
+    make_pki();
+    opts.ca_file = ca_file(p);
+    s = start_server(p, pki.good, answer, sizeof(answer) - 1);
+    assert_int_equal(bb_http_request(p, &opts, "GET", url_of(p, s, "/"), NULL, NULL, NULL, &resp, &errmsg), BB_OK);
+    stop_server(s);
+    assert_int_equal(resp->status, 200);
+    assert_null(apr_table_get(resp->headers, "X-Early"));
+    assert_string_equal(apr_table_get(resp->headers, "Content-Type"), "text/plain");
+    assert_string_equal(resp->body, "jane");
+}
+
+/* ---- TLS failures ---- */
+
+static bb_status_t request_to(apr_pool_t *p, X509 *cert, const char *ca, const char *host, const char **errmsg)
+{
+    static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    server_t *s = start_server(p, cert, answer, sizeof(answer) - 1);
+    bb_http_opts_t opts = { ca, 2, 0, NULL };
+    bb_http_response_t *resp = NULL;
+    bb_status_t status;
+
+    *errmsg = NULL;
+    status = bb_http_request(p, &opts, "GET", apr_psprintf(p, "https://%s:%d/w?code=SECRET", host, s->port), NULL,
+                             NULL, NULL, &resp, errmsg);
+    stop_server(s);
+    if (status != BB_OK) {
+        assert_null(resp);
+        assert_null(strstr(*errmsg, "SECRET"));
+    }
+    return status;
+}
+
+static void test_untrusted_certificate(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *errmsg;
+
+    make_pki();
+    /* The system's CAs alone do not know the test CA. */
+    assert_int_equal(request_to(p, pki.good, NULL, "127.0.0.1", &errmsg), BB_UNAVAILABLE);
+    assert_contains(errmsg, "TLS certificate not trusted (unable to get local issuer certificate): set BBAuthCAFile "
+                            "to the CA that signed Bitbucket's certificate");
+    assert_contains(errmsg, apr_psprintf(p, "GET https://127.0.0.1:"));
+    /* BBAuthCAFile adds trust in its CA, not in anyone else. */
+    assert_int_equal(request_to(p, pki.stranger, ca_file(p), "127.0.0.1", &errmsg), BB_UNAVAILABLE);
+    assert_contains(errmsg, "TLS certificate not trusted (self-signed certificate)");
+}
+
+static void test_expired_certificate(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *errmsg;
+
+    make_pki();
+    assert_int_equal(request_to(p, pki.expired, ca_file(p), "127.0.0.1", &errmsg), BB_UNAVAILABLE);
+    assert_contains(errmsg, "TLS certificate not valid now (certificate has expired)");
+}
+
+/* The certificate names IP 127.0.0.1 only: "localhost" reaches the same server under another name. */
+static void test_host_name_mismatch(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *errmsg;
+
+    make_pki();
+    assert_int_equal(request_to(p, pki.good, ca_file(p), "localhost", &errmsg), BB_UNAVAILABLE);
+    assert_contains(errmsg, "/w: the TLS certificate is not for this host name: BBAuthBitbucketURL must use");
+    /* The same certificate is fine under its own name. */
+    assert_int_equal(request_to(p, pki.good, ca_file(p), "127.0.0.1", &errmsg), BB_OK);
+}
+
+static void test_unreadable_ca_file(void **state)
+{
+    apr_pool_t *p = *state;
+    bb_http_opts_t opts = { "/nonexistent/ca.pem", 2, 0, NULL };
+    server_t *s;
+    bb_http_response_t *resp = NULL;
+    const char *errmsg = NULL;
+
+    make_pki();
+    s = start_server(p, pki.good, "", 0);
+    assert_int_equal(bb_http_request(p, &opts, "GET", url_of(p, s, "/"), NULL, NULL, NULL, &resp, &errmsg),
+                     BB_UNAVAILABLE);
+    stop_server(s);
+    assert_contains(errmsg, "cannot load CA certificates from BBAuthCAFile /nonexistent/ca.pem");
+}
+
+/* ---- caps ---- */
+
+static bb_status_t capped_request(apr_pool_t *p, const char *answer, apr_size_t len, apr_size_t max_body,
+                                  const char **errmsg)
+{
+    server_t *s;
+    bb_http_opts_t opts = { NULL, 2, max_body, NULL };
+    bb_http_response_t *resp = NULL;
+    bb_status_t status;
+
+    make_pki();
+    opts.ca_file = ca_file(p);
+    s = start_server(p, pki.good, answer, len);
+    *errmsg = NULL;
+    status = bb_http_request(p, &opts, "GET", url_of(p, s, "/big"), NULL, NULL, NULL, &resp, errmsg);
+    stop_server(s);
+    return status;
+}
+
+static void test_body_cap(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *head_with_length = "HTTP/1.1 200 OK\r\nContent-Length: 3000\r\nConnection: close\r\n\r\n";
+    const char *head_without_length = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
+    char *body = apr_palloc(p, 3001);
+    const char *answer;
+    const char *errmsg;
+
+    memset(body, 'a', 3000);
+    body[3000] = '\0';
+    /* Announced in Content-Length: */
+    answer = apr_pstrcat(p, head_with_length, body, NULL);
+    assert_int_equal(capped_request(p, answer, strlen(answer), 1000, &errmsg), BB_BAD_RESPONSE);
+    assert_contains(errmsg, "/big: answer larger than 1000 bytes");
+    /* Not announced: */
+    answer = apr_pstrcat(p, head_without_length, body, NULL);
+    assert_int_equal(capped_request(p, answer, strlen(answer), 1000, &errmsg), BB_BAD_RESPONSE);
+    assert_contains(errmsg, "/big: answer larger than 1000 bytes");
+    /* Exactly at the cap is fine. */
+    body[1000] = '\0';
+    answer = apr_pstrcat(p, head_without_length, body, NULL);
+    assert_int_equal(capped_request(p, answer, strlen(answer), 1000, &errmsg), BB_OK);
+}
+
+static void test_header_cap(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *answer = "HTTP/1.1 200 OK\r\n";
+    const char *errmsg;
+    char *filler;
+    int i;
+
+    for (i = 0; i < 150; i++) {
+        answer = apr_psprintf(p, "%sX-Filler-%d: x\r\n", answer, i);
+    }
+    answer = apr_pstrcat(p, answer, "Content-Length: 0\r\nConnection: close\r\n\r\n", NULL);
+    assert_int_equal(capped_request(p, answer, strlen(answer), 0, &errmsg), BB_BAD_RESPONSE);
+    assert_contains(errmsg, "more than 100 header lines or 65536 bytes of headers");
+
+    /* Few lines, but too many bytes. */
+    filler = apr_palloc(p, 30001);
+    memset(filler, 'x', 30000);
+    filler[30000] = '\0';
+    answer = apr_pstrcat(p, "HTTP/1.1 200 OK\r\nX-A: ", filler, "\r\nX-B: ", filler, "\r\nX-C: ", filler,
+                         "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", NULL);
+    assert_int_equal(capped_request(p, answer, strlen(answer), 0, &errmsg), BB_BAD_RESPONSE);
+    assert_contains(errmsg, "65536 bytes of headers");
+    /* Two such lines are within the cap. */
+    answer = apr_pstrcat(p, "HTTP/1.1 200 OK\r\nX-A: ", filler, "\r\nX-B: ", filler,
+                         "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", NULL);
+    assert_int_equal(capped_request(p, answer, strlen(answer), 0, &errmsg), BB_OK);
+}
+
+/* ---- failures before any answer ---- */
+
+static void test_closed_port(void **state)
+{
+    apr_pool_t *p = *state;
+    bb_http_opts_t opts = { NULL, 2, 0, NULL };
+    bb_http_response_t stale;
+    bb_http_response_t *resp = &stale;
+    const char *errmsg = NULL;
+
+    assert_int_equal(bb_http_request(p, &opts, "GET", "https://127.0.0.1:1/rest/x?code=SECRET#frag", NULL, NULL,
+                                     NULL, &resp, &errmsg), BB_UNAVAILABLE);
+    assert_null(resp);
+    assert_string_equal(errmsg, "GET https://127.0.0.1:1/rest/x: could not connect: check BBAuthBitbucketURL "
+                                "(host and port) and that Bitbucket is running");
+}
+
+/* A server that accepts the connection but never says a word. */
+static void test_timeout(void **state)
+{
+    apr_pool_t *p = *state;
+    int port;
+    int listener = listen_on_loopback(&port);
+    bb_http_opts_t opts = { NULL, 1, 0, NULL };
+    bb_http_response_t *resp = NULL;
+    const char *errmsg = NULL;
+    apr_time_t start = apr_time_now();
+
+    assert_int_equal(bb_http_request(p, &opts, "GET", apr_psprintf(p, "https://127.0.0.1:%d/slow", port), NULL, NULL,
+                                     NULL, &resp, &errmsg), BB_UNAVAILABLE);
+    close(listener);
+    assert_contains(errmsg, "/slow: timed out after 1 s: check BBAuthTimeout and that Bitbucket answers");
+    assert_true(apr_time_now() - start < apr_time_from_sec(3));
+}
+
+static void test_only_https_fetched(void **state)
+{
+    apr_pool_t *p = *state;
+    bb_http_opts_t opts = { NULL, 2, 0, NULL };
+    bb_http_response_t *resp = NULL;
+    const char *errmsg = NULL;
+    static const char *const urls[] = { "http://127.0.0.1:1/x", "ftp://127.0.0.1:1/x", "file:///etc/passwd",
+                                        "//127.0.0.1:1/x", "127.0.0.1:1" };
+    size_t i;
+
+    for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        errmsg = NULL;
+        assert_int_equal(bb_http_request(p, &opts, "GET", urls[i], NULL, NULL, NULL, &resp, &errmsg), BB_UNAVAILABLE);
+        assert_contains(errmsg, "not fetched: only https URLs are used");
+        assert_null(resp);
+    }
+}
+
+static void test_header_injection_refused(void **state)
+{
+    apr_pool_t *p = *state;
+    bb_http_opts_t opts = { NULL, 2, 0, NULL };
+    apr_table_t *headers = apr_table_make(p, 1);
+    bb_http_response_t *resp = NULL;
+    const char *errmsg = NULL;
+
+    apr_table_set(headers, "Authorization", "Bearer x\r\nX-Injected: 1");
+    assert_int_equal(bb_http_request(p, &opts, "GET", "https://127.0.0.1:1/x", headers, NULL, NULL, &resp, &errmsg),
+                     BB_UNAVAILABLE);
+    assert_contains(errmsg, "not sent: a request header holds a control character");
+    assert_null(strstr(errmsg, "Bearer"));
+}
+
+/* ---- bb_http_describe ---- */
+
+static bb_http_response_t *response(apr_pool_t *p, int status, const char *content_type, const char *location)
+{
+    bb_http_response_t *resp = apr_pcalloc(p, sizeof(*resp));
+
+    resp->status = status;
+    resp->content_type = content_type;
+    resp->body = "<html>SECRET-BODY</html>";
+    resp->body_len = strlen(resp->body);
+    resp->headers = apr_table_make(p, 2);
+    if (location) {
+        apr_table_set(resp->headers, "Location", location);
+    }
+    return resp;
+}
+
+static void test_describe(void **state)
+{
+    apr_pool_t *p = *state;
+    bb_http_response_t *no_headers = response(p, 307, "", NULL);
+    const char *text;
+
+    text = bb_http_describe(p, response(p, 302, "text/html", "https://evil.example/2fa?code=SECRET"));
+    assert_contains(text, "HTTP 302 redirect to evil.example (");
+    assert_contains(text, "two-factor");
+    assert_null(strstr(text, "SECRET"));
+    assert_null(strstr(text, "/2fa"));
+    assert_contains(bb_http_describe(p, response(p, 303, "", "/login?next=SECRET")), "HTTP 303 redirect within the "
+                                                                                      "same server (");
+    assert_contains(bb_http_describe(p, response(p, 302, "", "https://ev\"il<b>/x")), "HTTP 302 redirect to another "
+                                                                                      "host (");
+    assert_contains(bb_http_describe(p, response(p, 301, "", NULL)), "HTTP 301 redirect (");
+    no_headers->headers = NULL;
+    assert_contains(bb_http_describe(p, no_headers), "HTTP 307 redirect (");
+
+    text = bb_http_describe(p, response(p, 200, "text/html", NULL));
+    assert_contains(text, "HTTP 200 HTML page (");
+    assert_contains(text, "two-factor");
+    assert_null(strstr(text, "SECRET"));
+    assert_string_equal(bb_http_describe(p, response(p, 404, "text/html", NULL)), "HTTP 404 HTML page");
+    assert_string_equal(bb_http_describe(p, response(p, 500, "", NULL)), "HTTP 500");
+    assert_string_equal(bb_http_describe(p, response(p, 200, "application/json", NULL)), "HTTP 200 (application/json)");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        UNIT_TEST(test_get_with_extra_ca),
+        UNIT_TEST(test_post_form),
+        UNIT_TEST(test_redirect_not_followed),
+        UNIT_TEST(test_headers_of_final_response),
+        UNIT_TEST(test_untrusted_certificate),
+        UNIT_TEST(test_expired_certificate),
+        UNIT_TEST(test_host_name_mismatch),
+        UNIT_TEST(test_unreadable_ca_file),
+        UNIT_TEST(test_body_cap),
+        UNIT_TEST(test_header_cap),
+        UNIT_TEST(test_closed_port),
+        UNIT_TEST(test_timeout),
+        UNIT_TEST(test_only_https_fetched),
+        UNIT_TEST(test_header_injection_refused),
+        UNIT_TEST(test_describe),
+    };
+
+    /* The server's writes to a client that gave up must not kill the test. */
+    signal(SIGPIPE, SIG_IGN);
+    bb_http_global_init();
+    return UNIT_RUN("http", tests);
+}
