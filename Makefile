@@ -26,6 +26,9 @@ WARNINGS     := -Wall -Wextra -Wno-unused-parameter -Wformat=2 -Wformat-security
 OPT_CFLAGS   ?= -O2 -g
 SAN_FLAGS    ?=
 
+# Keep the core objects: the unit tests and the next link reuse them.
+.SECONDARY: $(CORE_OBJ)
+
 .PHONY: all module install unit integration test demo bench deps clean
 
 all: module
@@ -41,7 +44,7 @@ $(BUILD)/mod_bbauth.so: $(CORE_SRC) $(GLUE_SRC) $(HEADERS)
 	$(APXS) -c -o mod_bbauth.la \
 	  -Wc,"$(WARNINGS) -Werror $(OPT_CFLAGS) $(SAN_FLAGS) $(DEPS_CFLAGS)" -Wl,"$(SAN_FLAGS)" \
 	  $(GLUE_SRC) $(CORE_SRC) $(DEPS_LIBS)
-	cp mod_bbauth/.libs/mod_bbauth.so $@
+	cp .libs/mod_bbauth.so $@
 
 $(BUILD)/core/%.o: mod_bbauth/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -56,6 +59,7 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 integration: module
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/fakebb
 	BBAUTH_MODULE=$(CURDIR)/$(BUILD)/mod_bbauth.so $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
 test: unit integration
@@ -73,4 +77,4 @@ install: module
 	install -m 0644 conf/bbauth.conf $(DESTDIR)/etc/apache2/mods-available/bbauth.conf
 
 clean:
-	rm -rf $(BUILD) mod_bbauth/*.lo mod_bbauth/*.slo mod_bbauth/*.o mod_bbauth/*.la mod_bbauth/.libs mod_bbauth.la
+	rm -rf $(BUILD) mod_bbauth/*.lo mod_bbauth/*.slo mod_bbauth/*.o mod_bbauth/*.la mod_bbauth/.libs mod_bbauth.la .libs
