@@ -14,6 +14,9 @@
 #include "bb_cache.h"
 
 extern module AP_MODULE_DECLARE_DATA bbauth_module;
+#ifdef APLOG_USE_MODULE
+APLOG_USE_MODULE(bbauth);
+#endif
 
 #define MOD_BBAUTH_VERSION      "0.1.0"
 #define BBAUTH_AUTH_TYPE        "Bitbucket"

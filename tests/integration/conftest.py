@@ -113,3 +113,26 @@ def echo_backend():
     b = harness.EchoBackend().start()
     yield b
     b.stop()
+
+
+@pytest.fixture
+def site_factory(apache_factory, tmp_serverroot):
+    """make(conf=bbsite.protected_conf, context_path="", key_count=1, start=True, **apache_opts) -> bbsite.Site:
+    a fake Bitbucket over HTTPS (CA made now) and an Apache protecting /packages etc.; all stopped at teardown."""
+    import bbsite
+    fakes = []
+
+    def make(**kw):
+        site = bbsite.make_site(apache_factory, tmp_serverroot, **kw)
+        fakes.append(site.fb)
+        return site
+
+    yield make
+    for fb in fakes:
+        fb.stop()
+
+
+@pytest.fixture
+def site(site_factory):
+    """The standard protected site (see bbsite.py), started."""
+    return site_factory()
