@@ -1,4 +1,5 @@
 /* mod_bbauth.c: the module record and its lifecycle: configuration checks at startup, the shared cache, the hooks. */
+#define BBAUTH_DECLARES_MODULE
 #include <apr_strings.h>
 #include <http_core.h>
 #include <http_main.h>

@@ -14,7 +14,8 @@
 #include "bb_cache.h"
 
 extern module AP_MODULE_DECLARE_DATA bbauth_module;
-#ifdef APLOG_USE_MODULE
+/* Log lines name the module ([bbauth:...]); mod_bbauth.c gets this from AP_DECLARE_MODULE instead. */
+#ifndef BBAUTH_DECLARES_MODULE
 APLOG_USE_MODULE(bbauth);
 #endif
 
