@@ -1,0 +1,205 @@
+#!/usr/bin/python3
+"""`make demo`: mod_bbauth protecting a sample package mirror, with the bundled fake Bitbucket DC as the identity
+provider, all on 127.0.0.1. Ctrl-C (or SIGTERM) stops everything it started.
+
+    DEMO_PORT=8080  the mirror's port (default 8080; a free port is taken if that one is busy)
+
+It makes a CA and a certificate for the fake Bitbucket (HTTPS, verified by the module), a session key, the sample
+repositories (Composer, PEP 503 simple index, npm) from build/demo/, and an Apache ServerRoot in a temp dir.
+"""
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO = REPO / "build" / "demo"
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+
+import apache  # noqa: E402  (the integration tests' Apache runner)
+import bbsite  # noqa: E402  (the fake Bitbucket + key file set-up shared with the tests)
+
+PACKAGE = "hello-bbauth"
+VERSION = "1.0.0"
+USERS = (("alice", "alice-password", "ordinary user"),
+         ("bob", "bob-password", "ordinary user"),
+         ("jane@example.com", "jane-password", "username differs from her slug"),
+         ("carol", "carol-password", "deactivated in Bitbucket: login is refused"))
+
+
+def port_is_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def choose_port():
+    wanted = int(os.environ.get("DEMO_PORT", "8080"))
+    if port_is_free(wanted):
+        return wanted
+    port = apache.free_port()
+    print(f"demo: port {wanted} is busy, using {port} instead (set DEMO_PORT to choose)", flush=True)
+    return port
+
+
+def demo_conf(site):
+    return bbsite.server_conf(site) + f"""
+BBAuthCookieName bbauth_demo
+ScriptAlias /packages/whoami "@CGIBIN@/whoami"
+<Location /packages>
+    AuthType Bitbucket
+    AuthName "Demo package mirror"
+    Require valid-user
+</Location>
+<Directory "@HTDOCS@/packages/npm">
+    ForceType application/json
+</Directory>
+<Directory "@HTDOCS@/packages/npm/-">
+    ForceType application/octet-stream
+</Directory>
+<Location /login>
+    SetHandler bbauth-login
+</Location>
+<Location /logout>
+    SetHandler bbauth-logout
+</Location>
+"""
+
+
+def archive_bytes(kind, prefix, files):
+    """A .zip or .tar.gz of `files` (name -> bytes) under `prefix/`, with fixed timestamps."""
+    buf = io.BytesIO()
+    if kind == "zip":
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, data in files.items():
+                z.writestr(zipfile.ZipInfo(f"{prefix}/{name}", (2024, 1, 1, 0, 0, 0)), data)
+    else:
+        with tarfile.open(fileobj=buf, mode="w:gz") as t:
+            for name, data in files.items():
+                info = tarfile.TarInfo(f"{prefix}/{name}")
+                info.size, info.mtime, info.mode = len(data), 1704067200, 0o644
+                t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def sample_sources():
+    return {p.name: p.read_bytes() for p in sorted((DEMO / PACKAGE).iterdir())}
+
+
+def write_composer_repo(a, base_url, src):
+    composer_json = {"name": f"demo/{PACKAGE}", "version": VERSION, "type": "library",
+                     "autoload": {"psr-4": {"Demo\\": ""}}}
+    files = dict(src, **{"composer.json": json.dumps(composer_json, indent=2).encode()})
+    dist = archive_bytes("zip", PACKAGE, files)
+    a.write_htdoc(f"packages/composer/dist/{PACKAGE}-{VERSION}.zip", dist)
+    packages = {"packages": {f"demo/{PACKAGE}": {VERSION: dict(composer_json, dist={
+        "type": "zip", "url": f"{base_url}/packages/composer/dist/{PACKAGE}-{VERSION}.zip",
+        "shasum": hashlib.sha1(dist).hexdigest()})}}}
+    a.write_htdoc("packages/composer/packages.json", json.dumps(packages, indent=2))
+
+
+def write_simple_index(a, src):
+    name = PACKAGE.replace("-", "_")
+    pkg_info = f"Metadata-Version: 2.1\nName: {PACKAGE}\nVersion: {VERSION}\nSummary: mod_bbauth demo package\n"
+    setup_py = f"from setuptools import setup\nsetup(name='{PACKAGE}', version='{VERSION}', py_modules=['hello'])\n"
+    files = dict(src, **{"PKG-INFO": pkg_info.encode(), "setup.py": setup_py.encode()})
+    sdist_name = f"{name}-{VERSION}.tar.gz"
+    sdist = archive_bytes("tar.gz", f"{name}-{VERSION}", files)
+    a.write_htdoc(f"packages/simple/{PACKAGE}/{sdist_name}", sdist)
+    digest = hashlib.sha256(sdist).hexdigest()
+    a.write_htdoc(f"packages/simple/{PACKAGE}/index.html",
+                  f'<!doctype html><title>{PACKAGE}</title><a href="{sdist_name}#sha256={digest}">{sdist_name}</a>\n')
+    a.write_htdoc("packages/simple/index.html",
+                  f'<!doctype html><title>Simple index</title><a href="{PACKAGE}/">{PACKAGE}</a>\n')
+
+
+def write_npm_registry(a, base_url, src):
+    package_json = {"name": PACKAGE, "version": VERSION, "main": "index.js"}
+    files = dict(src, **{"package.json": json.dumps(package_json, indent=2).encode()})
+    tarball = archive_bytes("tar.gz", "package", files)
+    a.write_htdoc(f"packages/npm/-/{PACKAGE}-{VERSION}.tgz", tarball)
+    packument = {"name": PACKAGE, "dist-tags": {"latest": VERSION}, "versions": {VERSION: dict(package_json, dist={
+        "tarball": f"{base_url}/packages/npm/-/{PACKAGE}-{VERSION}.tgz",
+        "shasum": hashlib.sha1(tarball).hexdigest()})}}
+    a.write_htdoc(f"packages/npm/{PACKAGE}", json.dumps(packument, indent=2))
+
+
+def write_site_content(a):
+    src = sample_sources()
+    shutil.copy(DEMO / "index.html", a.htdocs / "index.html")
+    a.write_htdoc("packages/index.html", (DEMO / "packages-index.html").read_text())
+    a.write_cgi("whoami", (DEMO / "whoami.cgi").read_text())
+    write_composer_repo(a, a.base_url, src)
+    write_simple_index(a, src)
+    write_npm_registry(a, a.base_url, src)
+
+
+def print_banner(site):
+    print(f"""
+mod_bbauth demo is running.
+
+  Open:  {site.url('/')}      (the package mirror: {site.url('/packages/')})
+  Fake Bitbucket (the identity provider): {site.fb.base_url}
+    It serves HTTPS with a CA made just now: {site.pki['ca']}
+    The module verifies it with that CA; your browser does not know it, so it warns once on the Bitbucket
+    login page: accept it there (or import the CA), it is only this demo's throw-away certificate.
+
+  Demo users:""")
+    for user, password, note in USERS:
+        print(f"    {user:<18} {password:<16} {note}")
+    print(f"""
+  Apache's error log: {site.apache.error_log_path}
+  Press Ctrl-C to stop everything.
+URL: {site.url('/')}""", flush=True)
+
+
+def main():
+    workdir = Path(tempfile.mkdtemp(prefix="bbauth-demo-"))
+    os.chmod(workdir, 0o755)
+    made = []
+
+    def factory(start=False, **opts):
+        a = apache.Apache(workdir / "httpd", bbauth_module=str(REPO / ".build" / "mod_bbauth.so"),
+                          port=choose_port(), **opts)
+        made.append(a)
+        return a
+
+    stopping = []
+
+    def stop(*_):
+        stopping.append(True)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    site = None
+    try:
+        site = bbsite.make_site(factory, workdir, conf=demo_conf, start=False, cgi=True)
+        write_site_content(site.apache)
+        site.apache.start()
+        print_banner(site)
+        signal.pause()
+    except KeyboardInterrupt:
+        print("\ndemo: stopping", flush=True)
+    finally:
+        for a in made:
+            a.stop()
+        if site is not None:
+            site.fb.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
