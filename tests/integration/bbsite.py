@@ -205,3 +205,16 @@ def cookie_attrs(set_cookie_header, name):
                 attrs[k.lower()] = v if _ else True
             return attrs
     return None
+
+
+def fake_secrets(fb):
+    """Every OAuth code and token the fake Bitbucket has issued (to check that none leaks anywhere)."""
+    held = fb.control("GET", "/_fake/tokens")
+    found = []
+    for kind, entries in held.items():
+        if kind == "http_tokens" or not isinstance(entries, list):
+            continue  # the fixed tokens from users.json are not issued in a login; non-lists are counters
+        for e in entries:
+            if isinstance(e, dict):
+                found += [e[k] for k in ("token", "code", "value", "secret") if isinstance(e.get(k), str)]
+    return found
