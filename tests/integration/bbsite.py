@@ -86,6 +86,7 @@ ScriptAlias /maybe/echo @ECHO@
 <Location /only-bob>
     AuthType Bitbucket
     Require bitbucket-user bob
+    AuthzSendForbiddenOnFailure On
 </Location>
 <Location /maybe>
     AuthType Bitbucket
