@@ -15,6 +15,26 @@
 static const char uri_chars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%";
 
+/* The byte a "%XX" at c stands for, or -1 when c is not a complete percent escape. */
+static int percent_escape_at(const unsigned char *c)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *hi, *lo;
+
+    if (c[0] != '%' || !c[1] || !c[2]) {
+        return -1;
+    }
+    hi = strchr(hex, apr_tolower(c[1]));
+    lo = strchr(hex, apr_tolower(c[2]));
+    return hi && lo ? (int)((hi - hex) << 4 | (lo - hex)) : -1;
+}
+
+/* What a decoding proxy or a lenient browser would turn into a separator or a control character. */
+static int is_hostile_escape(int byte, int right_after_leading_slash)
+{
+    return byte >= 0 && (byte < 0x20 || byte == 0x7f || byte == '\\' || (right_after_leading_slash && byte == '/'));
+}
+
 const char *bb_url_safe_return(const char *candidate)
 {
     const unsigned char *c;
@@ -25,8 +45,10 @@ const char *bb_url_safe_return(const char *candidate)
     }
     for (c = (const unsigned char *)candidate; *c; c++) {
         /* Browsers treat '\' as '/' ("/\host" is another site) and may map raw non-ASCII look-alikes such as
-         * U+FF0F to '/': neither is allowed anywhere. */
-        if (*c < 0x21 || *c >= 0x7f || *c == '\\') {
+         * U+FF0F to '/': neither is allowed anywhere. Escaped controls, backslashes, and an escaped '/' that
+         * would make "//host" once decoded are refused too. */
+        if (*c < 0x21 || *c >= 0x7f || *c == '\\'
+            || is_hostile_escape(percent_escape_at(c), c == (const unsigned char *)candidate + 1)) {
             return NULL;
         }
     }

@@ -10,7 +10,8 @@
 
 /* The candidate itself when it is a safe path on this site, else NULL (the caller then uses "/").
  * Safe: starts with exactly one '/', second character neither '/' nor '\', no '\' anywhere, no byte < 0x21
- * or == 0x7f or >= 0x80 (no controls, spaces or raw non-ASCII), at most BB_URL_MAX_RETURN bytes. */
+ * or == 0x7f or >= 0x80 (no controls, spaces or raw non-ASCII), no %-escaped control or '\\' anywhere, no "/%2F"
+ * start, at most BB_URL_MAX_RETURN bytes. */
 const char *bb_url_safe_return(const char *candidate);
 
 /* RFC 3986 percent-encoding: unreserved characters (ALPHA DIGIT - . _ ~) kept, every other byte as %XX

@@ -17,6 +17,7 @@ static void test_safe_return_rejects_hostile(void **state)
         "/\xe2\x88\x95" "evil.com",      /* U+2215 DIVISION SLASH */
         "/\xef\xbc\x8f" "evil.com",      /* U+FF0F FULLWIDTH SOLIDUS */
         "//", "/a\\b", "/a b", "/\x01", " /",
+        "/%2F%2Fevil.com", "/%2fevil.com", "/%09/evil.com", "/a%0D%0ASet-Cookie:x", "/a%5Cb", "/%5c%5cevil", "/a%7F",
     };
     size_t i;
 
@@ -38,7 +39,7 @@ static void test_safe_return_rejects_hostile(void **state)
 static void test_safe_return_accepts_local_paths(void **state)
 {
     static const char *const local[] = {
-        "/", "/path", "/p?a=1&b=%2F", "/a/b#frag", "/%2F%2Fevil.com", "/~user/", "/a//b", "/debian/dists/x?y=/z",
+        "/", "/path", "/p?a=1&b=%2F", "/a/b#frag", "/a%2Fb", "/p%C3%A4ckages", "/~user/", "/a//b", "/debian/dists/x?y=/z",
     };
     size_t i;
 
