@@ -7,6 +7,11 @@
 #include "bb_util.h"
 #include "bb_http.h"
 
+/* The application-link servlets, under the base URL. */
+#define BB_OAUTH1_REQUEST_TOKEN_PATH "/plugins/servlet/oauth/request-token"
+#define BB_OAUTH1_AUTHORIZE_PATH     "/plugins/servlet/oauth/authorize"
+#define BB_OAUTH1_ACCESS_TOKEN_PATH  "/plugins/servlet/oauth/access-token"
+
 /* Smallest RSA key bb_oauth1_load_key accepts. */
 #define BB_OAUTH1_MIN_KEY_BITS 2048
 
