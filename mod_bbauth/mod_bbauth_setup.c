@@ -1,5 +1,6 @@
 /* mod_bbauth_setup.c: SetHandler bbauth-setup: the admin's page with what Bitbucket's forms ask for this integration, and a live check. */
 #include <apr_strings.h>
+#include <apr_uri.h>
 #include <http_protocol.h>
 #include <http_request.h>
 
@@ -54,8 +55,22 @@ static void print_permissions(request_rec *r, const char *scopes)
     }
 }
 
+/* Bitbucket's OAuth 2 provider takes an http Redirect URL for the loopback host only. */
+static int redirect_needs_https(request_rec *r, const bbauth_server_conf *conf)
+{
+    apr_uri_t uri;
+
+    return apr_uri_parse(r->pool, conf->redirect_uri, &uri) == APR_SUCCESS && uri.scheme && uri.hostname
+        && !strcasecmp(uri.scheme, "http") && strcasecmp(uri.hostname, "localhost")
+        && strcmp(uri.hostname, "127.0.0.1") && strcmp(uri.hostname, "::1");
+}
+
 static void print_oauth2_steps(request_rec *r, const bbauth_server_conf *conf)
 {
+    if (redirect_needs_https(r, conf)) {
+        ap_rputs("<p id=\"warning\"><b>Bitbucket refuses an http Redirect URL</b> other than for localhost: make "
+                 "<code>BBAuthRedirectURI</code> an https URL.</p>\n", r);
+    }
     ap_rprintf(r, "<h2>In Bitbucket: an OAuth 2 application link</h2>\n<ol>\n"
                "<li>Administration &rarr; Application links &rarr; <b>Create link</b>.</li>\n"
                "<li>Application type: <b>External application</b>; Direction: <b>Incoming</b>.</li>\n"
