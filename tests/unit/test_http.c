@@ -575,6 +575,20 @@ static void test_describe(void **state)
     assert_string_equal(bb_http_describe(p, response(p, 200, "application/json", NULL)), "HTTP 200 (application/json)");
 }
 
+/* The glue names the two-factor cause on the user's page exactly when the message carries the hint. */
+static void test_is_foreign_page(void **state)
+{
+    apr_pool_t *p = *state;
+
+    assert_true(bb_http_is_foreign_page(apr_pstrcat(p, "token exchange at https://bb/x: unusable answer: ",
+                                                    bb_http_describe(p, response(p, 302, "", "https://e/")), NULL)));
+    assert_true(bb_http_is_foreign_page(bb_http_describe(p, response(p, 200, "text/html", NULL))));
+    assert_false(bb_http_is_foreign_page(bb_http_describe(p, response(p, 404, "text/html", NULL))));
+    assert_false(bb_http_is_foreign_page(bb_http_describe(p, response(p, 500, "application/json", NULL))));
+    assert_false(bb_http_is_foreign_page("whoami at https://bb/x: HTTP 401: Bitbucket refused the credential"));
+    assert_false(bb_http_is_foreign_page(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -593,6 +607,7 @@ int main(void)
         UNIT_TEST(test_only_https_fetched),
         UNIT_TEST(test_header_injection_refused),
         UNIT_TEST(test_describe),
+        UNIT_TEST(test_is_foreign_page),
     };
 
     /* The server's writes to a client that gave up must not kill the test. */
