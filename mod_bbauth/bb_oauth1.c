@@ -570,6 +570,17 @@ static int find_challenge_problem(void *baton, const char *key, const char *valu
     return !bb_oauth1_parse_www_authenticate(search->p, value, &search->problem);
 }
 
+const char *bb_oauth1_challenge_problem(apr_pool_t *p, const bb_http_response_t *resp)
+{
+    challenge_search_t search = { p, { NULL, NULL } };
+
+    if (resp->headers) {
+        apr_table_do(find_challenge_problem, &search, resp->headers, "WWW-Authenticate", NULL);
+    }
+    return search.problem.name
+        ? apr_psprintf(p, "oauth_problem=%s: %s", search.problem.name, advice_for(search.problem.name)) : NULL;
+}
+
 /* Whether the answer's body is form data, as the token endpoints send (text/plain, or the form type). */
 static int is_form_answer(const bb_http_response_t *resp)
 {

@@ -123,6 +123,10 @@ bb_oauth1_token_t *bb_oauth1_parse_token_body(apr_pool_t *p, const char *body);
  * challenge naming a problem, else 0. */
 int bb_oauth1_parse_www_authenticate(apr_pool_t *p, const char *header, bb_oauth1_problem_t *problem);
 
+/* For messages about signed REST calls: "oauth_problem=<name>: <the fix>" when a WWW-Authenticate OAuth
+ * challenge of the answer names a problem, else NULL. */
+const char *bb_oauth1_challenge_problem(apr_pool_t *p, const bb_http_response_t *resp);
+
 /* Reads a token-endpoint answer: an oauth_problem (WWW-Authenticate or body, any status) → BB_DENIED with the
  * problem and the fix in *errmsg; 200 form data with oauth_token and oauth_token_secret (and, when
  * require_confirmed, oauth_callback_confirmed=true) → BB_OK; anything else (HTML, a redirect, 5xx, garbage) →

@@ -297,6 +297,19 @@ def test_oauth_problem_is_logged_by_name_with_its_fix(site_factory, tmp_serverro
     assert_nothing_secret(site, s, r.text)
 
 
+def test_signed_rest_call_refused_names_the_problem(site):
+    """An access token that Bitbucket no longer takes by the time of the signed whoami call."""
+    site.fb.settings(oauth1_access_token_ttl=0)
+    s = site.session()
+    callback = authorized_callback(site, s)
+    r = s.get(callback, allow_redirects=False)
+    assert r.status_code == 502 and "bbauth_session=" not in r.headers.get("Set-Cookie", "")
+    line = LOGIN_FAILED.findall(site.apache.error_log())[-1]
+    assert "/plugins/servlet/applinks/whoami" in line
+    assert "HTTP 401: Bitbucket refused the credential: oauth_problem=token_expired" in line
+    assert_nothing_secret(site, s, r.text)
+
+
 def test_signature_base_url_mismatch_is_signature_invalid(site):
     """Bitbucket signs against the URL it sees itself (behind a proxy: another one): the fix names both causes."""
     site.fb.settings(oauth1_base_uri="https://bitbucket.example.com")

@@ -86,6 +86,26 @@ static void test_whoami_unknown_token(void **state)
     assert_contains(errmsg, "HTTP 401");
 }
 
+/* A signed OAuth 1 call that Bitbucket refuses says why in WWW-Authenticate: the message names it and the fix. */
+static void test_refusal_names_the_oauth_problem(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *username, *errmsg;
+    bb_http_response_t *resp = response(p, 401, "text/plain", "oauth_problem=token_rejected");
+    bb_user_t *user;
+
+    apr_table_set(resp->headers, "WWW-Authenticate", "OAuth realm=\"https://bb\", oauth_problem=\"token_rejected\"");
+    assert_int_equal(whoami(p, resp, &username, &errmsg), BB_DENIED);
+    assert_contains(errmsg, "HTTP 401: Bitbucket refused the credential: oauth_problem=token_rejected: ");
+    assert_contains(errmsg, "start again");
+    apr_table_set(resp->headers, "WWW-Authenticate", "OAuth realm=\"https://bb\", oauth_problem=\"timestamp_refused\"");
+    assert_int_equal(bb_bitbucket_parse_users(p, resp, users_url, "jane", &user, &errmsg), BB_DENIED);
+    assert_contains(errmsg, "oauth_problem=timestamp_refused: this server's time");
+    apr_table_set(resp->headers, "WWW-Authenticate", "Bearer realm=\"x\"");
+    assert_int_equal(whoami(p, resp, &username, &errmsg), BB_DENIED);
+    assert_null(strstr(errmsg, "oauth_problem"));
+}
+
 /* Never treat HTML (or anything else that is not a plain name) as a username. */
 static void test_whoami_never_html(void **state)
 {
@@ -321,6 +341,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         UNIT_TEST(test_whoami_username),
         UNIT_TEST(test_whoami_unknown_token),
+        UNIT_TEST(test_refusal_names_the_oauth_problem),
         UNIT_TEST(test_whoami_never_html),
         UNIT_TEST(test_users_exact_match_slug_differs),
         UNIT_TEST(test_users_case_insensitive_fallback),
