@@ -107,8 +107,9 @@ void bbauth_register_login_hooks(void);
 /* Starts a login: sets the login-state cookie and answers 302 to Bitbucket's authorize page. May answer a
  * page itself (OAuth 1 asks Bitbucket first) and then returns DONE, never OK: it also runs in check_authn. */
 int bbauth_start_login(request_rec *r, const bbauth_server_conf *conf, const char *return_to);
-/* The steps both OAuth versions share. Sets the login-state cookie bound to login->state. */
-void bbauth_set_login_state(request_rec *r, const bbauth_server_conf *conf, const bb_login_state_t *login);
+/* The steps both OAuth versions share. Sets the login-state cookie bound to login->state: OK, or (logged)
+ * HTTP_INTERNAL_SERVER_ERROR when it cannot be made. */
+int bbauth_set_login_state(request_rec *r, const bbauth_server_conf *conf, const bb_login_state_t *login);
 /* On the callback: the login this browser started for `state` (state cookie, constant-time match, unexpired),
  * marked used in the cache. OK with *login set; otherwise *login is NULL, a page was answered, and the return
  * value is what the handler returns. */

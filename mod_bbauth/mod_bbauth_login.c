@@ -1,4 +1,4 @@
-/* mod_bbauth_login.c: the login itself: starting it, the OAuth callback (answered wherever BBAuthRedirectURI points), and the login and logout handlers. */
+/* mod_bbauth_login.c: the login: what both OAuth versions share, OAuth 2's start and callback (answered wherever BBAuthRedirectURI points), the login and logout handlers. */
 #include <apr_strings.h>
 #include <http_core.h>
 #include <http_protocol.h>
@@ -35,14 +35,17 @@ static const char *state_cookie(request_rec *r, const bbauth_server_conf *conf, 
     return bb_cookie_make(r->pool, bb_login_state_cookie_name(r->pool, conf->cookie_name, state), value, &attrs);
 }
 
-void bbauth_set_login_state(request_rec *r, const bbauth_server_conf *conf, const bb_login_state_t *login)
+int bbauth_set_login_state(request_rec *r, const bbauth_server_conf *conf, const bb_login_state_t *login)
 {
     const char *value = bb_login_state_encode(r->pool, conf->state_keys, login);
 
-    /* Encoding only fails without memory; the callback then finds no cookie and says the login expired. */
-    if (value) {
-        bbauth_set_cookie(r, state_cookie(r, conf, login->state, value, (long)(login->exp - bbauth_now())));
+    if (!value) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: cannot start a login: the login-state cookie "
+                      "cannot be signed");
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
+    bbauth_set_cookie(r, state_cookie(r, conf, login->state, value, (long)(login->exp - bbauth_now())));
+    return OK;
 }
 
 int bbauth_start_login(request_rec *r, const bbauth_server_conf *conf, const char *return_to)
@@ -58,7 +61,9 @@ int bbauth_start_login(request_rec *r, const bbauth_server_conf *conf, const cha
                       "from OpenSSL (check the system's entropy source)");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    bbauth_set_login_state(r, conf, login);
+    if (bbauth_set_login_state(r, conf, login) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     return bbauth_redirect(r, bb_oauth2_authorize_url(r->pool, &conf->oauth2, login->state,
                                                       bb_pkce_challenge_s256(r->pool, login->verifier)));
 }

@@ -14,6 +14,10 @@ int bbauth_oauth1_start_login(request_rec *r, const bbauth_server_conf *conf, co
     bb_login_state_t login;
     const char *errmsg = NULL;
 
+    /* A subrequest cannot send the browser anywhere: no request token for it. */
+    if (r->main) {
+        return HTTP_UNAUTHORIZED;
+    }
     if (bb_oauth1_request_token(r->pool, &conf->oauth1, &conf->http, &token, &errmsg) != BB_OK) {
         bbauth_login_failed(r, HTTP_BAD_GATEWAY, errmsg, return_to);
         /* The page is written. This also runs in check_authn, where OK would mean "authenticated". */
@@ -24,7 +28,9 @@ int bbauth_oauth1_start_login(request_rec *r, const bbauth_server_conf *conf, co
     login.verifier = NULL;
     login.return_to = return_to;
     login.exp = bbauth_now() + BBAUTH_LOGIN_TTL;
-    bbauth_set_login_state(r, conf, &login);
+    if (bbauth_set_login_state(r, conf, &login) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     return bbauth_redirect(r, bb_oauth1_authorize_url(r->pool, &conf->oauth1, token->token));
 }
 
