@@ -12,6 +12,7 @@
 #include "bb_oauth2.h"
 #include "bb_session.h"
 #include "bb_cache.h"
+#include "bb_tokencache.h"
 
 extern module AP_MODULE_DECLARE_DATA bbauth_module;
 /* Log lines name the module ([bbauth:...]); mod_bbauth.c gets this from AP_DECLARE_MODULE instead. */
@@ -46,6 +47,7 @@ typedef struct {
     const char *cookie_samesite;
     const char *ca_file;
     int timeout;
+    apr_int64_t token_cache_ttl;     /* seconds Bitbucket's "yes" for an access token is trusted */
 
     /* Filled by bbauth_finalize_server() once the configuration is read. */
     const char *missing;             /* directives this server still needs before it can log anyone in */
@@ -53,6 +55,7 @@ typedef struct {
     bb_session_policy_t policy;
     bb_http_opts_t http;
     bb_oauth2_client_t oauth2;
+    bb_keyring_t *token_keys;        /* derived from session_keys: keys[0] keys and authenticates the token cache */
 } bbauth_server_conf;
 
 typedef enum {
@@ -67,6 +70,7 @@ typedef enum {
 typedef struct {
     bbauth_unauth_action unauth_action;
     const char *header_prefix;
+    int token_auth;                  /* BBAuthTokenAuth: BBAUTH_UNSET (off), 0 or 1 */
 } bbauth_dir_conf;
 
 /* mod_bbauth_config.c */
@@ -92,6 +96,12 @@ const bb_cache_t *bbauth_cache(void);
 void bbauth_register_authn_hooks(void);
 /* The request's valid session, or NULL (tries every cookie of the configured name). */
 bb_session_t *bbauth_request_session(request_rec *r, const bbauth_server_conf *conf);
+
+/* mod_bbauth_token.c */
+/* Authenticates a Bitbucket HTTP access token from the Authorization header: OK with *user set, DECLINED when
+ * the request has no Authorization header, HTTP_UNAUTHORIZED for a bad or refused token, HTTP_SERVICE_UNAVAILABLE
+ * when Bitbucket cannot say (one log line). */
+int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, const bb_user_t **user);
 
 /* mod_bbauth_authz.c */
 void bbauth_register_authz_providers(apr_pool_t *p);

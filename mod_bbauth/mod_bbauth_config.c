@@ -18,6 +18,7 @@
 #define DEFAULT_IDLE_TIMEOUT  3600
 #define DEFAULT_COOKIE_NAME   "bbauth_session"
 #define DEFAULT_BITBUCKET_TIMEOUT       10
+#define DEFAULT_TOKEN_CACHE_TTL         300
 #define MAX_SECRET_FILE       4096
 
 void *bbauth_create_server_conf(apr_pool_t *p, server_rec *s)
@@ -28,6 +29,7 @@ void *bbauth_create_server_conf(apr_pool_t *p, server_rec *s)
     conf->max_age = BBAUTH_UNSET;
     conf->idle_timeout = BBAUTH_UNSET;
     conf->timeout = BBAUTH_UNSET;
+    conf->token_cache_ttl = BBAUTH_UNSET;
     return conf;
 }
 
@@ -53,6 +55,7 @@ void *bbauth_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(cookie_samesite);
     MERGE_PTR(ca_file);
     MERGE_NUM(timeout);
+    MERGE_NUM(token_cache_ttl);
     /* The redirect URI, its origin and path belong together. */
     if (add->redirect_uri) {
         merged->redirect_uri = add->redirect_uri;
@@ -69,7 +72,10 @@ void *bbauth_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
 
 void *bbauth_create_dir_conf(apr_pool_t *p, char *dir)
 {
-    return apr_pcalloc(p, sizeof(bbauth_dir_conf));
+    bbauth_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    conf->token_auth = BBAUTH_UNSET;
+    return conf;
 }
 
 void *bbauth_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
@@ -79,6 +85,7 @@ void *bbauth_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 
     merged->unauth_action = add->unauth_action ? add->unauth_action : base->unauth_action;
     MERGE_PTR(header_prefix);
+    MERGE_NUM(token_auth);
     return merged;
 }
 
@@ -95,8 +102,12 @@ void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf)
     if (!conf->cookie_path) conf->cookie_path = "/";
     if (!conf->cookie_samesite) conf->cookie_samesite = "Lax";
     if (conf->timeout == BBAUTH_UNSET) conf->timeout = DEFAULT_BITBUCKET_TIMEOUT;
+    if (conf->token_cache_ttl == BBAUTH_UNSET) conf->token_cache_ttl = DEFAULT_TOKEN_CACHE_TTL;
     if (conf->session_keys && !conf->state_keys) {
         conf->state_keys = bb_keyring_derive(p, conf->session_keys, "mod_bbauth login state v1");
+    }
+    if (conf->session_keys && !conf->token_keys) {
+        conf->token_keys = bb_keyring_derive(p, conf->session_keys, "mod_bbauth token cache v1");
     }
 
     /* Secure whenever the public URL is https, even when TLS ends at a proxy in front of this server. */
@@ -307,6 +318,17 @@ static const char *set_timeout(cmd_parms *cmd, void *dummy, const char *arg)
     return err;
 }
 
+static const char *set_token_cache_ttl(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return parse_seconds(cmd, arg, 1, 86400, &server_conf_of(cmd)->token_cache_ttl);
+}
+
+static const char *set_token_auth(cmd_parms *cmd, void *dconf, int on)
+{
+    ((bbauth_dir_conf *)dconf)->token_auth = on;
+    return NULL;
+}
+
 /* Cookie names are RFC 6265 tokens; our login-state cookies append "_st_..." to it. */
 static const char *set_cookie_name(cmd_parms *cmd, void *dummy, const char *arg)
 {
@@ -449,6 +471,10 @@ const command_rec bbauth_directives[] = {
                   "Extra CA certificates (PEM) to trust for Bitbucket's certificate"),
     AP_INIT_TAKE1("BBAuthTimeout", set_timeout, NULL, RSRC_CONF,
                   "Seconds to wait for Bitbucket (default 10)"),
+    AP_INIT_TAKE1("BBAuthTokenCacheTTL", set_token_cache_ttl, NULL, RSRC_CONF,
+                  "Seconds Bitbucket's acceptance of an access token is cached (default 300)"),
+    AP_INIT_FLAG("BBAuthTokenAuth", set_token_auth, NULL, OR_AUTHCFG,
+                 "On: accept Bitbucket HTTP access tokens (Basic or Bearer) from command-line clients"),
     AP_INIT_TAKE1("BBAuthUnauthAction", set_unauth_action, NULL, OR_AUTHCFG,
                   "What an unauthenticated request gets: auto (default), redirect, 401 or pass"),
     AP_INIT_TAKE1("BBAuthHeaderPrefix", set_header_prefix, NULL, OR_AUTHCFG,
