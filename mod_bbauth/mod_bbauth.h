@@ -13,6 +13,7 @@
 #include "bb_session.h"
 #include "bb_cache.h"
 #include "bb_tokencache.h"
+#include "bb_seal.h"
 
 extern module AP_MODULE_DECLARE_DATA bbauth_module;
 /* Log lines name the module ([bbauth:...]); mod_bbauth.c gets this from AP_DECLARE_MODULE instead. */
@@ -48,6 +49,7 @@ typedef struct {
     const char *ca_file;
     int timeout;
     apr_int64_t token_cache_ttl;     /* seconds Bitbucket's "yes" for an access token is trusted */
+    apr_int64_t authz_cache_ttl;     /* seconds a bitbucket-repo/-project/-group decision is reused */
 
     /* Filled by bbauth_finalize_server() once the configuration is read. */
     const char *missing;             /* directives this server still needs before it can log anyone in */
@@ -56,6 +58,7 @@ typedef struct {
     bb_http_opts_t http;
     bb_oauth2_client_t oauth2;
     bb_keyring_t *token_keys;        /* derived from session_keys: keys[0] keys and authenticates the token cache */
+    bb_sealer_t *grant_sealer;       /* derived from session_keys: seals sessions' OAuth tokens in the cache */
 } bbauth_server_conf;
 
 typedef enum {
@@ -97,11 +100,37 @@ void bbauth_register_authn_hooks(void);
 /* The request's valid session, or NULL (tries every cookie of the configured name). */
 bb_session_t *bbauth_request_session(request_rec *r, const bbauth_server_conf *conf);
 
+/* What a request was authenticated with, for the Require lines that ask Bitbucket. */
+typedef struct {
+    const char *token;               /* an HTTP access token (BBAuthTokenAuth), or NULL */
+    const char *sid;                 /* a browser session's id, or NULL */
+} bbauth_credential;
+void bbauth_note_credential(request_rec *r, const char *token, const char *sid);
+/* The request's credential; both fields NULL when it has none. */
+const bbauth_credential *bbauth_request_credential(request_rec *r);
+
+/* mod_bbauth_login.c (logout) */
+/* 1 when the session was logged out (on any server sharing the cache) before its cookie expired. */
+int bbauth_session_revoked(request_rec *r, const char *sid);
+
+/* mod_bbauth_grant.c */
+/* Keeps a session's OAuth 2 tokens server-side (sealed, in the shared cache) for as long as the session may live. */
+void bbauth_grant_save(request_rec *r, const bbauth_server_conf *conf, const char *sid,
+                       const bb_oauth2_tokens_t *tokens);
+/* The session's current access token, refreshed at Bitbucket when it is about to expire (or force_refresh: when
+ * Bitbucket no longer knows it). NULL with *errmsg when there is none (*unavailable 0: log in again) or Bitbucket
+ * cannot refresh it now (*unavailable 1). */
+const char *bbauth_grant_access_token(request_rec *r, const bbauth_server_conf *conf, const char *sid,
+                                      int force_refresh, const char **errmsg, int *unavailable);
+void bbauth_grant_forget(request_rec *r, const char *sid);
+
 /* mod_bbauth_token.c */
 /* Authenticates a Bitbucket HTTP access token from the Authorization header: OK with *user set, DECLINED when
  * the request has no Authorization header, HTTP_UNAUTHORIZED for a bad or refused token, HTTP_SERVICE_UNAVAILABLE
  * when Bitbucket cannot say (one log line). */
 int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, const bb_user_t **user);
+/* The access token in the request's Authorization header, or NULL. */
+const char *bbauth_token_of(request_rec *r);
 
 /* mod_bbauth_authz.c */
 void bbauth_register_authz_providers(apr_pool_t *p);

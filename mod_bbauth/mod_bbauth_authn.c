@@ -30,6 +30,28 @@ static const char *header_prefix(const bbauth_dir_conf *dconf)
     return dconf->header_prefix ? dconf->header_prefix : BBAUTH_DEFAULT_PREFIX;
 }
 
+void bbauth_note_credential(request_rec *r, const char *token, const char *sid)
+{
+    bbauth_credential *cred = apr_pcalloc(r->pool, sizeof(*cred));
+
+    cred->token = token;
+    cred->sid = sid;
+    ap_set_module_config(r->request_config, &bbauth_module, cred);
+}
+
+const bbauth_credential *bbauth_request_credential(request_rec *r)
+{
+    static const bbauth_credential none = { NULL, NULL };
+    const bbauth_credential *cred = ap_get_module_config(r->request_config, &bbauth_module);
+
+    /* Subrequests and internal redirects are authenticated anew, but ask the original for its credential. */
+    while (!cred && r->main) {
+        r = r->main;
+        cred = ap_get_module_config(r->request_config, &bbauth_module);
+    }
+    return cred ? cred : &none;
+}
+
 bb_session_t *bbauth_request_session(request_rec *r, const bbauth_server_conf *conf)
 {
     const char *cookies = apr_table_get(r->headers_in, "Cookie");
@@ -46,7 +68,7 @@ bb_session_t *bbauth_request_session(request_rec *r, const bbauth_server_conf *c
         bb_session_t *session = NULL;
         const char *value = APR_ARRAY_IDX(values, i, const char *);
         if (bb_session_decode(r->pool, conf->session_keys, &conf->policy, value, now, &session)
-            == BB_SESSION_VALID) {
+            == BB_SESSION_VALID && !bbauth_session_revoked(r, session->sid)) {
             return session;
         }
     }
@@ -92,6 +114,7 @@ static void set_identity(request_rec *r, const bbauth_dir_conf *dconf, const cha
 static void set_session_identity(request_rec *r, const bbauth_dir_conf *dconf, const bb_session_t *session)
 {
     set_identity(r, dconf, session->sub, session->name, session->email, session->uid);
+    bbauth_note_credential(r, NULL, session->sid);
 }
 
 static int token_auth_on(const bbauth_dir_conf *dconf)
@@ -193,6 +216,7 @@ static int check_token(request_rec *r, const bbauth_server_conf *conf, const bba
     switch (bbauth_token_authenticate(r, conf, &owner)) {
     case OK:
         set_identity(r, dconf, owner->name, owner->display_name, owner->email, owner->id);
+        bbauth_note_credential(r, bbauth_token_of(r), NULL);
         return OK;
     case DECLINED:
         return unauthenticated(r, conf, dconf);

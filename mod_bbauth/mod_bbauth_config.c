@@ -19,6 +19,7 @@
 #define DEFAULT_COOKIE_NAME   "bbauth_session"
 #define DEFAULT_BITBUCKET_TIMEOUT       10
 #define DEFAULT_TOKEN_CACHE_TTL         300
+#define DEFAULT_AUTHZ_CACHE_TTL         300
 #define MAX_SECRET_FILE       4096
 
 void *bbauth_create_server_conf(apr_pool_t *p, server_rec *s)
@@ -30,6 +31,7 @@ void *bbauth_create_server_conf(apr_pool_t *p, server_rec *s)
     conf->idle_timeout = BBAUTH_UNSET;
     conf->timeout = BBAUTH_UNSET;
     conf->token_cache_ttl = BBAUTH_UNSET;
+    conf->authz_cache_ttl = BBAUTH_UNSET;
     return conf;
 }
 
@@ -56,6 +58,7 @@ void *bbauth_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(ca_file);
     MERGE_NUM(timeout);
     MERGE_NUM(token_cache_ttl);
+    MERGE_NUM(authz_cache_ttl);
     /* The redirect URI, its origin and path belong together. */
     if (add->redirect_uri) {
         merged->redirect_uri = add->redirect_uri;
@@ -103,11 +106,15 @@ void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf)
     if (!conf->cookie_samesite) conf->cookie_samesite = "Lax";
     if (conf->timeout == BBAUTH_UNSET) conf->timeout = DEFAULT_BITBUCKET_TIMEOUT;
     if (conf->token_cache_ttl == BBAUTH_UNSET) conf->token_cache_ttl = DEFAULT_TOKEN_CACHE_TTL;
+    if (conf->authz_cache_ttl == BBAUTH_UNSET) conf->authz_cache_ttl = DEFAULT_AUTHZ_CACHE_TTL;
     if (conf->session_keys && !conf->state_keys) {
         conf->state_keys = bb_keyring_derive(p, conf->session_keys, "mod_bbauth login state v1");
     }
     if (conf->session_keys && !conf->token_keys) {
         conf->token_keys = bb_keyring_derive(p, conf->session_keys, "mod_bbauth token cache v1");
+    }
+    if (conf->session_keys && !conf->grant_sealer) {
+        conf->grant_sealer = bb_sealer_create(p, bb_keyring_derive(p, conf->session_keys, "mod_bbauth grant v1"));
     }
 
     /* Secure whenever the public URL is https, even when TLS ends at a proxy in front of this server. */
@@ -323,6 +330,11 @@ static const char *set_token_cache_ttl(cmd_parms *cmd, void *dummy, const char *
     return parse_seconds(cmd, arg, 1, 86400, &server_conf_of(cmd)->token_cache_ttl);
 }
 
+static const char *set_authz_cache_ttl(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return parse_seconds(cmd, arg, 1, 86400, &server_conf_of(cmd)->authz_cache_ttl);
+}
+
 static const char *set_token_auth(cmd_parms *cmd, void *dconf, int on)
 {
     ((bbauth_dir_conf *)dconf)->token_auth = on;
@@ -473,6 +485,8 @@ const command_rec bbauth_directives[] = {
                   "Seconds to wait for Bitbucket (default 10)"),
     AP_INIT_TAKE1("BBAuthTokenCacheTTL", set_token_cache_ttl, NULL, RSRC_CONF,
                   "Seconds Bitbucket's acceptance of an access token is cached (default 300)"),
+    AP_INIT_TAKE1("BBAuthAuthzCacheTTL", set_authz_cache_ttl, NULL, RSRC_CONF,
+                  "Seconds a Require bitbucket-repo/-project/-group decision is reused (default 300)"),
     AP_INIT_FLAG("BBAuthTokenAuth", set_token_auth, NULL, OR_AUTHCFG,
                  "On: accept Bitbucket HTTP access tokens (Basic or Bearer) from command-line clients"),
     AP_INIT_TAKE1("BBAuthUnauthAction", set_unauth_action, NULL, OR_AUTHCFG,

@@ -59,6 +59,14 @@ static int refused(request_rec *r, const char *why)
     return HTTP_UNAUTHORIZED;
 }
 
+const char *bbauth_token_of(request_rec *r)
+{
+    bb_credential_t *cred = NULL;
+    const char *header = apr_table_get(r->headers_in, "Authorization");
+
+    return bb_credential_parse(r->pool, header, &cred) == BB_CRED_OK ? cred->token : NULL;
+}
+
 int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, const bb_user_t **owner)
 {
     const char *header = apr_table_get(r->headers_in, "Authorization");
