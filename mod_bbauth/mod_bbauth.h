@@ -50,6 +50,7 @@ typedef struct {
     int timeout;
     apr_int64_t token_cache_ttl;     /* seconds Bitbucket's "yes" for an access token is trusted */
     apr_int64_t authz_cache_ttl;     /* seconds a bitbucket-repo/-project/-group decision is reused */
+    apr_int64_t revalidate;          /* seconds after which a session is checked at Bitbucket again; 0 = never */
 
     /* Filled by bbauth_finalize_server() once the configuration is read. */
     const char *missing;             /* directives this server still needs before it can log anyone in */
@@ -112,6 +113,8 @@ const bbauth_credential *bbauth_request_credential(request_rec *r);
 /* mod_bbauth_login.c (logout) */
 /* 1 when the session was logged out (on any server sharing the cache) before its cookie expired. */
 int bbauth_session_revoked(request_rec *r, const char *sid);
+/* Ends a session on every server sharing the cache: its id is marked until the cookie's expiry, its grant dropped. */
+void bbauth_session_end(request_rec *r, const bb_session_t *session);
 
 /* mod_bbauth_grant.c */
 /* Keeps a session's OAuth 2 tokens server-side (sealed, in the shared cache) for as long as the session may live. */
@@ -123,6 +126,9 @@ void bbauth_grant_save(request_rec *r, const bbauth_server_conf *conf, const cha
 const char *bbauth_grant_access_token(request_rec *r, const bbauth_server_conf *conf, const char *sid,
                                       int force_refresh, const char **errmsg, int *unavailable);
 void bbauth_grant_forget(request_rec *r, const char *sid);
+/* BBAuthSessionRevalidate: 0 when Bitbucket no longer accepts the session's grant (user deactivated, grant
+ * revoked, or none kept), 1 otherwise; asks Bitbucket at most once per period per session. */
+int bbauth_session_revalidate(request_rec *r, const bbauth_server_conf *conf, const bb_session_t *session);
 
 /* mod_bbauth_token.c */
 /* Authenticates a Bitbucket HTTP access token from the Authorization header: OK with *user set, DECLINED when

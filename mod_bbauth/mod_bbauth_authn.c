@@ -244,6 +244,10 @@ static int check_authn(request_rec *r)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     session = bbauth_request_session(r, conf);
+    if (session && ap_is_initial_req(r) && !bbauth_session_revalidate(r, conf, session)) {
+        bbauth_set_cookie(r, bbauth_session_cookie(r, conf, "", 0));
+        session = NULL;
+    }
     if (session) {
         set_session_identity(r, dconf, session);
         refresh_session_cookie(r, conf, session);

@@ -20,6 +20,7 @@
 #define DEFAULT_BITBUCKET_TIMEOUT       10
 #define DEFAULT_TOKEN_CACHE_TTL         300
 #define DEFAULT_AUTHZ_CACHE_TTL         300
+#define DEFAULT_REVALIDATE              900
 #define MAX_SECRET_FILE       4096
 
 void *bbauth_create_server_conf(apr_pool_t *p, server_rec *s)
@@ -32,6 +33,7 @@ void *bbauth_create_server_conf(apr_pool_t *p, server_rec *s)
     conf->timeout = BBAUTH_UNSET;
     conf->token_cache_ttl = BBAUTH_UNSET;
     conf->authz_cache_ttl = BBAUTH_UNSET;
+    conf->revalidate = BBAUTH_UNSET;
     return conf;
 }
 
@@ -59,6 +61,7 @@ void *bbauth_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_NUM(timeout);
     MERGE_NUM(token_cache_ttl);
     MERGE_NUM(authz_cache_ttl);
+    MERGE_NUM(revalidate);
     /* The redirect URI, its origin and path belong together. */
     if (add->redirect_uri) {
         merged->redirect_uri = add->redirect_uri;
@@ -107,6 +110,7 @@ void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf)
     if (conf->timeout == BBAUTH_UNSET) conf->timeout = DEFAULT_BITBUCKET_TIMEOUT;
     if (conf->token_cache_ttl == BBAUTH_UNSET) conf->token_cache_ttl = DEFAULT_TOKEN_CACHE_TTL;
     if (conf->authz_cache_ttl == BBAUTH_UNSET) conf->authz_cache_ttl = DEFAULT_AUTHZ_CACHE_TTL;
+    if (conf->revalidate == BBAUTH_UNSET) conf->revalidate = DEFAULT_REVALIDATE;
     if (conf->session_keys && !conf->state_keys) {
         conf->state_keys = bb_keyring_derive(p, conf->session_keys, "mod_bbauth login state v1");
     }
@@ -335,6 +339,11 @@ static const char *set_authz_cache_ttl(cmd_parms *cmd, void *dummy, const char *
     return parse_seconds(cmd, arg, 1, 86400, &server_conf_of(cmd)->authz_cache_ttl);
 }
 
+static const char *set_revalidate(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return parse_seconds(cmd, arg, 0, 86400, &server_conf_of(cmd)->revalidate);
+}
+
 static const char *set_token_auth(cmd_parms *cmd, void *dconf, int on)
 {
     ((bbauth_dir_conf *)dconf)->token_auth = on;
@@ -487,6 +496,8 @@ const command_rec bbauth_directives[] = {
                   "Seconds Bitbucket's acceptance of an access token is cached (default 300)"),
     AP_INIT_TAKE1("BBAuthAuthzCacheTTL", set_authz_cache_ttl, NULL, RSRC_CONF,
                   "Seconds a Require bitbucket-repo/-project/-group decision is reused (default 300)"),
+    AP_INIT_TAKE1("BBAuthSessionRevalidate", set_revalidate, NULL, RSRC_CONF,
+                  "Seconds after which a session is checked at Bitbucket again (default 900, 0 = never)"),
     AP_INIT_FLAG("BBAuthTokenAuth", set_token_auth, NULL, OR_AUTHCFG,
                  "On: accept Bitbucket HTTP access tokens (Basic or Bearer) from command-line clients"),
     AP_INIT_TAKE1("BBAuthUnauthAction", set_unauth_action, NULL, OR_AUTHCFG,

@@ -256,7 +256,7 @@ int bbauth_session_revoked(request_rec *r, const char *sid)
 
 /* Logging out ends the session everywhere, not just in this browser: its id stays marked until the cookie would
  * have expired anyway, so a copy of the cookie stops working on every server that shares the cache. */
-static void revoke_session(request_rec *r, const bb_session_t *session)
+void bbauth_session_end(request_rec *r, const bb_session_t *session)
 {
     const bb_cache_t *cache = bbauth_cache();
     const char *key = bb_cache_key(r->pool, LOGGED_OUT_NS, session->sid);
@@ -286,7 +286,7 @@ static int logout_handler(request_rec *r)
     conf = server_conf(r);
     session = conf->missing ? NULL : bbauth_request_session(r, conf);
     if (session) {
-        revoke_session(r, session);
+        bbauth_session_end(r, session);
     }
     bbauth_set_cookie(r, bbauth_session_cookie(r, conf, "", 0));
     return bbauth_redirect(r, return_parameter(r));

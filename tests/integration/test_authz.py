@@ -140,3 +140,35 @@ def test_logout_ends_the_session_for_copies_of_the_cookie(site):
     assert s.get(site.url("/logout"), allow_redirects=False).status_code == 302
     copy.headers["Accept"] = "application/json"
     assert copy.get(site.url("/packages/echo"), allow_redirects=False).status_code == 401
+
+
+def revalidating_site(site_factory, seconds):
+    return site_factory(conf=lambda s: authz_conf(s) + f"BBAuthSessionRevalidate {seconds}\n")
+
+
+@pytest.mark.parametrize("what", ["deactivate", "revoke"])
+def test_revalidation_ends_sessions_bitbucket_no_longer_accepts(site_factory, what):
+    site = revalidating_site(site_factory, 1)
+    s = logged_in(site, "zoe")
+    bob = logged_in(site, "bob")
+    if what == "deactivate":
+        site.fb.control("POST", "/_fake/users/zoe/deactivate")
+    else:
+        site.fb.control("POST", "/_fake/tokens/revoke", {"user": "zoe"})
+    import time
+    time.sleep(1.2)  # past BBAuthSessionRevalidate (1 s): the next request asks Bitbucket again
+    s.headers["Accept"] = "application/json"
+    r = s.get(site.url("/packages/echo"), allow_redirects=False)
+    assert r.status_code == 401
+    assert "bbauth_session=;" in r.headers.get("Set-Cookie", "")
+    assert "session of zoe ended" in site.apache.error_log()
+    assert site.echo(bob)["remote_user"] == "bob"  # others are not affected
+
+
+def test_revalidation_asks_bitbucket_at_most_once_per_period(site_factory):
+    site = revalidating_site(site_factory, 3600)
+    s = logged_in(site, "bob")
+    site.fb.control("POST", "/_fake/calls/reset")
+    for _ in range(5):
+        assert site.echo(s)["remote_user"] == "bob"
+    assert site.fb.calls().get("whoami") is None  # checked at the login itself
