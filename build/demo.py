@@ -72,13 +72,7 @@ ScriptAlias /packages/whoami "@CGIBIN@/whoami"
 <Directory "@HTDOCS@/packages/npm/-">
     ForceType application/octet-stream
 </Directory>
-<Location /login>
-    SetHandler bbauth-login
-</Location>
-<Location /logout>
-    SetHandler bbauth-logout
-</Location>
-"""
+""" + bbsite.HANDLER_LOCATIONS
 
 
 def archive_bytes(kind, prefix, files):
