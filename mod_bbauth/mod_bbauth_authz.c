@@ -1,16 +1,18 @@
 /* mod_bbauth_authz.c: Require providers that follow Bitbucket: bitbucket-user, bitbucket-repo, bitbucket-project, bitbucket-group. */
 #include <apr_strings.h>
 #include <ap_provider.h>
+#include <http_core.h>
+#include <http_protocol.h>
 #include <http_request.h>
 #include <mod_auth.h>
 
 #include "mod_bbauth.h"
 
 /* The names of a "Require bitbucket-user" line, split once at startup. */
-static const char *parse_user_list(cmd_parms *cmd, const char *require_line, const void **parsed)
+static const char *parse_user_list(cmd_parms *cmd, const char *require_args, const void **parsed)
 {
     apr_array_header_t *names = apr_array_make(cmd->pool, 4, sizeof(const char *));
-    const char *line = require_line;
+    const char *line = require_args;
     const char *word;
 
     while (*(word = ap_getword_conf(cmd->pool, &line))) {
@@ -23,7 +25,7 @@ static const char *parse_user_list(cmd_parms *cmd, const char *require_line, con
     return NULL;
 }
 
-static authz_status check_user_list(request_rec *r, const char *require_line, const void *parsed)
+static authz_status check_user_list(request_rec *r, const char *require_args, const void *parsed)
 {
     const apr_array_header_t *names = parsed;
     int i;
@@ -56,9 +58,9 @@ typedef struct {
     const char *repo;
 } ask_t;
 
-static const char *parse_ask(cmd_parms *cmd, const char *require_line, const void **parsed, ask_kind kind)
+static const char *parse_ask(cmd_parms *cmd, const char *require_args, const void **parsed, ask_kind kind)
 {
-    const char *line = require_line;
+    const char *line = require_args;
     ask_t *ask = apr_pcalloc(cmd->pool, sizeof(*ask));
     const char *slash;
 
@@ -170,8 +172,32 @@ static int token_still_known(request_rec *r, const bbauth_server_conf *conf, con
     return bb_bitbucket_whoami(r->pool, &bb, &owner, &errmsg) != BB_DENIED;
 }
 
+/* A Require provider can only make httpd answer 500 (AUTHZ_GENERAL_ERROR); the request notes that Bitbucket was
+ * the cause, and the status becomes 503 as the error answer starts (see unavailable_status). */
+#define UNAVAILABLE_NOTE "bbauth-bitbucket-unavailable"
+
+static authz_status bitbucket_unavailable(request_rec *r)
+{
+    const core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
+
+    apr_table_setn(r->notes, UNAVAILABLE_NOTE, "1");
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    if (!core->response_code_strings
+        || !core->response_code_strings[ap_index_of_response(HTTP_SERVICE_UNAVAILABLE)]) {
+        ap_custom_response(r, HTTP_INTERNAL_SERVER_ERROR, "Bitbucket cannot be asked right now: try again later.\n");
+    }
+    return AUTHZ_GENERAL_ERROR;
+}
+
+static void unavailable_status(request_rec *r)
+{
+    if (r->status == HTTP_INTERNAL_SERVER_ERROR && apr_table_get(r->notes, UNAVAILABLE_NOTE)) {
+        r->status = HTTP_SERVICE_UNAVAILABLE;
+    }
+}
+
 /* Fails closed: when Bitbucket cannot answer, nobody is let in on this line. */
-static authz_status check_ask(request_rec *r, const char *require_line, const void *parsed)
+static authz_status check_ask(request_rec *r, const char *require_args, const void *parsed)
 {
     const ask_t *ask = parsed;
     const bbauth_server_conf *conf = ap_get_module_config(r->server->module_config, &bbauth_module);
@@ -196,7 +222,7 @@ static authz_status check_ask(request_rec *r, const char *require_line, const vo
     if (!token) {
         ap_log_rerror(APLOG_MARK, unavailable ? APLOG_ERR : APLOG_INFO, 0, r, "mod_bbauth: Require %s %s for %s: %s",
                       ask_names[ask->kind], ask->what, r->user, errmsg);
-        return unavailable ? AUTHZ_GENERAL_ERROR : AUTHZ_DENIED;
+        return unavailable ? bitbucket_unavailable(r) : AUTHZ_DENIED;
     }
     if (status == BB_OK || status == BB_DENIED) {
         remember_decision(r, conf, key, status == BB_OK);
@@ -208,7 +234,7 @@ static authz_status check_ask(request_rec *r, const char *require_line, const vo
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: Require %s %s for %s: Bitbucket cannot say: %s",
                   ask_names[ask->kind], ask->what, r->user, errmsg);
-    return AUTHZ_GENERAL_ERROR;
+    return bitbucket_unavailable(r);
 }
 
 static const authz_provider repo_provider = { check_ask, parse_repo };
@@ -225,4 +251,5 @@ void bbauth_register_authz_providers(apr_pool_t *p)
                               &project_provider, AP_AUTH_INTERNAL_PER_CONF);
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "bitbucket-group", AUTHZ_PROVIDER_VERSION,
                               &group_provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_insert_error_filter(unavailable_status, NULL, NULL, APR_HOOK_FIRST);
 }
