@@ -50,7 +50,7 @@ $(BUILD)/core/%.o: mod_bbauth/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARNINGS) -Werror $(OPT_CFLAGS) $(SAN_FLAGS) $(APR_CFLAGS) $(DEPS_CFLAGS) -c -o $@ $<
 
-$(BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h $(CORE_OBJ)
+$(BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h tests/unit/fake_cache.h $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARNINGS) $(OPT_CFLAGS) $(SAN_FLAGS) -Imod_bbauth $(APR_CFLAGS) $(DEPS_CFLAGS) -o $@ $< $(CORE_OBJ) \
 	  $(APR_LIBS) $(DEPS_LIBS) -lcmocka $(SAN_FLAGS)

@@ -8,6 +8,7 @@ It makes a CA and a certificate for the fake Bitbucket (HTTPS, verified by the m
 repositories (Composer, PEP 503 simple index, npm) from build/demo/, and an Apache ServerRoot in a temp dir.
 """
 
+import base64
 import hashlib
 import io
 import json
@@ -62,6 +63,8 @@ ScriptAlias /packages/whoami "@CGIBIN@/whoami"
     AuthType Bitbucket
     AuthName "Demo package mirror"
     Require valid-user
+    # composer, pip and npm send Bitbucket HTTP access tokens
+    BBAuthTokenAuth On
 </Location>
 <Directory "@HTDOCS@/packages/npm">
     ForceType application/json
@@ -69,13 +72,7 @@ ScriptAlias /packages/whoami "@CGIBIN@/whoami"
 <Directory "@HTDOCS@/packages/npm/-">
     ForceType application/octet-stream
 </Directory>
-<Location /login>
-    SetHandler bbauth-login
-</Location>
-<Location /logout>
-    SetHandler bbauth-logout
-</Location>
-"""
+""" + bbsite.HANDLER_LOCATIONS
 
 
 def archive_bytes(kind, prefix, files):
@@ -110,17 +107,30 @@ def write_composer_repo(a, base_url, src):
     a.write_htdoc("packages/composer/packages.json", json.dumps(packages, indent=2))
 
 
-def write_simple_index(a, src):
+def wheel_bytes(src):
+    """A pure-Python wheel of the sample package (pip installs it without building anything)."""
     name = PACKAGE.replace("-", "_")
-    pkg_info = f"Metadata-Version: 2.1\nName: {PACKAGE}\nVersion: {VERSION}\nSummary: mod_bbauth demo package\n"
-    setup_py = f"from setuptools import setup\nsetup(name='{PACKAGE}', version='{VERSION}', py_modules=['hello'])\n"
-    files = dict(src, **{"PKG-INFO": pkg_info.encode(), "setup.py": setup_py.encode()})
-    sdist_name = f"{name}-{VERSION}.tar.gz"
-    sdist = archive_bytes("tar.gz", f"{name}-{VERSION}", files)
-    a.write_htdoc(f"packages/simple/{PACKAGE}/{sdist_name}", sdist)
-    digest = hashlib.sha256(sdist).hexdigest()
+    info = f"{name}-{VERSION}.dist-info"
+    files = {"hello.py": src["hello.py"],
+             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {PACKAGE}\nVersion: {VERSION}\n".encode(),
+             f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: mod_bbauth demo\nRoot-Is-Purelib: true\n"
+                              b"Tag: py3-none-any\n"}
+    record = "".join(f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
+                     f"{len(data)}\n" for path, data in files.items()) + f"{info}/RECORD,,\n"
+    files[f"{info}/RECORD"] = record.encode()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for path, data in files.items():
+            z.writestr(zipfile.ZipInfo(path, (2024, 1, 1, 0, 0, 0)), data)
+    return f"{name}-{VERSION}-py3-none-any.whl", buf.getvalue()
+
+
+def write_simple_index(a, src):
+    wheel_name, wheel = wheel_bytes(src)
+    a.write_htdoc(f"packages/simple/{PACKAGE}/{wheel_name}", wheel)
+    digest = hashlib.sha256(wheel).hexdigest()
     a.write_htdoc(f"packages/simple/{PACKAGE}/index.html",
-                  f'<!doctype html><title>{PACKAGE}</title><a href="{sdist_name}#sha256={digest}">{sdist_name}</a>\n')
+                  f'<!doctype html><title>{PACKAGE}</title><a href="{wheel_name}#sha256={digest}">{wheel_name}</a>\n')
     a.write_htdoc("packages/simple/index.html",
                   f'<!doctype html><title>Simple index</title><a href="{PACKAGE}/">{PACKAGE}</a>\n')
 

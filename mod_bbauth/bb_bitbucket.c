@@ -1,4 +1,4 @@
-/* bb_bitbucket: Bitbucket's REST calls: whoami (whose credential this is) and that user's record. */
+/* bb_bitbucket: Bitbucket's REST calls: whoami (whose credential this is), that user's record, and what they may read. */
 #include <string.h>
 #include <apr_strings.h>
 #include <jansson.h>
@@ -8,6 +8,8 @@
 
 #define WHOAMI_PATH "/plugins/servlet/applinks/whoami"
 #define USERS_PATH  "/rest/api/1.0/users"
+/* The groups a user is in: needs LICENSED_USER, not admin, despite the path. */
+#define GROUPS_OF_USER_PATH "/rest/api/1.0/admin/users/more-members"
 /* Users per page, and pages read before giving up: the filter also matches display names and e-mail addresses
  * by substring, so a short username can match many users. */
 #define USERS_PAGE_SIZE 100
@@ -291,4 +293,73 @@ bb_status_t bb_bitbucket_identify(apr_pool_t *p, const bb_bitbucket_t *bb, bb_us
         return status;
     }
     return bb_bitbucket_user(p, bb, username, user, errmsg);
+}
+
+/* A 200 JSON answer: BB_OK; 401 (not permitted) or 404 (no such thing): BB_DENIED, the two on purpose alike to
+ * the caller; anything else: BB_BAD_RESPONSE. */
+static bb_status_t permitted(apr_pool_t *p, const bb_http_response_t *resp, const char *where, const char **errmsg)
+{
+    if (resp->status == 401 || resp->status == 404) {
+        *errmsg = apr_psprintf(p, "%s: HTTP %d: not permitted, or no such thing", where, resp->status);
+        return BB_DENIED;
+    }
+    if (resp->status != 200 || strcmp(resp->content_type, "application/json") != 0) {
+        *errmsg = apr_psprintf(p, "%s: unusable answer: %s", where, bb_http_describe(p, resp));
+        return BB_BAD_RESPONSE;
+    }
+    return BB_OK;
+}
+
+bb_status_t bb_bitbucket_may_read(apr_pool_t *p, const bb_bitbucket_t *bb, const char *project, const char *repo,
+                                  const char **errmsg)
+{
+    const char *path = apr_pstrcat(p, "/rest/api/1.0/projects/", bb_url_encode(p, project),
+                                   repo ? "/repos/" : "", repo ? bb_url_encode(p, repo) : "", NULL);
+    const char *url = bb_url_join(p, bb->base_url, path);
+    bb_http_response_t *resp;
+    bb_status_t status = get(p, bb, url, "application/json", &resp, errmsg);
+
+    return status == BB_OK ? permitted(p, resp, url, errmsg) : status;
+}
+
+/* 1 when a page of groups ({"values": [{"name": ...}]}) holds `group` (Bitbucket's group names are
+ * case-insensitive). */
+static int page_has_group(const json_t *values, const char *group)
+{
+    size_t i;
+    const json_t *entry;
+
+    json_array_foreach(values, i, entry) {
+        const json_t *name = json_object_get(entry, "name");
+        if (json_is_string(name) && !strcasecmp(json_string_value(name), group)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+bb_status_t bb_bitbucket_in_group(apr_pool_t *p, const bb_bitbucket_t *bb, const char *username, const char *group,
+                                  const char **errmsg)
+{
+    const char *url = bb_url_with_query(p, bb_url_join(p, bb->base_url, GROUPS_OF_USER_PATH), "context", username,
+                                        "filter", group, "limit", "1000", (char *)NULL);
+    bb_http_response_t *resp;
+    const json_t *page, *values;
+    bb_status_t status = get(p, bb, url, "application/json", &resp, errmsg);
+
+    if (status != BB_OK || (status = permitted(p, resp, bb_url_for_log(p, url), errmsg)) != BB_OK) {
+        return status;
+    }
+    page = bb_json_parse(p, resp->body, resp->body_len);
+    values = json_is_object(page) ? json_object_get(page, "values") : NULL;
+    if (!json_is_array(values)) {
+        *errmsg = apr_psprintf(p, "groups at %s: unusable answer: no \"values\" array", bb_url_for_log(p, url));
+        return BB_BAD_RESPONSE;
+    }
+    if (!page_has_group(values, group)) {
+        *errmsg = apr_psprintf(p, "%s is not in the group %s", bb_strip_controls(p, username),
+                               bb_strip_controls(p, group));
+        return BB_DENIED;
+    }
+    return BB_OK;
 }

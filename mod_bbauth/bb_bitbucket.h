@@ -1,4 +1,4 @@
-/* bb_bitbucket: Bitbucket's REST API: who the caller is and the user's record (later: what they may read). */
+/* bb_bitbucket: Bitbucket's REST API: who the caller is, the user's record, and what the caller may read. */
 #ifndef BB_BITBUCKET_H
 #define BB_BITBUCKET_H
 
@@ -47,6 +47,19 @@ bb_status_t bb_bitbucket_user(apr_pool_t *p, const bb_bitbucket_t *bb, const cha
 
 /* whoami then user: the full identity of the credential's owner. */
 bb_status_t bb_bitbucket_identify(apr_pool_t *p, const bb_bitbucket_t *bb, bb_user_t **user, const char **errmsg);
+
+/* With the caller's credential: GET <base>/rest/api/1.0/projects/{project} (repo NULL: may the caller view the
+ * project?) or .../projects/{project}/repos/{repo} (may the caller read the repository?). BB_OK for 200 JSON;
+ * BB_DENIED for 401 or 404 (Bitbucket's "not permitted" and "no such thing", deliberately alike); other answers
+ * BB_BAD_RESPONSE; transport failures as bb_http_request. */
+bb_status_t bb_bitbucket_may_read(apr_pool_t *p, const bb_bitbucket_t *bb, const char *project, const char *repo,
+                                  const char **errmsg);
+
+/* With the caller's credential: GET <base>/rest/api/1.0/admin/users/more-members?context=<username>&filter=<group>
+ * (LICENSED_USER). BB_OK when the page names the group (case-insensitively); BB_DENIED when it does not, or for
+ * 401/404 (HTTP access tokens may not ask: Bitbucket keeps them off /admin); other answers BB_BAD_RESPONSE. */
+bb_status_t bb_bitbucket_in_group(apr_pool_t *p, const bb_bitbucket_t *bb, const char *username, const char *group,
+                                  const char **errmsg);
 
 /* Pure parsers, for the unit tests: a users page (JSON with "values") → the entry named username. */
 bb_status_t bb_bitbucket_parse_users(apr_pool_t *p, const bb_http_response_t *resp, const char *url,

@@ -15,6 +15,8 @@
 #include "bb_state.h"
 #include "bb_session.h"
 #include "bb_cache.h"
+#include "bb_tokencache.h"
+#include "bb_seal.h"
 
 extern module AP_MODULE_DECLARE_DATA bbauth_module;
 /* Log lines name the module ([bbauth:...]); mod_bbauth.c gets this from AP_DECLARE_MODULE instead. */
@@ -51,6 +53,9 @@ typedef struct {
     const char *cookie_samesite;
     const char *ca_file;
     int timeout;
+    apr_int64_t token_cache_ttl;     /* seconds Bitbucket's "yes" for an access token is trusted */
+    apr_int64_t authz_cache_ttl;     /* seconds a bitbucket-repo/-project/-group decision is reused */
+    apr_int64_t revalidate;          /* seconds after which a session is checked at Bitbucket again; 0 = never */
 
     /* Filled by bbauth_finalize_server() once the configuration is read. */
     const char *missing;             /* directives this server still needs before it can log anyone in */
@@ -59,6 +64,8 @@ typedef struct {
     bb_http_opts_t http;
     bb_oauth2_client_t oauth2;
     bb_oauth1_client_t oauth1;
+    bb_keyring_t *token_keys;        /* derived from session_keys: keys[0] keys and authenticates the token cache */
+    bb_sealer_t *grant_sealer;       /* derived from session_keys: seals sessions' OAuth tokens in the cache */
 } bbauth_server_conf;
 
 typedef enum {
@@ -73,6 +80,7 @@ typedef enum {
 typedef struct {
     bbauth_unauth_action unauth_action;
     const char *header_prefix;
+    int token_auth;                  /* BBAuthTokenAuth: BBAUTH_UNSET (off), 0 or 1 */
 } bbauth_dir_conf;
 
 /* mod_bbauth_config.c */
@@ -99,6 +107,43 @@ void bbauth_register_authn_hooks(void);
 /* The request's valid session, or NULL (tries every cookie of the configured name). */
 bb_session_t *bbauth_request_session(request_rec *r, const bbauth_server_conf *conf);
 
+/* What a request was authenticated with, for the Require lines that ask Bitbucket. */
+typedef struct {
+    const char *token;               /* an HTTP access token (BBAuthTokenAuth), or NULL */
+    const char *sid;                 /* a browser session's id, or NULL */
+} bbauth_credential;
+void bbauth_note_credential(request_rec *r, const char *token, const char *sid);
+/* The request's credential; both fields NULL when it has none. */
+const bbauth_credential *bbauth_request_credential(request_rec *r);
+
+/* mod_bbauth_login.c (logout) */
+/* 1 when the session was logged out (on any server sharing the cache) before its cookie expired. */
+int bbauth_session_revoked(request_rec *r, const char *sid);
+/* Ends a session on every server sharing the cache: its id is marked until the cookie's expiry, its grant dropped. */
+void bbauth_session_end(request_rec *r, const bb_session_t *session);
+
+/* mod_bbauth_grant.c */
+/* Keeps a session's OAuth 2 tokens server-side (sealed, in the shared cache) for as long as the session may live. */
+void bbauth_grant_save(request_rec *r, const bbauth_server_conf *conf, const char *sid,
+                       const bb_oauth2_tokens_t *tokens);
+/* The session's current access token, refreshed at Bitbucket when it is about to expire (or force_refresh: when
+ * Bitbucket no longer knows it). NULL with *errmsg when there is none (*unavailable 0: log in again) or Bitbucket
+ * cannot refresh it now (*unavailable 1). */
+const char *bbauth_grant_access_token(request_rec *r, const bbauth_server_conf *conf, const char *sid,
+                                      int force_refresh, const char **errmsg, int *unavailable);
+void bbauth_grant_forget(request_rec *r, const char *sid);
+/* BBAuthSessionRevalidate: 0 when Bitbucket no longer accepts the session's grant (user deactivated, grant
+ * revoked, or none kept), 1 otherwise; asks Bitbucket at most once per period per session. */
+int bbauth_session_revalidate(request_rec *r, const bbauth_server_conf *conf, const bb_session_t *session);
+
+/* mod_bbauth_token.c */
+/* Authenticates a Bitbucket HTTP access token from the Authorization header: OK with *user set, DECLINED when
+ * the request has no Authorization header, HTTP_UNAUTHORIZED for a bad or refused token, HTTP_SERVICE_UNAVAILABLE
+ * when Bitbucket cannot say (one log line). */
+int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, const bb_user_t **user);
+/* The access token in the request's Authorization header, or NULL. */
+const char *bbauth_token_of(request_rec *r);
+
 /* mod_bbauth_authz.c */
 void bbauth_register_authz_providers(apr_pool_t *p);
 
@@ -119,10 +164,11 @@ int bbauth_login_denied(request_rec *r, const char *again);
 /* One log line and a short page for a login that failed while talking to Bitbucket; a page or a redirect where
  * data was expected is named as the likely work of a two-factor plugin, on the page too. */
 int bbauth_login_failed(request_rec *r, int status, const char *errmsg, const char *again);
-/* The shared tail: identifies the user with REST calls that `authorize` signs, sets the session cookie and sends
- * the browser back to login->return_to. */
+/* The shared tail: identifies the user with REST calls that `authorize` signs, sets the session cookie, keeps
+ * `grant` (OAuth 2's tokens, for the Require lines that ask Bitbucket; NULL: none, as with OAuth 1) and sends the
+ * browser back to login->return_to. */
 int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, const bb_login_state_t *login,
-                            bb_authorizer_fn *authorize, void *baton);
+                            bb_authorizer_fn *authorize, void *baton, const bb_oauth2_tokens_t *grant);
 
 /* mod_bbauth_oauth1.c: the OAuth 1.0a steps (BBAuthOAuthVersion 1). */
 /* Asks Bitbucket for a request token, binds it to this browser and answers 302 to the authorize page. */

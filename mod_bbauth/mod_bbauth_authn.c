@@ -30,6 +30,28 @@ static const char *header_prefix(const bbauth_dir_conf *dconf)
     return dconf->header_prefix ? dconf->header_prefix : BBAUTH_DEFAULT_PREFIX;
 }
 
+void bbauth_note_credential(request_rec *r, const char *token, const char *sid)
+{
+    bbauth_credential *cred = apr_pcalloc(r->pool, sizeof(*cred));
+
+    cred->token = token;
+    cred->sid = sid;
+    ap_set_module_config(r->request_config, &bbauth_module, cred);
+}
+
+const bbauth_credential *bbauth_request_credential(request_rec *r)
+{
+    static const bbauth_credential none = { NULL, NULL };
+    const bbauth_credential *cred = ap_get_module_config(r->request_config, &bbauth_module);
+
+    /* Subrequests and internal redirects are authenticated anew, but ask the original for its credential. */
+    while (!cred && r->main) {
+        r = r->main;
+        cred = ap_get_module_config(r->request_config, &bbauth_module);
+    }
+    return cred ? cred : &none;
+}
+
 bb_session_t *bbauth_request_session(request_rec *r, const bbauth_server_conf *conf)
 {
     const char *cookies = apr_table_get(r->headers_in, "Cookie");
@@ -46,7 +68,7 @@ bb_session_t *bbauth_request_session(request_rec *r, const bbauth_server_conf *c
         bb_session_t *session = NULL;
         const char *value = APR_ARRAY_IDX(values, i, const char *);
         if (bb_session_decode(r->pool, conf->session_keys, &conf->policy, value, now, &session)
-            == BB_SESSION_VALID) {
+            == BB_SESSION_VALID && !bbauth_session_revoked(r, session->sid)) {
             return session;
         }
     }
@@ -68,13 +90,14 @@ static void refresh_session_cookie(request_rec *r, const bbauth_server_conf *con
 }
 
 /* Hands the identity to the upstream app: r->user, headers with the configured prefix, CGI variables. */
-static void set_identity(request_rec *r, const bbauth_dir_conf *dconf, const bb_session_t *session)
+static void set_identity(request_rec *r, const bbauth_dir_conf *dconf, const char *username,
+                         const char *display_name, const char *email_address, apr_int64_t user_id)
 {
     const char *prefix = header_prefix(dconf);
-    const char *uid = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, session->uid);
-    const char *name = bb_strip_controls(r->pool, session->name);
-    const char *email = bb_strip_controls(r->pool, session->email);
-    const char *user = bb_strip_controls(r->pool, session->sub);
+    const char *uid = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, user_id);
+    const char *name = bb_strip_controls(r->pool, display_name);
+    const char *email = bb_strip_controls(r->pool, email_address);
+    const char *user = bb_strip_controls(r->pool, username);
 
     r->user = (char *)user;
     r->ap_auth_type = (char *)BBAUTH_AUTH_TYPE;
@@ -86,6 +109,39 @@ static void set_identity(request_rec *r, const bbauth_dir_conf *dconf, const bb_
     apr_table_set(r->subprocess_env, "BITBUCKET_NAME", name);
     apr_table_set(r->subprocess_env, "BITBUCKET_EMAIL", email);
     apr_table_set(r->subprocess_env, "BITBUCKET_ID", uid);
+}
+
+static void set_session_identity(request_rec *r, const bbauth_dir_conf *dconf, const bb_session_t *session)
+{
+    set_identity(r, dconf, session->sub, session->name, session->email, session->uid);
+    bbauth_note_credential(r, NULL, session->sid);
+}
+
+static int token_auth_on(const bbauth_dir_conf *dconf)
+{
+    return dconf->token_auth == 1;
+}
+
+/* 1 when an Accept header takes text/html at full preference (no q, or q=1): browsers put it first, while pip,
+ * for one, lists it at q=0.01 after its JSON types. */
+static int prefers_html(apr_pool_t *p, const char *accept)
+{
+    char *list = apr_pstrdup(p, accept), *state = NULL, *entry;
+
+    for (entry = apr_strtok(list, ",", &state); entry; entry = apr_strtok(NULL, ",", &state)) {
+        char *params = strchr(entry, ';');
+        const char *q;
+        if (params) {
+            *params++ = '\0';
+        }
+        apr_collapse_spaces(entry, entry);   /* returns the end of the string, not its start */
+        if (strcasecmp(entry, "text/html")) {
+            continue;
+        }
+        q = params ? ap_strcasestr(params, "q=") : NULL;
+        return q == NULL || apr_atoi64(q + 2) >= 1;
+    }
+    return 0;
 }
 
 /* A browser navigating to a page, as opposed to a script, an XHR/fetch call or a command-line client. */
@@ -104,7 +160,7 @@ static int is_browser_navigation(request_rec *r)
     if (fetch_mode && strcasecmp(fetch_mode, "navigate")) {
         return 0;
     }
-    return accept && ap_strcasestr(accept, "text/html") != NULL;
+    return accept && prefers_html(r->pool, accept);
 }
 
 /* Whether the admin set an ErrorDocument for this status here. */
@@ -114,18 +170,20 @@ static int has_error_document(request_rec *r, int status)
     return core->response_code_strings && core->response_code_strings[ap_index_of_response(status)];
 }
 
-/* 401 with a challenge and, unless the admin set an ErrorDocument, a short text instead of httpd's HTML page. */
-static int unauthorized(request_rec *r)
+/* 401 with a challenge and, unless the admin set an ErrorDocument, a short text instead of httpd's HTML page.
+ * With BBAuthTokenAuth the challenge is Basic, so that composer, pip and npm send their configured token. */
+static int unauthorized(request_rec *r, const bbauth_dir_conf *dconf)
 {
-    const char *realm = ap_auth_name(r) ? ap_auth_name(r) : BBAUTH_AUTH_TYPE;
+    const char *realm = ap_escape_quotes(r->pool, ap_auth_name(r) ? ap_auth_name(r) : BBAUTH_AUTH_TYPE);
+    int tokens = token_auth_on(dconf);
 
     apr_table_setn(r->err_headers_out, "WWW-Authenticate",
-                   apr_psprintf(r->pool, "%s realm=\"%s\"", BBAUTH_AUTH_TYPE,
-                                ap_escape_quotes(r->pool, realm)));
+                   apr_psprintf(r->pool, "%s realm=\"%s\"", tokens ? "Basic" : BBAUTH_AUTH_TYPE, realm));
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     if (!has_error_document(r, HTTP_UNAUTHORIZED)) {
-        ap_custom_response(r, HTTP_UNAUTHORIZED,
-                           "\"Authentication required: log in with Bitbucket in a browser.\n");
+        ap_custom_response(r, HTTP_UNAUTHORIZED, tokens
+                           ? "Authentication required: send a Bitbucket HTTP access token, or log in with Bitbucket in a browser.\n"
+                           : "Authentication required: log in with Bitbucket in a browser.\n");
     }
     return HTTP_UNAUTHORIZED;
 }
@@ -144,15 +202,35 @@ static int unauthenticated(request_rec *r, const bbauth_server_conf *conf, const
         return bbauth_start_login(r, conf, return_url(r));
     case BBAUTH_UNAUTH_401:
     case BBAUTH_UNAUTH_PASS:   /* here only when the Require lines want a user: anonymous cannot pass them */
-        return unauthorized(r);
+        return unauthorized(r, dconf);
     default:
-        return is_browser_navigation(r) ? bbauth_start_login(r, conf, return_url(r)) : unauthorized(r);
+        return is_browser_navigation(r) ? bbauth_start_login(r, conf, return_url(r)) : unauthorized(r, dconf);
+    }
+}
+
+/* BBAuthTokenAuth: a client that sends credentials gets 401 (never a login redirect) when they are refused. */
+static int check_token(request_rec *r, const bbauth_server_conf *conf, const bbauth_dir_conf *dconf)
+{
+    const bb_user_t *owner = NULL;
+
+    switch (bbauth_token_authenticate(r, conf, &owner)) {
+    case OK:
+        set_identity(r, dconf, owner->name, owner->display_name, owner->email, owner->id);
+        bbauth_note_credential(r, bbauth_token_of(r), NULL);
+        return OK;
+    case DECLINED:
+        return unauthenticated(r, conf, dconf);
+    case HTTP_SERVICE_UNAVAILABLE:
+        return HTTP_SERVICE_UNAVAILABLE;
+    default:
+        return unauthorized(r, dconf);
     }
 }
 
 static int check_authn(request_rec *r)
 {
     const bbauth_server_conf *conf;
+    const bbauth_dir_conf *dconf = dir_conf(r);
     bb_session_t *session;
 
     if (!uses_bitbucket_auth(r)) {
@@ -166,12 +244,19 @@ static int check_authn(request_rec *r)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     session = bbauth_request_session(r, conf);
-    if (!session) {
-        return unauthenticated(r, conf, dir_conf(r));
+    if (session && ap_is_initial_req(r) && !bbauth_session_revalidate(r, conf, session)) {
+        bbauth_set_cookie(r, bbauth_session_cookie(r, conf, "", 0));
+        session = NULL;
     }
-    set_identity(r, dir_conf(r), session);
-    refresh_session_cookie(r, conf, session);
-    return OK;
+    if (session) {
+        set_session_identity(r, dconf, session);
+        refresh_session_cookie(r, conf, session);
+        return OK;
+    }
+    if (token_auth_on(dconf)) {
+        return check_token(r, conf, dconf);
+    }
+    return unauthenticated(r, conf, dconf);
 }
 
 /* BBAuthUnauthAction pass with "Require all granted": httpd runs no authentication, so the identity of a
@@ -192,7 +277,7 @@ static int fixups_pass(request_rec *r)
     }
     session = bbauth_request_session(r, conf);
     if (session) {
-        set_identity(r, dconf, session);
+        set_session_identity(r, dconf, session);
         refresh_session_cookie(r, conf, session);
     }
     return DECLINED;

@@ -1,16 +1,18 @@
-/* mod_bbauth_authz.c: Require providers that follow Bitbucket: "Require bitbucket-user NAME ...". */
+/* mod_bbauth_authz.c: Require providers that follow Bitbucket: bitbucket-user, bitbucket-repo, bitbucket-project, bitbucket-group. */
 #include <apr_strings.h>
 #include <ap_provider.h>
+#include <http_core.h>
+#include <http_protocol.h>
 #include <http_request.h>
 #include <mod_auth.h>
 
 #include "mod_bbauth.h"
 
 /* The names of a "Require bitbucket-user" line, split once at startup. */
-static const char *parse_user_list(cmd_parms *cmd, const char *require_line, const void **parsed)
+static const char *parse_user_list(cmd_parms *cmd, const char *require_args, const void **parsed)
 {
     apr_array_header_t *names = apr_array_make(cmd->pool, 4, sizeof(const char *));
-    const char *line = require_line;
+    const char *line = require_args;
     const char *word;
 
     while (*(word = ap_getword_conf(cmd->pool, &line))) {
@@ -23,7 +25,7 @@ static const char *parse_user_list(cmd_parms *cmd, const char *require_line, con
     return NULL;
 }
 
-static authz_status check_user_list(request_rec *r, const char *require_line, const void *parsed)
+static authz_status check_user_list(request_rec *r, const char *require_args, const void *parsed)
 {
     const apr_array_header_t *names = parsed;
     int i;
@@ -43,8 +45,211 @@ static authz_status check_user_list(request_rec *r, const char *require_line, co
 
 static const authz_provider user_list_provider = { check_user_list, parse_user_list };
 
+/* ---- Require bitbucket-repo PROJ/repo, bitbucket-project PROJ, bitbucket-group NAME: asked of Bitbucket ---- */
+
+typedef enum { ASK_REPO, ASK_PROJECT, ASK_GROUP } ask_kind;
+
+static const char *const ask_names[] = { "bitbucket-repo", "bitbucket-project", "bitbucket-group" };
+
+typedef struct {
+    ask_kind kind;
+    const char *what;          /* "PROJ/repo", "PROJ" or the group name, as written */
+    const char *project;
+    const char *repo;
+} ask_t;
+
+static const char *parse_ask(cmd_parms *cmd, const char *require_args, const void **parsed, ask_kind kind)
+{
+    const char *line = require_args;
+    ask_t *ask = apr_pcalloc(cmd->pool, sizeof(*ask));
+    const char *slash;
+
+    ask->kind = kind;
+    ask->what = ap_getword_conf(cmd->pool, &line);
+    if (!*ask->what || *ap_getword_conf(cmd->pool, &line)) {
+        return apr_psprintf(cmd->pool, "Require %s takes exactly one %s", ask_names[kind],
+                            kind == ASK_REPO ? "PROJECT/repository" : kind == ASK_PROJECT ? "project key" : "group");
+    }
+    slash = strchr(ask->what, '/');
+    if (kind == ASK_REPO) {
+        if (!slash || slash == ask->what || !slash[1] || strchr(slash + 1, '/')) {
+            return "Require bitbucket-repo wants PROJECT/repository, e.g. PROJ/my-repo";
+        }
+        ask->project = apr_pstrmemdup(cmd->pool, ask->what, (apr_size_t)(slash - ask->what));
+        ask->repo = slash + 1;
+    }
+    else if (kind == ASK_PROJECT) {
+        if (slash) {
+            return "Require bitbucket-project wants a project key, e.g. PROJ";
+        }
+        ask->project = ask->what;
+    }
+    *parsed = ask;
+    return NULL;
+}
+
+static const char *parse_repo(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    return parse_ask(cmd, line, parsed, ASK_REPO);
+}
+
+static const char *parse_project(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    return parse_ask(cmd, line, parsed, ASK_PROJECT);
+}
+
+static const char *parse_group(cmd_parms *cmd, const char *line, const void **parsed)
+{
+    return parse_ask(cmd, line, parsed, ASK_GROUP);
+}
+
+/* Decisions are shared through the cache for BBAuthAuthzCacheTTL, keyed by user and question, and for access
+ * tokens by the token too (each may be limited to less than its owner may do). The key is a hash of all that. */
+static const char *decision_key(request_rec *r, const ask_t *ask)
+{
+    const char *token = bbauth_request_credential(r)->token;
+
+    return bb_cache_key(r->pool, "authz", apr_pstrcat(r->pool, r->user, "\n", ask_names[ask->kind], "\n",
+                                                      ask->what, "\n", token ? token : "(session)", NULL));
+}
+
+static int cached_decision(request_rec *r, const char *key)
+{
+    const bb_cache_t *cache = bbauth_cache();
+    unsigned char value[1];
+    unsigned int len = sizeof(value);
+
+    if (cache->retrieve(cache->baton, (const unsigned char *)key, (unsigned int)strlen(key), value, &len, r->pool)
+        != APR_SUCCESS || len != 1) {
+        return -1;
+    }
+    return value[0] == 'y';
+}
+
+static void remember_decision(request_rec *r, const bbauth_server_conf *conf, const char *key, int granted)
+{
+    const bb_cache_t *cache = bbauth_cache();
+    cache->store(cache->baton, (const unsigned char *)key, (unsigned int)strlen(key),
+                 apr_time_from_sec(bbauth_now() + conf->authz_cache_ttl),
+                 (const unsigned char *)(granted ? "y" : "n"), 1, r->pool);
+}
+
+/* The token to ask Bitbucket with: the client's access token, or the session's OAuth grant. */
+static const char *asking_token(request_rec *r, const bbauth_server_conf *conf, int force_refresh,
+                                const char **errmsg, int *unavailable)
+{
+    const bbauth_credential *cred = bbauth_request_credential(r);
+
+    *unavailable = 0;
+    if (cred->token) {
+        return cred->token;
+    }
+    if (cred->sid) {
+        return bbauth_grant_access_token(r, conf, cred->sid, force_refresh, errmsg, unavailable);
+    }
+    *errmsg = "the request has no Bitbucket credential to ask with";
+    return NULL;
+}
+
+static bb_status_t ask_bitbucket(request_rec *r, const bbauth_server_conf *conf, const ask_t *ask,
+                                 const char *token, const char **errmsg)
+{
+    bb_bitbucket_t bb = { conf->bitbucket_url, &conf->http, bb_bearer_authorizer, (void *)token };
+
+    if (ask->kind == ASK_GROUP) {
+        return bb_bitbucket_in_group(r->pool, &bb, r->user, ask->what, errmsg);
+    }
+    return bb_bitbucket_may_read(r->pool, &bb, ask->project, ask->repo, errmsg);
+}
+
+/* Bitbucket answers an expired or revoked token as if it were nobody, so a "no" is only a "no" when whoami still
+ * knows the token. */
+static int token_still_known(request_rec *r, const bbauth_server_conf *conf, const char *token)
+{
+    bb_bitbucket_t bb = { conf->bitbucket_url, &conf->http, bb_bearer_authorizer, (void *)token };
+    const char *owner = NULL, *errmsg = NULL;
+
+    return bb_bitbucket_whoami(r->pool, &bb, &owner, &errmsg) != BB_DENIED;
+}
+
+/* A Require provider can only make httpd answer 500 (AUTHZ_GENERAL_ERROR); the request notes that Bitbucket was
+ * the cause, and the status becomes 503 as the error answer starts (see unavailable_status). */
+#define UNAVAILABLE_NOTE "bbauth-bitbucket-unavailable"
+
+static authz_status bitbucket_unavailable(request_rec *r)
+{
+    const core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
+
+    apr_table_setn(r->notes, UNAVAILABLE_NOTE, "1");
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    if (!core->response_code_strings
+        || !core->response_code_strings[ap_index_of_response(HTTP_SERVICE_UNAVAILABLE)]) {
+        ap_custom_response(r, HTTP_INTERNAL_SERVER_ERROR, "Bitbucket cannot be asked right now: try again later.\n");
+    }
+    return AUTHZ_GENERAL_ERROR;
+}
+
+static void unavailable_status(request_rec *r)
+{
+    if (r->status == HTTP_INTERNAL_SERVER_ERROR && apr_table_get(r->notes, UNAVAILABLE_NOTE)) {
+        r->status = HTTP_SERVICE_UNAVAILABLE;
+    }
+}
+
+/* Fails closed: when Bitbucket cannot answer, nobody is let in on this line. */
+static authz_status check_ask(request_rec *r, const char *require_args, const void *parsed)
+{
+    const ask_t *ask = parsed;
+    const bbauth_server_conf *conf = ap_get_module_config(r->server->module_config, &bbauth_module);
+    const char *key, *token, *errmsg = NULL;
+    int cached, unavailable;
+    bb_status_t status;
+
+    if (!r->user) {
+        return AUTHZ_DENIED_NO_USER;
+    }
+    key = decision_key(r, ask);
+    cached = cached_decision(r, key);
+    if (cached >= 0) {
+        return cached ? AUTHZ_GRANTED : AUTHZ_DENIED;
+    }
+    token = asking_token(r, conf, 0, &errmsg, &unavailable);
+    status = token ? ask_bitbucket(r, conf, ask, token, &errmsg) : BB_UNAVAILABLE;
+    if (status == BB_DENIED && bbauth_request_credential(r)->sid && !token_still_known(r, conf, token)) {
+        token = asking_token(r, conf, 1, &errmsg, &unavailable);
+        status = token ? ask_bitbucket(r, conf, ask, token, &errmsg) : BB_UNAVAILABLE;
+    }
+    if (!token) {
+        ap_log_rerror(APLOG_MARK, unavailable ? APLOG_ERR : APLOG_INFO, 0, r, "mod_bbauth: Require %s %s for %s: %s",
+                      ask_names[ask->kind], ask->what, r->user, errmsg);
+        return unavailable ? bitbucket_unavailable(r) : AUTHZ_DENIED;
+    }
+    if (status == BB_OK || status == BB_DENIED) {
+        remember_decision(r, conf, key, status == BB_OK);
+        if (status == BB_DENIED) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: Require %s %s denies %s: %s",
+                          ask_names[ask->kind], ask->what, r->user, errmsg);
+        }
+        return status == BB_OK ? AUTHZ_GRANTED : AUTHZ_DENIED;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: Require %s %s for %s: Bitbucket cannot say: %s",
+                  ask_names[ask->kind], ask->what, r->user, errmsg);
+    return bitbucket_unavailable(r);
+}
+
+static const authz_provider repo_provider = { check_ask, parse_repo };
+static const authz_provider project_provider = { check_ask, parse_project };
+static const authz_provider group_provider = { check_ask, parse_group };
+
 void bbauth_register_authz_providers(apr_pool_t *p)
 {
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "bitbucket-user", AUTHZ_PROVIDER_VERSION,
                               &user_list_provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "bitbucket-repo", AUTHZ_PROVIDER_VERSION,
+                              &repo_provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "bitbucket-project", AUTHZ_PROVIDER_VERSION,
+                              &project_provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "bitbucket-group", AUTHZ_PROVIDER_VERSION,
+                              &group_provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_insert_error_filter(unavailable_status, NULL, NULL, APR_HOOK_FIRST);
 }

@@ -18,6 +18,9 @@
 #define DEFAULT_IDLE_TIMEOUT  3600
 #define DEFAULT_COOKIE_NAME   "bbauth_session"
 #define DEFAULT_BITBUCKET_TIMEOUT       10
+#define DEFAULT_TOKEN_CACHE_TTL         300
+#define DEFAULT_AUTHZ_CACHE_TTL         300
+#define DEFAULT_REVALIDATE              900
 #define MAX_SECRET_FILE       4096
 
 void *bbauth_create_server_conf(apr_pool_t *p, server_rec *s)
@@ -28,6 +31,9 @@ void *bbauth_create_server_conf(apr_pool_t *p, server_rec *s)
     conf->max_age = BBAUTH_UNSET;
     conf->idle_timeout = BBAUTH_UNSET;
     conf->timeout = BBAUTH_UNSET;
+    conf->token_cache_ttl = BBAUTH_UNSET;
+    conf->authz_cache_ttl = BBAUTH_UNSET;
+    conf->revalidate = BBAUTH_UNSET;
     return conf;
 }
 
@@ -55,6 +61,9 @@ void *bbauth_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(cookie_samesite);
     MERGE_PTR(ca_file);
     MERGE_NUM(timeout);
+    MERGE_NUM(token_cache_ttl);
+    MERGE_NUM(authz_cache_ttl);
+    MERGE_NUM(revalidate);
     /* The redirect URI, its origin and path belong together. */
     if (add->redirect_uri) {
         merged->redirect_uri = add->redirect_uri;
@@ -71,7 +80,10 @@ void *bbauth_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
 
 void *bbauth_create_dir_conf(apr_pool_t *p, char *dir)
 {
-    return apr_pcalloc(p, sizeof(bbauth_dir_conf));
+    bbauth_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
+
+    conf->token_auth = BBAUTH_UNSET;
+    return conf;
 }
 
 void *bbauth_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
@@ -81,6 +93,7 @@ void *bbauth_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 
     merged->unauth_action = add->unauth_action ? add->unauth_action : base->unauth_action;
     MERGE_PTR(header_prefix);
+    MERGE_NUM(token_auth);
     return merged;
 }
 
@@ -97,8 +110,17 @@ void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf)
     if (!conf->cookie_path) conf->cookie_path = "/";
     if (!conf->cookie_samesite) conf->cookie_samesite = "Lax";
     if (conf->timeout == BBAUTH_UNSET) conf->timeout = DEFAULT_BITBUCKET_TIMEOUT;
+    if (conf->token_cache_ttl == BBAUTH_UNSET) conf->token_cache_ttl = DEFAULT_TOKEN_CACHE_TTL;
+    if (conf->authz_cache_ttl == BBAUTH_UNSET) conf->authz_cache_ttl = DEFAULT_AUTHZ_CACHE_TTL;
+    if (conf->revalidate == BBAUTH_UNSET) conf->revalidate = DEFAULT_REVALIDATE;
     if (conf->session_keys && !conf->state_keys) {
         conf->state_keys = bb_keyring_derive(p, conf->session_keys, "mod_bbauth login state v1");
+    }
+    if (conf->session_keys && !conf->token_keys) {
+        conf->token_keys = bb_keyring_derive(p, conf->session_keys, "mod_bbauth token cache v1");
+    }
+    if (conf->session_keys && !conf->grant_sealer) {
+        conf->grant_sealer = bb_sealer_create(p, bb_keyring_derive(p, conf->session_keys, "mod_bbauth grant v1"));
     }
 
     /* Secure whenever the public URL is https, even when TLS ends at a proxy in front of this server. */
@@ -334,6 +356,27 @@ static const char *set_timeout(cmd_parms *cmd, void *dummy, const char *arg)
     return err;
 }
 
+static const char *set_token_cache_ttl(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return parse_seconds(cmd, arg, 1, 86400, &server_conf_of(cmd)->token_cache_ttl);
+}
+
+static const char *set_authz_cache_ttl(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return parse_seconds(cmd, arg, 1, 86400, &server_conf_of(cmd)->authz_cache_ttl);
+}
+
+static const char *set_revalidate(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return parse_seconds(cmd, arg, 0, 86400, &server_conf_of(cmd)->revalidate);
+}
+
+static const char *set_token_auth(cmd_parms *cmd, void *dconf, int on)
+{
+    ((bbauth_dir_conf *)dconf)->token_auth = on;
+    return NULL;
+}
+
 /* Cookie names are RFC 6265 tokens; our login-state cookies append "_st_..." to it. */
 static const char *set_cookie_name(cmd_parms *cmd, void *dummy, const char *arg)
 {
@@ -478,6 +521,14 @@ const command_rec bbauth_directives[] = {
                   "Extra CA certificates (PEM) to trust for Bitbucket's certificate"),
     AP_INIT_TAKE1("BBAuthTimeout", set_timeout, NULL, RSRC_CONF,
                   "Seconds to wait for Bitbucket (default 10)"),
+    AP_INIT_TAKE1("BBAuthTokenCacheTTL", set_token_cache_ttl, NULL, RSRC_CONF,
+                  "Seconds Bitbucket's acceptance of an access token is cached (default 300)"),
+    AP_INIT_TAKE1("BBAuthAuthzCacheTTL", set_authz_cache_ttl, NULL, RSRC_CONF,
+                  "Seconds a Require bitbucket-repo/-project/-group decision is reused (default 300)"),
+    AP_INIT_TAKE1("BBAuthSessionRevalidate", set_revalidate, NULL, RSRC_CONF,
+                  "Seconds after which a session is checked at Bitbucket again (default 900, 0 = never)"),
+    AP_INIT_FLAG("BBAuthTokenAuth", set_token_auth, NULL, OR_AUTHCFG,
+                 "On: accept Bitbucket HTTP access tokens (Basic or Bearer) from command-line clients"),
     AP_INIT_TAKE1("BBAuthUnauthAction", set_unauth_action, NULL, OR_AUTHCFG,
                   "What an unauthenticated request gets: auto (default), redirect, 401 or pass"),
     AP_INIT_TAKE1("BBAuthHeaderPrefix", set_header_prefix, NULL, OR_AUTHCFG,

@@ -13,6 +13,7 @@
 
 #define LOGIN_HANDLER   "bbauth-login"
 #define LOGOUT_HANDLER  "bbauth-logout"
+#define LOGGED_OUT_NS   "logout"     /* cache namespace of the ids of sessions that were logged out */
 
 static const bbauth_server_conf *server_conf(request_rec *r)
 {
@@ -137,7 +138,7 @@ static int finish_login(request_rec *r, const bbauth_server_conf *conf, const ch
 }
 
 int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, const bb_login_state_t *login,
-                            bb_authorizer_fn *authorize, void *baton)
+                            bb_authorizer_fn *authorize, void *baton, const bb_oauth2_tokens_t *grant)
 {
     bb_user_t *user = NULL;
     bb_bitbucket_t api;
@@ -161,6 +162,9 @@ int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, cons
         return bbauth_login_failed(r, HTTP_INTERNAL_SERVER_ERROR, "cannot create the session cookie", NULL);
     }
     bbauth_set_cookie(r, bbauth_session_cookie(r, conf, value, (long)conf->max_age));
+    if (grant) {
+        bbauth_grant_save(r, conf, session->sid, grant);
+    }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: %s logged in",
                   bb_strip_controls(r->pool, user->name));
     return finish_login(r, conf, login->return_to);
@@ -224,7 +228,7 @@ static int oauth2_callback(request_rec *r, const bbauth_server_conf *conf)
         != BB_OK) {
         return bbauth_login_failed(r, HTTP_BAD_GATEWAY, errmsg, login->return_to);
     }
-    return bbauth_login_identified(r, conf, login, bb_bearer_authorizer, (void *)tokens->access_token);
+    return bbauth_login_identified(r, conf, login, bb_bearer_authorizer, (void *)tokens->access_token, tokens);
 }
 
 /* Bitbucket sends the browser back here, in the shape of the configured OAuth version. */
@@ -287,10 +291,39 @@ static int login_handler(request_rec *r)
     return bbauth_start_login(r, conf, return_to);
 }
 
-/* SetHandler bbauth-logout: deletes the session cookie and goes to ?return. */
+int bbauth_session_revoked(request_rec *r, const char *sid)
+{
+    const bb_cache_t *cache = bbauth_cache();
+    const char *key = bb_cache_key(r->pool, LOGGED_OUT_NS, sid);
+    unsigned char mark[1];
+    unsigned int len = sizeof(mark);
+
+    return cache->retrieve(cache->baton, (const unsigned char *)key, (unsigned int)strlen(key), mark, &len, r->pool)
+           == APR_SUCCESS;
+}
+
+/* Logging out ends the session everywhere, not just in this browser: its id stays marked until the cookie would
+ * have expired anyway, so a copy of the cookie stops working on every server that shares the cache. */
+void bbauth_session_end(request_rec *r, const bb_session_t *session)
+{
+    const bb_cache_t *cache = bbauth_cache();
+    const char *key = bb_cache_key(r->pool, LOGGED_OUT_NS, session->sid);
+    apr_status_t rv = cache->store(cache->baton, (const unsigned char *)key, (unsigned int)strlen(key),
+                                   apr_time_from_sec(session->exp), (const unsigned char *)"1", 1, r->pool);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mod_bbauth: logout of %s: cannot mark the session ended in the "
+                      "shared cache (BBAuthCache): a copy of its cookie stays valid until it expires",
+                      bb_strip_controls(r->pool, session->sub));
+    }
+    bbauth_grant_forget(r, session->sid);
+}
+
+/* SetHandler bbauth-logout: ends the session, deletes the cookie and goes to ?return. */
 static int logout_handler(request_rec *r)
 {
     const bbauth_server_conf *conf;
+    bb_session_t *session;
 
     if (!r->handler || strcmp(r->handler, LOGOUT_HANDLER)) {
         return DECLINED;
@@ -299,6 +332,10 @@ static int logout_handler(request_rec *r)
         return method_not_allowed(r);
     }
     conf = server_conf(r);
+    session = conf->missing ? NULL : bbauth_request_session(r, conf);
+    if (session) {
+        bbauth_session_end(r, session);
+    }
     bbauth_set_cookie(r, bbauth_session_cookie(r, conf, "", 0));
     return bbauth_redirect(r, return_parameter(r));
 }

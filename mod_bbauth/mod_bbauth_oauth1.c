@@ -62,5 +62,5 @@ int bbauth_oauth1_callback(request_rec *r, const bbauth_server_conf *conf)
     }
     signer.client = &conf->oauth1;
     signer.access_token = access->token;
-    return bbauth_login_identified(r, conf, login, bb_oauth1_authorizer, &signer);
+    return bbauth_login_identified(r, conf, login, bb_oauth1_authorizer, &signer, NULL);
 }

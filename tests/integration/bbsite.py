@@ -73,6 +73,16 @@ BBAuthTimeout 3
 """
 
 
+# The login link and the logout link every site offers.
+HANDLER_LOCATIONS = """<Location /login>
+    SetHandler bbauth-login
+</Location>
+<Location /logout>
+    SetHandler bbauth-logout
+</Location>
+"""
+
+
 def protected_conf(site):
     return server_conf(site) + """
 ScriptAlias /packages/echo @ECHO@
@@ -93,13 +103,7 @@ ScriptAlias /maybe/echo @ECHO@
     BBAuthUnauthAction pass
     Require all granted
 </Location>
-<Location /login>
-    SetHandler bbauth-login
-</Location>
-<Location /logout>
-    SetHandler bbauth-logout
-</Location>
-"""
+""" + HANDLER_LOCATIONS
 
 
 class Site:

@@ -1,65 +1,11 @@
 /* test_cache: hashed cache keys and the one-use marker over an in-memory bb_cache_t, with expiry and failing caches. */
 #include "unit.h"
+#include "fake_cache.h"
 #include <apr_hash.h>
 #include "bb_cache.h"
 
 #define NOW_SEC  1700000000
 #define ABC_KEY  "state:ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"     /* base64url(SHA-256("abc")) */
-
-/* ---- An in-memory bb_cache_t over apr_hash_t, with a clock of its own and switchable failures. ---- */
-
-typedef struct {
-    apr_pool_t *pool;
-    apr_hash_t *entries;
-    apr_time_t now;
-    apr_status_t retrieve_fails_with;   /* APR_SUCCESS: works */
-    apr_status_t store_fails_with;
-    int stores;
-} fake_cache_t;
-
-typedef struct {
-    apr_time_t expiry;
-    unsigned char *value;
-    unsigned int len;
-} fake_entry_t;
-
-static apr_status_t fake_store(void *baton, const unsigned char *key, unsigned int keylen, apr_time_t expiry,
-                               const unsigned char *value, unsigned int vallen, apr_pool_t *p)
-{
-    fake_cache_t *fc = baton;
-    fake_entry_t *e;
-
-    fc->stores++;
-    if (fc->store_fails_with != APR_SUCCESS) {
-        return fc->store_fails_with;
-    }
-    e = apr_pcalloc(fc->pool, sizeof(*e));
-    e->expiry = expiry;
-    e->value = apr_pmemdup(fc->pool, value, vallen);
-    e->len = vallen;
-    apr_hash_set(fc->entries, apr_pmemdup(fc->pool, key, keylen), keylen, e);
-    return APR_SUCCESS;
-}
-
-static apr_status_t fake_retrieve(void *baton, const unsigned char *key, unsigned int keylen, unsigned char *value,
-                                  unsigned int *vallen, apr_pool_t *p)
-{
-    fake_cache_t *fc = baton;
-    fake_entry_t *e = apr_hash_get(fc->entries, key, keylen);
-
-    if (fc->retrieve_fails_with != APR_SUCCESS) {
-        return fc->retrieve_fails_with;
-    }
-    if (e == NULL || fc->now >= e->expiry) {
-        return APR_NOTFOUND;
-    }
-    if (e->len > *vallen) {
-        return APR_ENOSPC;
-    }
-    memcpy(value, e->value, e->len);
-    *vallen = e->len;
-    return APR_SUCCESS;
-}
 
 typedef struct {
     fake_cache_t fc;
@@ -70,12 +16,7 @@ static fixture_t *fixture(apr_pool_t *p)
 {
     fixture_t *f = apr_pcalloc(p, sizeof(*f));
 
-    f->fc.pool = p;
-    f->fc.entries = apr_hash_make(p);
-    f->fc.now = apr_time_from_sec(NOW_SEC);
-    f->cache.baton = &f->fc;
-    f->cache.store = fake_store;
-    f->cache.retrieve = fake_retrieve;
+    fake_cache_init(&f->fc, &f->cache, p, NOW_SEC);
     f->cache.remove = NULL;             /* the one-use marker is never removed: it expires */
     return f;
 }

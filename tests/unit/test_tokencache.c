@@ -1,5 +1,6 @@
 /* test_tokencache: the validated-token cache over an in-memory bb_cache_t: hits, misses, expiry, keys, forgeries. */
 #include "unit.h"
+#include "fake_cache.h"
 #include <apr_hash.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -9,58 +10,6 @@
 #define NOW    1700000000
 #define TOKEN  "BBDC-MzE2NjY5NTk4NzU5OrJl4m+Ju/w7rQ=="
 #define OTHER  "NjQ5MTk2NzQ0MjE1OrHr3b5SJQyxqMTEwl1x"
-
-/* ---- An in-memory bb_cache_t over apr_hash_t with a clock of its own. ---- */
-
-typedef struct {
-    apr_pool_t *pool;
-    apr_hash_t *entries;
-    apr_time_t now;
-    int honour_expiry;      /* 0: behaves like a cache that keeps entries past their expiry */
-} fake_cache_t;
-
-typedef struct {
-    apr_time_t expiry;
-    unsigned char *value;
-    unsigned int len;
-} fake_entry_t;
-
-static apr_status_t fake_store(void *baton, const unsigned char *key, unsigned int keylen, apr_time_t expiry,
-                               const unsigned char *value, unsigned int vallen, apr_pool_t *p)
-{
-    fake_cache_t *fc = baton;
-    fake_entry_t *e = apr_pcalloc(fc->pool, sizeof(*e));
-
-    e->expiry = expiry;
-    e->value = apr_pmemdup(fc->pool, value, vallen);
-    e->len = vallen;
-    apr_hash_set(fc->entries, apr_pmemdup(fc->pool, key, keylen), keylen, e);
-    return APR_SUCCESS;
-}
-
-static apr_status_t fake_retrieve(void *baton, const unsigned char *key, unsigned int keylen, unsigned char *value,
-                                  unsigned int *vallen, apr_pool_t *p)
-{
-    fake_cache_t *fc = baton;
-    fake_entry_t *e = apr_hash_get(fc->entries, key, keylen);
-
-    if (e == NULL || (fc->honour_expiry && fc->now >= e->expiry)) {
-        return APR_NOTFOUND;
-    }
-    if (e->len > *vallen) {
-        return APR_ENOSPC;
-    }
-    memcpy(value, e->value, e->len);
-    *vallen = e->len;
-    return APR_SUCCESS;
-}
-
-static apr_status_t fake_remove(void *baton, const unsigned char *key, unsigned int keylen, apr_pool_t *p)
-{
-    fake_cache_t *fc = baton;
-    apr_hash_set(fc->entries, key, keylen, NULL);
-    return APR_SUCCESS;
-}
 
 /* ---- Fixtures ---- */
 
@@ -75,14 +24,7 @@ static fixture_t *fixture(apr_pool_t *p, unsigned char secret_byte)
 {
     fixture_t *f = apr_pcalloc(p, sizeof(*f));
 
-    f->fc.pool = p;
-    f->fc.entries = apr_hash_make(p);
-    f->fc.now = apr_time_from_sec(NOW);
-    f->fc.honour_expiry = 1;
-    f->cache.baton = &f->fc;
-    f->cache.store = fake_store;
-    f->cache.retrieve = fake_retrieve;
-    f->cache.remove = fake_remove;
+    fake_cache_init(&f->fc, &f->cache, p, NOW);
     memset(f->secret, secret_byte, sizeof(f->secret));
     f->tc.cache = &f->cache;
     f->tc.secret = f->secret;
@@ -210,7 +152,7 @@ static void test_expiry(void **state)
     assert_int_equal(lookup(p, f, TOKEN, NOW + 299, &entry), BB_TOKENCACHE_HIT_VALID);
     assert_int_equal(lookup(p, f, TOKEN, NOW + 300, &entry), BB_TOKENCACHE_MISS);
     /* The record's own expiry holds even when the cache keeps it longer (or an old copy is put back). */
-    f->fc.honour_expiry = 0;
+    f->fc.keeps_expired = 1;
     assert_int_equal(lookup(p, f, TOKEN, NOW + 300, &entry), BB_TOKENCACHE_MISS);
     assert_int_equal(bb_tokencache_store_invalid(p, &f->tc, TOKEN, NOW, 30), APR_SUCCESS);
     assert_int_equal(lookup(p, f, TOKEN, NOW + 30, &entry), BB_TOKENCACHE_MISS);

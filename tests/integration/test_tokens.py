@@ -1,0 +1,135 @@
+"""Issue 4: command-line clients authenticate with Bitbucket HTTP access tokens (BBAuthTokenAuth On): every
+accepted spelling, the identity always from Bitbucket, 401 with a Basic challenge (never a redirect), the cache,
+revocation within the TTL, and 503 when Bitbucket cannot say."""
+
+import base64
+
+import pytest
+
+import bbsite
+
+ALICE = "BBDC-alicePersonalReadToken0000000000000000001"
+BOB = "BBDC-bobPersonalReadToken00000000000000000005"
+PROJECT = "BBDC-projPROJProjectReadToken00000000000000010"
+EXPIRED = "BBDC-alicePersonalExpiredToken0000000000000003"
+REVOKED = "BBDC-alicePersonalRevokedToken0000000000000004"
+INACTIVE_OWNER = "BBDC-carolPersonalToken000000000000000000007"
+
+
+def token_conf(site, extra=""):
+    return bbsite.protected_conf(site) + f"""
+<Location /packages>
+    BBAuthTokenAuth On
+</Location>
+{extra}
+"""
+
+
+@pytest.fixture
+def site(site_factory):
+    return site_factory(conf=token_conf)
+
+
+def basic(user, password):
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def get(site, authorization=None, accept="*/*", path="/packages/echo"):
+    s = site.session()
+    s.headers["Accept"] = accept
+    if authorization is not None:
+        s.headers["Authorization"] = authorization
+    return s.get(site.url(path), allow_redirects=False)
+
+
+@pytest.mark.parametrize("authorization", [
+    f"Bearer {ALICE}",
+    basic("alice", ALICE),
+    basic(ALICE, ""),                # pip's https://TOKEN@host/
+    basic("composer-user", ALICE),   # a fixed username: the identity still comes from Bitbucket
+    basic("bob", ALICE),             # claiming to be bob does not make it bob
+])
+def test_accepted_spellings_identify_the_owner(site, authorization):
+    r = get(site, authorization)
+    assert r.status_code == 200, (r.status_code, r.text[:200])
+    echo = r.json()
+    assert echo["remote_user"] == "alice"
+    assert echo["bitbucket"]["BITBUCKET_EMAIL"] == "alice@example.com"
+
+
+def test_project_token_authenticates_as_its_service_user(site):
+    r = get(site, f"Bearer {PROJECT}")
+    assert r.status_code == 200
+    assert r.json()["remote_user"] == "project-token-proj"
+
+
+@pytest.mark.parametrize("authorization", [
+    f"Bearer {EXPIRED}", f"Bearer {REVOKED}", f"Bearer {INACTIVE_OWNER}", "Bearer BBDC-doesNotExist",
+    basic("alice", "alice-password"),   # a password is not a token: nothing the module will check
+    "Bearer", "Basic !!!", "Basic " + base64.b64encode(b"no-colon").decode(), "Bearer a%20b",
+    "Bearer " + "A" * 5000, "Negotiate abc", basic("alice", "tok\u00e9n"),
+])
+def test_refused_credentials_get_401_with_a_basic_challenge(site, authorization):
+    r = get(site, authorization, accept="text/html")
+    assert r.status_code == 401, (authorization[:40], r.status_code)
+    assert r.headers["WWW-Authenticate"] == 'Basic realm="Package mirror"'
+    assert "Location" not in r.headers
+    log = site.apache.error_log()
+    secret = authorization.split(" ", 1)[-1]
+    assert len(secret) < 4 or secret not in log
+
+
+def test_no_credentials_non_browser_gets_basic_challenge_browser_still_redirected(site):
+    r = get(site, accept="application/json")
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic realm=")
+    # pip asks for HTML only at q=0.01 after its JSON types: not a browser.
+    pip = get(site, accept="application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
+                           "text/html; q=0.01")
+    assert pip.status_code == 401
+    browser = get(site, accept="text/html,application/xhtml+xml")
+    assert browser.status_code == 302
+
+
+def test_token_auth_is_off_by_default(site_factory):
+    site = site_factory()
+    r = get(site, f"Bearer {ALICE}")
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].startswith("Bitbucket ")
+
+
+def test_results_are_cached_and_revocation_bites_after_the_ttl(site_factory):
+    site = site_factory(conf=lambda s: token_conf(s) + "BBAuthTokenCacheTTL 2\n")
+    fresh = site.fb.control("POST", "/_fake/tokens", {"user": "bob", "kind": "personal"})["token"]
+    site.fb.control("POST", "/_fake/calls/reset")
+    for _ in range(5):
+        assert get(site, f"Bearer {fresh}").json()["remote_user"] == "bob"
+    assert site.fb.calls().get("whoami") == 1  # four of five answered from the shared cache
+
+    site.fb.control("POST", "/_fake/tokens/revoke", {"token": fresh})
+    import time
+    deadline = time.time() + 10
+    while time.time() < deadline and get(site, f"Bearer {fresh}").status_code == 200:
+        time.sleep(0.5)
+    assert get(site, f"Bearer {fresh}").status_code == 401
+
+
+def test_refusals_are_cached_briefly(site):
+    site.fb.control("POST", "/_fake/calls/reset")
+    for _ in range(3):
+        assert get(site, "Bearer BBDC-unknownToken0000").status_code == 401
+    assert site.fb.calls().get("whoami") == 1
+
+
+@pytest.mark.parametrize("mode", ["down", "status:500", "garbage", "twofactor"])
+def test_bitbucket_unavailable_gives_503_never_200_or_401(site, mode):
+    site.fb.set_mode("whoami", mode)
+    r = get(site, f"Bearer {BOB}")
+    assert r.status_code == 503
+    lines = [l for l in site.apache.error_log().splitlines() if "cannot check an access token" in l]
+    assert len(lines) == 1 and BOB not in lines[0]
+
+
+def test_session_cookie_still_works_beside_token_auth(site):
+    s = site.session()
+    site.login(s, "/packages/echo", user="jane@example.com")
+    assert site.echo(s)["remote_user"] == "jane@example.com"
