@@ -580,6 +580,12 @@ static server_rec *server_of_section(server_rec *main_server, const ap_directive
     return main_server;
 }
 
+/* Whether a use is a Require line that asks Bitbucket with the credential (not bitbucket-user). */
+static int asks_bitbucket(const char *use)
+{
+    return !strncasecmp(use, "Require bitbucket-", 18) && strcasecmp(use, "Require bitbucket-user");
+}
+
 static int check_tree(apr_pool_t *ptemp, server_rec *main_server, server_rec *s, const ap_directive_t *node)
 {
     for (; node; node = node->next) {
@@ -594,6 +600,12 @@ static int check_tree(apr_pool_t *ptemp, server_rec *main_server, server_rec *s,
                              use, node->line_num, node->filename, conf->missing,
                              s == main_server ? "the main server" : "its virtual host");
                 return HTTP_INTERNAL_SERVER_ERROR;
+            }
+            if (conf->oauth_version == 1 && asks_bitbucket(use)) {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server,
+                             "mod_bbauth: %s on line %d of %s: logins with BBAuthOAuthVersion 1 keep no Bitbucket "
+                             "grant to ask with, so only access tokens (BBAuthTokenAuth) can pass it, never a browser "
+                             "session; use OAuth 2 for those", use, node->line_num, node->filename);
             }
         }
         if (!strcasecmp(node->directive, "<VirtualHost")) {

@@ -382,6 +382,35 @@ def test_switch_to_oauth2_keeps_the_session(site):
     assert site.echo(other)["remote_user"] == "bob"
 
 
+# ---- Require lines that ask Bitbucket: OAuth 1 logins keep no grant to ask with ----
+
+ALICE_TOKEN = "BBDC-alicePersonalReadToken0000000000000000001"  # tests/fakebb/users.json
+
+
+def test_require_repo_with_oauth1_takes_tokens_only(site_factory, tmp_serverroot):
+    site = make_oauth1_site(site_factory, tmp_serverroot, conf=lambda s: oauth1_conf(s) + """
+ScriptAlias /alpha/echo @ECHO@
+<Location /alpha>
+    AuthType Bitbucket
+    BBAuthTokenAuth On
+    AuthzSendForbiddenOnFailure On
+    Require bitbucket-repo PROJ/alpha
+</Location>
+""")
+    rc, out = site.apache.configtest()
+    warning = re.findall(r"Require bitbucket-repo on line \d+ of \S+extra.conf: .*", out)
+    assert rc == 0 and warning and "BBAuthOAuthVersion 1" in warning[0] and "OAuth 2" in warning[0], out
+
+    s = site.session()
+    site.login(s, "/packages/echo", user="alice")  # alice may read PROJ/alpha, but her session cannot show it
+    assert s.get(site.url("/alpha/echo"), allow_redirects=False).status_code == 403
+    assert "keep no Bitbucket grant to ask with: this needs BBAuthOAuthVersion 2" in site.apache.error_log()
+
+    api = site.session()
+    api.headers.update({"Authorization": f"Bearer {ALICE_TOKEN}", "Accept": "*/*"})
+    assert site.echo(api, "/alpha/echo")["remote_user"] == "alice"
+
+
 # ---- apachectl -t: what BBAuthOAuthVersion 1 needs ----
 
 PROTECTED = """<Location /packages>
