@@ -201,6 +201,8 @@ def main():
     def stop(*_):
         raise KeyboardInterrupt
 
+    # SIGINT too: a shell starting the demo in the background (`&`) leaves it ignored.
+    signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     site = None
     status = 0
