@@ -23,6 +23,7 @@ APLOG_USE_MODULE(bbauth);
 #define MOD_BBAUTH_VERSION      "0.1.0"
 #define BBAUTH_AUTH_TYPE        "Bitbucket"
 #define BBAUTH_LOGIN_TTL        600          /* seconds a login attempt (state cookie) stays valid */
+#define BBAUTH_MEMO_SLOTS       256          /* verified cookies / token verdicts each process remembers */
 #define BBAUTH_DEFAULT_PREFIX   "X-Bitbucket-"
 
 #define BBAUTH_UNSET            -1
@@ -56,6 +57,7 @@ typedef struct {
     bb_http_opts_t http;
     bb_oauth2_client_t oauth2;
     bb_keyring_t *token_keys;        /* derived from session_keys: keys[0] keys and authenticates the token cache */
+    bb_memo_t *session_memo;         /* cookies this process verified already (bb_session_decode_memo) */
 } bbauth_server_conf;
 
 typedef enum {

@@ -109,6 +109,9 @@ void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf)
     if (conf->session_keys && !conf->token_keys) {
         conf->token_keys = bb_keyring_derive(p, conf->session_keys, "mod_bbauth token cache v1");
     }
+    if (conf->session_keys && !conf->session_memo) {
+        conf->session_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
+    }
 
     /* Secure whenever the public URL is https, even when TLS ends at a proxy in front of this server. */
     conf->cookie_secure = conf->redirect_uri && !strncasecmp(conf->redirect_uri, "https:", 6);
