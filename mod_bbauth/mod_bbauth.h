@@ -58,6 +58,7 @@ typedef struct {
     bb_oauth2_client_t oauth2;
     bb_keyring_t *token_keys;        /* derived from session_keys: keys[0] keys and authenticates the token cache */
     bb_memo_t *session_memo;         /* cookies this process verified already (bb_session_decode_memo) */
+    bb_memo_t *token_memo;           /* token verdicts this process read or stored (bb_tokencache_t.memo) */
 } bbauth_server_conf;
 
 typedef enum {

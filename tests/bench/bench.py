@@ -122,7 +122,10 @@ def callgrind_once(apache, target, n, tag):
     out = apache.logs_dir / f"callgrind.{target.name}.{tag}.out"
     if out.exists():
         out.unlink()
-    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *apache._cmd("-X")]
+    # Only what runs inside ap_run_process_connection (reading, handling and logging requests) is counted: start-up
+    # (key set-up, OpenSSL's lazy initialisation, ...) varies between runs by more than a request costs.
+    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--collect-atstart=no",
+           "--toggle-collect=ap_run_process_connection", *apache._cmd("-X")]
     # Started as root, apache2 would switch to www-data after callgrind opened its output file as root, and could
     # not write it at the end: so it starts as the harness's unprivileged user, which owns logs/ and run/.
     for f in apache.logs_dir.iterdir():
