@@ -158,6 +158,8 @@ Listen 127.0.0.1:{port}
 def bench_conf(site, oidc=""):
     return bbsite.server_conf(site) + """
 MaxKeepAliveRequests 0
+# A client starved of CPU for a moment (wrk shares the machine) must not find its connection closed.
+KeepAliveTimeout 30
 BBAuthTimeout 30
 LogLevel warn
 # Every target sets the same header (the identity the module saw, "(null)" without one): same work everywhere.
@@ -221,7 +223,8 @@ class BenchSite:
                 oidc_ports[mode] = harness.free_port()
                 oidc_conf += _oidc_vhost(oidc_ports[mode], self.op, mode, passphrase)
             modules.append("auth_openidc")
-        self.site = bbsite.make_site(self._factory, self.workdir, conf=lambda s: bench_conf(s, oidc_conf),
+        self.oidc_conf = oidc_conf
+        self.site = bbsite.make_site(self._factory, self.workdir, conf=lambda s: bench_conf(s, self.oidc_conf),
                                      start=False, cgi=False, servers=self.servers, threads=self.threads,
                                      log_level="warn", modules=tuple(modules))
         for d in ("open", "floor", "cookie", "token", "oidc"):
@@ -244,6 +247,19 @@ class BenchSite:
         for t in self.targets.values():
             self.check(t)
         return self
+
+    def load_oidc(self, loaded):
+        """While Apache is stopped: the configuration with or without mod_auth_openidc (and its virtual hosts).
+        Loaded, it runs hooks on every request with an AuthType, mod_bbauth's too."""
+        if not self.want_oidc:
+            return
+        if loaded and "auth_openidc" not in self.apache.modules:
+            self.apache.modules.append("auth_openidc")
+            self.oidc_conf = self._oidc_conf_saved
+        elif not loaded and "auth_openidc" in self.apache.modules:
+            self.apache.modules.remove("auth_openidc")
+            self._oidc_conf_saved, self.oidc_conf = self.oidc_conf, ""
+        self.apache.write_config()
 
     def _login(self):
         s = self.site.session()

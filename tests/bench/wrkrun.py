@@ -23,6 +23,7 @@ class WrkResult:
         self.non_2xx = int(m.group(1)) if m else 0
         m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
         self.socket_errors = sum(int(x) for x in m.groups()) if m else 0
+        self.socket_error_line = m.group(0) if m else "no socket errors"
 
     @property
     def p99(self):

@@ -87,8 +87,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned char *plain;
 
     if (sealer == NULL) {
+        FUZZ_KEEP_BEGIN();
         keep = fuzz_pool();
         sealer = bb_sealer_create(keep, bb_keyring_parse(keep, KEYS, strlen(KEYS), &err));
+        FUZZ_KEEP_END();
         if (sealer == NULL) {
             abort();
         }

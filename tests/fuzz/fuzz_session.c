@@ -47,12 +47,23 @@ static const char *header_for(apr_pool_t *p, const bb_keyring_t *ring, const cha
                         APR_ARRAY_IDX(ring->keys, 0, bb_key_t).kid, typ);
 }
 
-/* What the header promises of a session that decodes as valid. */
-static void check_session(const char *value, const bb_keyring_t *ring)
+/* What the header promises of a session that decodes as valid; and the memo (asked twice: filled, then
+ * answering) says exactly what the plain decode says. */
+static void check_session(const char *value, const bb_keyring_t *ring, bb_memo_t *memo)
 {
     apr_pool_t *p = fuzz_pool();
-    bb_session_t *s = NULL;
+    bb_session_t *s = NULL, *m = NULL;
     bb_session_status_t status = bb_session_decode(p, ring, &policy, value, NOW, &s);
+    int i;
+
+    for (i = 0; i < 2; i++) {
+        FUZZ_ASSERT(bb_session_decode_memo(p, memo, ring, &policy, value, NOW, &m) == status);
+        FUZZ_ASSERT((m == NULL) == (s == NULL));
+        FUZZ_ASSERT(m == NULL || (strcmp(m->sub, s->sub) == 0 && strcmp(m->name, s->name) == 0
+                                  && strcmp(m->email, s->email) == 0 && strcmp(m->sid, s->sid) == 0
+                                  && m->uid == s->uid && m->auth_time == s->auth_time && m->iat == s->iat
+                                  && m->exp == s->exp));
+    }
 
     FUZZ_ASSERT((status == BB_SESSION_VALID) == (s != NULL));
     if (s) {
@@ -76,6 +87,7 @@ static void check_state(apr_pool_t *p, const bb_keyring_t *state_ring, const cha
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static bb_keyring_t *ring, *state_ring;
+    static bb_memo_t *memo;
     static apr_pool_t *keep;
     apr_pool_t *p = fuzz_pool();
     const char *rest = apr_pstrmemdup(p, (const char *)data + (size > 0), size - (size > 0));
@@ -85,10 +97,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (ring == NULL) {
         const char *err = NULL;
+        FUZZ_KEEP_BEGIN();
         keep = fuzz_pool();
         ring = bb_keyring_parse(keep, KEY_FILE, strlen(KEY_FILE), &err);
         state_ring = bb_keyring_derive(keep, ring, STATE_LABEL);
-        if (ring == NULL || state_ring == NULL) {
+        memo = bb_memo_create(keep, 4);
+        FUZZ_KEEP_END();
+        if (ring == NULL || state_ring == NULL || memo == NULL) {
             abort();
         }
     }
@@ -98,19 +113,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_ASSERT(values->nelts <= BB_COOKIE_MAX_SAME_NAME);
         for (i = 0; i < values->nelts; i++) {
             const char *value = APR_ARRAY_IDX(values, i, const char *);
-            check_session(value, ring);
+            check_session(value, ring, memo);
             check_state(p, state_ring, value);
         }
         bb_jws_verify(p, ring, "JWT", rest, rest_len, &claims);
-        check_session(rest, ring);
+        check_session(rest, ring, memo);
         break;
     }
     case 1:
         check_session(sign_parts(p, ring, header_for(p, ring, "JWT"), strlen(header_for(p, ring, "JWT")), rest,
-                                 rest_len), ring);
+                                 rest_len), ring, memo);
         break;
     case 2:
-        check_session(sign_parts(p, ring, rest, rest_len, GOOD_CLAIMS, strlen(GOOD_CLAIMS)), ring);
+        check_session(sign_parts(p, ring, rest, rest_len, GOOD_CLAIMS, strlen(GOOD_CLAIMS)), ring, memo);
         break;
     default:
         check_state(p, state_ring, sign_parts(p, state_ring, header_for(p, state_ring, "bbauth-state"),
