@@ -27,6 +27,7 @@ APLOG_USE_MODULE(bbauth);
 #define MOD_BBAUTH_VERSION      "0.1.0"
 #define BBAUTH_AUTH_TYPE        "Bitbucket"
 #define BBAUTH_LOGIN_TTL        600          /* seconds a login attempt (state cookie) stays valid */
+#define BBAUTH_MEMO_SLOTS       256          /* verified cookies / token verdicts each process remembers */
 #define BBAUTH_DEFAULT_PREFIX   "X-Bitbucket-"
 
 #define BBAUTH_UNSET            -1
@@ -66,6 +67,8 @@ typedef struct {
     bb_oauth1_client_t oauth1;
     bb_keyring_t *token_keys;        /* derived from session_keys: keys[0] keys and authenticates the token cache */
     bb_sealer_t *grant_sealer;       /* derived from session_keys: seals sessions' OAuth tokens in the cache */
+    bb_memo_t *session_memo;         /* cookies this process verified already (bb_session_decode_memo) */
+    bb_memo_t *token_memo;           /* token verdicts this process read or stored (bb_tokencache_t.memo) */
 } bbauth_server_conf;
 
 typedef enum {

@@ -122,6 +122,10 @@ void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf)
     if (conf->session_keys && !conf->grant_sealer) {
         conf->grant_sealer = bb_sealer_create(p, bb_keyring_derive(p, conf->session_keys, "mod_bbauth grant v1"));
     }
+    if (conf->session_keys && !conf->session_memo) {
+        conf->session_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
+        conf->token_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
+    }
 
     /* Secure whenever the public URL is https, even when TLS ends at a proxy in front of this server. */
     conf->cookie_secure = conf->redirect_uri && !strncasecmp(conf->redirect_uri, "https:", 6);
