@@ -83,6 +83,17 @@ HANDLER_LOCATIONS = """<Location /login>
 """
 
 
+# /alpha: only who may read the repository PROJ/alpha in Bitbucket (sessions and access tokens).
+ALPHA_REPO_LOCATION = """ScriptAlias /alpha/echo @ECHO@
+<Location /alpha>
+    AuthType Bitbucket
+    BBAuthTokenAuth On
+    AuthzSendForbiddenOnFailure On
+    Require bitbucket-repo PROJ/alpha
+</Location>
+"""
+
+
 def protected_conf(site):
     return server_conf(site) + """
 ScriptAlias /packages/echo @ECHO@
@@ -166,6 +177,18 @@ class Site:
         r = s.get(callback, allow_redirects=False)
         assert r.status_code == 302, (r.status_code, r.text[:500])
         return r
+
+    @staticmethod
+    def state_cookies(s):
+        """The login-state cookies a browser holds (name -> value)."""
+        return {c.name: c.value for c in s.cookies if c.name.startswith("bbauth_session_st_")}
+
+    def replay_elsewhere(self, callback, state_cookies):
+        """Another browser that stole the callback URL and the state cookies sends them again."""
+        thief = self.session()
+        for name, value in state_cookies.items():
+            thief.cookies.set(name, value, path=CALLBACK_PATH)
+        return thief.get(callback, allow_redirects=False)
 
     def echo(self, s, path="/packages/echo", **kw):
         r = s.get(self.url(path), allow_redirects=False, **kw)

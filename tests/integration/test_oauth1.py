@@ -156,14 +156,11 @@ def test_approve_on_the_consent_page_logs_in(site):
 def test_replayed_callback_is_refused_even_with_its_state_cookie(site):
     s = site.session()
     r = site.start_login(s, "/packages/echo")
-    state_cookies = {c.name: c.value for c in s.cookies if c.name.startswith("bbauth_session_st_")}
+    state_cookies = site.state_cookies(s)
     callback = site.authorize(s, r.headers["Location"])
     assert s.get(callback, allow_redirects=False).status_code == 302
 
-    thief = site.session()
-    for name, value in state_cookies.items():
-        thief.cookies.set(name, value, path=bbsite.CALLBACK_PATH)
-    replay = thief.get(callback, allow_redirects=False)
+    replay = site.replay_elsewhere(callback, state_cookies)
     assert replay.status_code == 400 and "already used" in replay.text
     assert "bbauth_session=" not in replay.headers.get("Set-Cookie", "")
     assert site.fb.calls()["oauth1_access_token"] == 1  # the request token was not even sent again
@@ -388,15 +385,7 @@ ALICE_TOKEN = "BBDC-alicePersonalReadToken0000000000000000001"  # tests/fakebb/u
 
 
 def test_require_repo_with_oauth1_takes_tokens_only(site_factory, tmp_serverroot):
-    site = make_oauth1_site(site_factory, tmp_serverroot, conf=lambda s: oauth1_conf(s) + """
-ScriptAlias /alpha/echo @ECHO@
-<Location /alpha>
-    AuthType Bitbucket
-    BBAuthTokenAuth On
-    AuthzSendForbiddenOnFailure On
-    Require bitbucket-repo PROJ/alpha
-</Location>
-""")
+    site = make_oauth1_site(site_factory, tmp_serverroot, conf=lambda s: oauth1_conf(s) + bbsite.ALPHA_REPO_LOCATION)
     rc, out = site.apache.configtest()
     warning = re.findall(r"Require bitbucket-repo on line \d+ of \S+extra.conf: .*", out)
     assert rc == 0 and warning and "BBAuthOAuthVersion 1" in warning[0] and "OAuth 2" in warning[0], out
