@@ -1,5 +1,6 @@
 /* test_bitbucket: reading whoami answers and users pages, the bearer authorizer, and failures before any answer. */
 #include "unit.h"
+#include "fake_response.h"
 #include "bb_bitbucket.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -18,24 +19,6 @@ static void assert_contains(const char *haystack, const char *needle)
     if (haystack == NULL || strstr(haystack, needle) == NULL) {
         fail_msg("\"%s\" does not contain \"%s\"", haystack ? haystack : "(null)", needle);
     }
-}
-
-static bb_http_response_t *response_n(apr_pool_t *p, int status, const char *content_type, const char *body,
-                                      apr_size_t len)
-{
-    bb_http_response_t *resp = apr_pcalloc(p, sizeof(*resp));
-
-    resp->status = status;
-    resp->content_type = content_type;
-    resp->body = body;
-    resp->body_len = len;
-    resp->headers = apr_table_make(p, 2);
-    return resp;
-}
-
-static bb_http_response_t *response(apr_pool_t *p, int status, const char *content_type, const char *body)
-{
-    return response_n(p, status, content_type, body, strlen(body));
 }
 
 /* ---- whoami ---- */
@@ -144,7 +127,7 @@ static void test_whoami_never_html(void **state)
     name256[256] = '\0';
     assert_int_equal(whoami(p, response(p, 200, "text/plain", name256), &username, &errmsg), BB_BAD_RESPONSE);
     /* A NUL would cut the name short if the body were read as a C string. */
-    assert_int_equal(whoami(p, response_n(p, 200, "text/plain", "jane\0admin", 10), &username, &errmsg),
+    assert_int_equal(whoami(p, response_full(p, 200, "text/plain", "jane\0admin", 10, NULL), &username, &errmsg),
                      BB_BAD_RESPONSE);
 }
 

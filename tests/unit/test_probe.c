@@ -1,29 +1,15 @@
 /* Unit tests of bb_probe: what the setup page's live check makes of Bitbucket's answers. */
 #include "unit.h"
+#include "fake_response.h"
 #include "bb_probe.h"
 
 #define PROPS_URL "https://bb.example.com/bitbucket/rest/api/1.0/application-properties"
-
-static bb_http_response_t *answer(apr_pool_t *p, int status, const char *type, const char *body, const char *location)
-{
-    bb_http_response_t *resp = apr_pcalloc(p, sizeof(*resp));
-
-    resp->status = status;
-    resp->content_type = type;
-    resp->body = body;
-    resp->body_len = strlen(body);
-    resp->headers = apr_table_make(p, 1);
-    if (location) {
-        apr_table_set(resp->headers, "Location", location);
-    }
-    return resp;
-}
 
 static void test_base_answers(void **state)
 {
     apr_pool_t *p = *state;
     const char *version = "unset";
-    bb_probe_t *probe = bb_probe_read_base(p, PROPS_URL "?x=SECRET", answer(p, 200, "application/json",
+    bb_probe_t *probe = bb_probe_read_base(p, PROPS_URL "?x=SECRET", response_at(p, 200, "application/json",
         "{\"version\":\"8.19.1\",\"buildNumber\":\"8019001\",\"displayName\":\"Bitbucket\"}", NULL), &version);
 
     assert_true(probe->ok);
@@ -36,14 +22,14 @@ static void test_base_values_are_reduced(void **state)
 {
     apr_pool_t *p = *state;
     const char *version = NULL;
-    bb_probe_t *probe = bb_probe_read_base(p, PROPS_URL, answer(p, 200, "application/json",
+    bb_probe_t *probe = bb_probe_read_base(p, PROPS_URL, response_at(p, 200, "application/json",
         "{\"version\":\"7.6<script>\",\"displayName\":\"Bit\\\"bucket\\n<b>\"}", NULL), &version);
 
     assert_true(probe->ok);
     assert_string_equal(version, "7.6script");
     assert_string_equal(probe->detail, "Bitbucketb 7.6script answers");
 
-    probe = bb_probe_read_base(p, PROPS_URL, answer(p, 200, "application/json", "{}", NULL), &version);
+    probe = bb_probe_read_base(p, PROPS_URL, response_at(p, 200, "application/json", "{}", NULL), &version);
     assert_true(probe->ok);
     assert_null(version);
     assert_string_equal(probe->detail, "Bitbucket (version not shown) answers");
@@ -55,22 +41,22 @@ static void test_base_not_bitbucket(void **state)
     const char *version = "unset";
     bb_probe_t *probe;
 
-    probe = bb_probe_read_base(p, PROPS_URL, answer(p, 404, "text/html", "<html>SECRET</html>", NULL), &version);
+    probe = bb_probe_read_base(p, PROPS_URL, response_at(p, 404, "text/html", "<html>SECRET</html>", NULL), &version);
     assert_false(probe->ok);
     assert_null(version);
     assert_non_null(strstr(probe->detail, "HTTP 404 HTML page"));
     assert_non_null(strstr(probe->detail, "context path"));
     assert_null(strstr(probe->detail, "SECRET"));
 
-    probe = bb_probe_read_base(p, PROPS_URL, answer(p, 302, "", "", "https://sso.example/login?t=SECRET"), &version);
+    probe = bb_probe_read_base(p, PROPS_URL, response_at(p, 302, "", "", "https://sso.example/login?t=SECRET"), &version);
     assert_false(probe->ok);
     assert_non_null(strstr(probe->detail, "two-factor"));
     assert_null(strstr(probe->detail, "SECRET"));
 
-    probe = bb_probe_read_base(p, PROPS_URL, answer(p, 200, "application/json", "[1,2", NULL), &version);
+    probe = bb_probe_read_base(p, PROPS_URL, response_at(p, 200, "application/json", "[1,2", NULL), &version);
     assert_false(probe->ok);
     assert_non_null(strstr(probe->detail, "unreadable answer"));
-    probe = bb_probe_read_base(p, PROPS_URL, answer(p, 200, "text/html", "{}", NULL), &version);
+    probe = bb_probe_read_base(p, PROPS_URL, response_at(p, 200, "text/html", "{}", NULL), &version);
     assert_false(probe->ok);
 }
 
@@ -89,7 +75,7 @@ static void test_endpoint_verdicts(void **state)
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         bb_probe_t *probe = bb_probe_read_endpoint(p, "OAuth 2 token endpoint", "https://bb/rest/oauth2/latest/token",
-                                                   answer(p, cases[i].status, cases[i].type, "", NULL), "WHY");
+                                                   response_at(p, cases[i].status, cases[i].type, "", NULL), "WHY");
         assert_int_equal(probe->ok, cases[i].ok);
         assert_string_equal(probe->what, "OAuth 2 token endpoint");
         if (cases[i].status == 404) {
