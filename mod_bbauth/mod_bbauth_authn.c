@@ -177,22 +177,43 @@ static int has_error_document(request_rec *r, int status)
     return core->response_code_strings && core->response_code_strings[ap_index_of_response(status)];
 }
 
-/* 401 with a challenge and, unless the admin set an ErrorDocument, a short text instead of httpd's HTML page.
- * With BBAuthTokenAuth the challenge is Basic, so that composer, pip and npm send their configured token. */
-static int unauthorized(request_rec *r, const bbauth_dir_conf *dconf)
+/* The WWW-Authenticate challenge: Basic with BBAuthTokenAuth, so that composer, pip and npm send their token. */
+static void set_challenge(request_rec *r, const bbauth_dir_conf *dconf)
 {
     const char *realm = ap_escape_quotes(r->pool, ap_auth_name(r) ? ap_auth_name(r) : BBAUTH_AUTH_TYPE);
-    int tokens = token_auth_on(dconf);
 
     apr_table_setn(r->err_headers_out, "WWW-Authenticate",
-                   apr_psprintf(r->pool, "%s realm=\"%s\"", tokens ? "Basic" : BBAUTH_AUTH_TYPE, realm));
+                   apr_psprintf(r->pool, "%s realm=\"%s\"", token_auth_on(dconf) ? "Basic" : BBAUTH_AUTH_TYPE,
+                                realm));
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+}
+
+/* 401 with a challenge and, unless the admin set an ErrorDocument, a short text instead of httpd's HTML page. */
+static int unauthorized(request_rec *r, const bbauth_dir_conf *dconf)
+{
+    set_challenge(r, dconf);
     if (!has_error_document(r, HTTP_UNAUTHORIZED)) {
-        ap_custom_response(r, HTTP_UNAUTHORIZED, tokens
+        ap_custom_response(r, HTTP_UNAUTHORIZED, token_auth_on(dconf)
                            ? "Authentication required: send a Bitbucket HTTP access token, or log in with Bitbucket in a browser.\n"
                            : "Authentication required: log in with Bitbucket in a browser.\n");
     }
     return HTTP_UNAUTHORIZED;
+}
+
+/* A Require line refused a user who is logged in: httpd answers 401 and asks the AuthType for its challenge.
+ * (AuthzSendForbiddenOnFailure On makes that a 403 instead.) */
+static int note_auth_failure(request_rec *r, const char *auth_type)
+{
+    if (strcasecmp(auth_type, BBAUTH_AUTH_TYPE)) {
+        return DECLINED;
+    }
+    set_challenge(r, dir_conf(r));
+    if (r->user && !has_error_document(r, HTTP_UNAUTHORIZED)) {
+        /* httpd sends this text as HTML: the name is escaped. */
+        ap_custom_response(r, HTTP_UNAUTHORIZED, apr_psprintf(r->pool, "Logged in with Bitbucket as %s, who may not "
+                                                              "access this.\n", ap_escape_html(r->pool, r->user)));
+    }
+    return OK;
 }
 
 /* The URL to come back to after the login: this request's own path and query, when it is a local one. */
@@ -337,6 +358,7 @@ static int strip_identity_headers(request_rec *r)
 void bbauth_register_authn_hooks(void)
 {
     ap_hook_header_parser(strip_identity_headers, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_authn(check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_fixups(fixups_pass, NULL, NULL, APR_HOOK_FIRST);
 }

@@ -207,7 +207,7 @@ static int oauth2_callback(request_rec *r, const bbauth_server_conf *conf)
     const char *errmsg = NULL;
     int rc;
 
-    if (!state || !*state || (!code && !error)) {
+    if (!state || !*state || (!error && (!code || !*code))) {
         return bbauth_page(r, HTTP_BAD_REQUEST, "Bad login answer",
                            "This is not a complete answer from Bitbucket (one state and one code expected).", "/");
     }

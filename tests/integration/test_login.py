@@ -140,8 +140,8 @@ def test_callback_without_its_state_cookie_is_refused(site):
     assert "Try again" in r.text or "try again" in r.text.lower()
 
 
-@pytest.mark.parametrize("mangle", ["state", "code_missing", "state_missing", "both_missing", "dup_state",
-                                    "tampered_cookie"])
+@pytest.mark.parametrize("mangle", ["state", "code_missing", "code_empty", "state_missing", "both_missing",
+                                    "dup_state", "tampered_cookie"])
 def test_bad_callbacks_are_refused(site, mangle):
     s = site.session()
     r = site.start_login(s, "/packages/echo")
@@ -151,6 +151,7 @@ def test_bad_callbacks_are_refused(site, mangle):
     url = {
         "state": f"{base}?code={q['code']}&state={'x' * 43}",
         "code_missing": f"{base}?state={q['state']}",
+        "code_empty": f"{base}?code=&state={q['state']}",
         "state_missing": f"{base}?code={q['code']}",
         "both_missing": base,
         "dup_state": f"{base}?code={q['code']}&state={q['state']}&state={q['state']}",
@@ -164,6 +165,7 @@ def test_bad_callbacks_are_refused(site, mangle):
     assert r.status_code == 400, (mangle, r.status_code)
     assert "bbauth_session=" not in r.headers.get("Set-Cookie", "")
     assert q["code"] not in r.text and q["code"] not in site.apache.error_log()
+    assert not site.fb.calls().get("token")  # nothing incomplete is sent on to Bitbucket
 
 
 def test_access_denied_gives_403_and_escapes_the_description(site):
@@ -213,6 +215,16 @@ def test_code_refused_by_bitbucket_gives_502_and_a_log_line_that_says_why(site):
     log = site.apache.error_log_since(mark)
     assert "invalid_grant" in log and "/rest/oauth2/latest/token" in log
     assert query_of(callback)["code"] not in log + r.text
+
+
+def test_refused_user_without_authz_forbidden_gets_a_challenge_and_says_who(site_factory):
+    site = site_factory(conf=lambda s: bbsite.protected_conf(s).replace("    AuthzSendForbiddenOnFailure On\n", ""))
+    alice = site.session()
+    site.login(alice, "/packages/", user="alice")
+    r = alice.get(site.url("/only-bob/echo"), allow_redirects=False)
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"].startswith("Bitbucket realm=")
+    assert "Logged in with Bitbucket as alice" in r.text
 
 
 def test_require_bitbucket_user(site):
