@@ -92,6 +92,8 @@ ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(ASAN_BUILD)/unit/%)
 # httpd keeps pools until exit and libcurl/OpenSSL keep global state: leak reports there would be noise.
 ASAN_OPTIONS_APACHE := detect_leaks=0:halt_on_error=1:abort_on_error=0:log_path=@LOGS@/sanitizer
 UBSAN_OPTIONS_APACHE := print_stacktrace=1:halt_on_error=1:log_path=@LOGS@/sanitizer
+ASAN_APACHE_ENV = {"LD_PRELOAD": "$(shell $(ASAN_CC) -print-file-name=libasan.so)", "ASAN_OPTIONS": \
+  "$(ASAN_OPTIONS_APACHE)", "UBSAN_OPTIONS": "$(UBSAN_OPTIONS_APACHE)"}
 HTTPD_CFLAGS   = -I$(shell $(APXS) -q INCLUDEDIR) $(shell $(APXS) -q EXTRA_CPPFLAGS)
 .SECONDARY: $(ASAN_CORE_OBJ) $(ASAN_GLUE_OBJ)
 
@@ -114,9 +116,7 @@ $(ASAN_BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h tests/unit/fake_cache.h t
 test-asan: $(ASAN_BUILD)/mod_bbauth.so $(ASAN_UNIT_BIN)
 	@set -e; for t in $(ASAN_UNIT_BIN); do echo "== $$t"; \
 	  ASAN_OPTIONS=halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $$t; done
-	BBAUTH_MODULE=$(CURDIR)/$(ASAN_BUILD)/mod_bbauth.so \
-	BBAUTH_APACHE_ENV='{"LD_PRELOAD": "$(shell $(ASAN_CC) -print-file-name=libasan.so)", \
-	  "ASAN_OPTIONS": "$(ASAN_OPTIONS_APACHE)", "UBSAN_OPTIONS": "$(UBSAN_OPTIONS_APACHE)"}' \
+	BBAUTH_MODULE=$(CURDIR)/$(ASAN_BUILD)/mod_bbauth.so BBAUTH_APACHE_ENV='$(ASAN_APACHE_ENV)' \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
 # Fuzzing (clang's libFuzzer with ASan and UBSan): the core is built again, apart, in $(FUZZ_BUILD). Each target
