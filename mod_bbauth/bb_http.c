@@ -25,8 +25,8 @@ static const char media_type_chars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~/";
 static const char host_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-:";
 
-#define TWO_FACTOR_HINT " (a page or a redirect where the protocol wants data: a two-factor plugin that needs this " \
-                        "client on its OAuth whitelist, or a proxy's login page?)"
+#define TWO_FACTOR_HINT " (a page or a redirect where the protocol wants data: check for a two-factor plugin that " \
+                        "needs this client on its OAuth whitelist, or a proxy's login page)"
 
 /* What one transfer collects, and which cap stopped it early. */
 typedef struct {
@@ -52,7 +52,8 @@ static size_t collect_body(char *data, size_t size, size_t nmemb, void *baton)
     apr_size_t len = size * nmemb;
 
     if (len > t->max_body - t->body_len) {
-        t->overflow = apr_psprintf(t->p, "answer larger than %" APR_SIZE_T_FMT " bytes", t->max_body);
+        t->overflow = apr_psprintf(t->p, "answer larger than %" APR_SIZE_T_FMT " bytes" BB_HTTP_NOT_BITBUCKET,
+                                   t->max_body);
         return 0;   /* anything but len aborts the transfer */
     }
     if (t->body_len + len > t->body_room) {
@@ -412,18 +413,34 @@ static const char *redirect_target(apr_pool_t *p, const bb_http_response_t *resp
     return apr_pstrcat(p, " to ", uri.hostname, NULL);
 }
 
+/* What to check after an unexpected answer with this status. */
+static const char *status_hint(int status)
+{
+    if (status >= 500) {
+        return " (Bitbucket failed: check its log, atlassian-bitbucket.log, and any proxy in front of it)";
+    }
+    if (status == 401 || status == 403) {
+        return " (refused without saying why: check that no proxy in front of Bitbucket asks for a login of its own)";
+    }
+    if (status >= 300 && status < 400) {
+        return TWO_FACTOR_HINT;
+    }
+    return BB_HTTP_NOT_BITBUCKET;   /* another 4xx, or a success of the wrong kind */
+}
+
 const char *bb_http_describe(apr_pool_t *p, const bb_http_response_t *resp)
 {
     int success = resp->status >= 200 && resp->status < 300;
+    const char *hint = status_hint(resp->status);
 
     if (resp->status >= 300 && resp->status < 400) {
-        return apr_psprintf(p, "HTTP %d redirect%s%s", resp->status, redirect_target(p, resp), TWO_FACTOR_HINT);
+        return apr_psprintf(p, "HTTP %d redirect%s%s", resp->status, redirect_target(p, resp), hint);
     }
     if (strcmp(resp->content_type, "text/html") == 0) {
-        return apr_psprintf(p, "HTTP %d HTML page%s", resp->status, success ? TWO_FACTOR_HINT : "");
+        return apr_psprintf(p, "HTTP %d HTML page%s", resp->status, success ? TWO_FACTOR_HINT : hint);
     }
     if (*resp->content_type == '\0') {
-        return apr_psprintf(p, "HTTP %d", resp->status);
+        return apr_psprintf(p, "HTTP %d%s", resp->status, hint);
     }
-    return apr_psprintf(p, "HTTP %d (%s)", resp->status, resp->content_type);
+    return apr_psprintf(p, "HTTP %d (%s)%s", resp->status, resp->content_type, hint);
 }

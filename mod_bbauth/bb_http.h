@@ -34,15 +34,23 @@ apr_status_t bb_http_global_init(void);
  * "<METHOD> <url without query>: <cause>: <what to check>", with:
  *   BB_UNAVAILABLE   DNS, connect, TLS (untrusted certificate, wrong host name), timeout, broken connection, and
  *                    requests not sent at all (a non-https URL, a header with a control character);
- *   BB_BAD_RESPONSE  a body over max_body or headers over 100 lines / 64 KiB ("answer larger than N bytes"). */
+ *   BB_BAD_RESPONSE  a body over max_body or headers over 100 lines / 64 KiB ("answer larger than N bytes (not an
+ *                    answer Bitbucket gives: check ...)"). */
 bb_status_t bb_http_request(apr_pool_t *p, const bb_http_opts_t *opts, const char *method, const char *url,
                             const apr_table_t *headers, const char *body, const char *body_type,
                             bb_http_response_t **resp, const char **errmsg);
 
-/* A one-line description of an answer that is not what the caller expected, for errmsg:
- *   3xx        "HTTP 302 redirect to <Location's host only> (... a two-factor plugin ...?)"
- *   text/html  "HTTP 200 HTML page (... a two-factor plugin ...?)"; for a non-2xx status without the hint
- *   otherwise  "HTTP 500 (application/json)", or "HTTP 500" without a content type.
+/* What to check when an answer cannot be Bitbucket's (not JSON, the wrong shape, too large, no such endpoint);
+ * callers end their own "unusable answer" messages with it. */
+#define BB_HTTP_NOT_BITBUCKET " (not an answer Bitbucket gives: check that BBAuthBitbucketURL is Bitbucket's base " \
+                              "URL, context path included, and not a proxy or another server)"
+
+/* A one-line description of an answer that is not what the caller expected, for errmsg, ending with what to check:
+ *   3xx        "HTTP 302 redirect to <Location's host only> (... check for a two-factor plugin ...)"
+ *   text/html  "HTTP 200 HTML page (... check for a two-factor plugin ...)"; for an error status its hint (below)
+ *   otherwise  "HTTP 500 (application/json)", or "HTTP 500" without a content type, then what to check: 5xx
+ *              "(Bitbucket failed: check its log ...)", 401/403 "(refused without saying why: check ... proxy ...)",
+ *              any other status BB_HTTP_NOT_BITBUCKET.
  * Never includes the body, nor the Location's path or query. resp->headers may be NULL. */
 const char *bb_http_describe(apr_pool_t *p, const bb_http_response_t *resp);
 

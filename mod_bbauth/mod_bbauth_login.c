@@ -127,6 +127,10 @@ static int complete_login(request_rec *r, const bbauth_server_conf *conf, const 
     api.authorize = bb_bearer_authorizer;
     api.baton = (void *)tokens->access_token;
     status = bb_bitbucket_identify(r->pool, &api, &user, &errmsg);
+    if (status == BB_DENIED) {
+        errmsg = apr_pstrcat(r->pool, errmsg, " (a token Bitbucket had just issued: check that no proxy in front of "
+                             "Bitbucket drops the Authorization header)", NULL);
+    }
     if (status != BB_OK) {
         return login_failed(r, HTTP_BAD_GATEWAY, errmsg, login->return_to);
     }

@@ -102,8 +102,8 @@ static void test_whoami_never_html(void **state)
         { 200, "text/plain", "dom\\jane", "JSON" },
         { 200, "text/plain", "ja\x1b[31mne", "control" },
         { 200, "text/plain", "ja\r\nne", "control" },
-        { 200, "application/json", "\"jane\"", "instead of text/plain" },
-        { 200, "", "jane", "instead of text/plain" },
+        { 200, "application/json", "\"jane\"", "not text/plain but HTTP 200 (application/json)" },
+        { 200, "", "jane", "not text/plain but HTTP 200 (" },
         { 302, "text/html", "", "HTTP 302 redirect" },
         { 404, "text/plain", "jane", "HTTP 404" },
         { 500, "text/plain", "jane", "HTTP 500" },
@@ -119,6 +119,7 @@ static void test_whoami_never_html(void **state)
         }
         assert_contains(errmsg, table[i].says);
         assert_contains(errmsg, "never taken for a username");
+        assert_contains(errmsg, "check ");
     }
     memset(name256, 'a', 256);
     name256[256] = '\0';
@@ -254,7 +255,7 @@ static void test_users_wrong_shapes(void **state)
                                    "\"type\":\"NORMAL\"}]}", "valid \"displayName\"", BB_BAD_RESPONSE },
         { 200, "application/json", "{\"values\":[{\"name\":\"jane\",\"active\":true,\"displayName\":\"J\",\"id\":9,"
                                    "\"slug\":\"jane\"}]}", "valid \"type\"", BB_BAD_RESPONSE },
-        { 200, "application/json", "{\"values\": [1, 2,, <<garbage>>", "no \"values\" array", BB_BAD_RESPONSE },
+        { 200, "application/json", "{\"values\": [1, 2,, <<garbage>>", "not valid JSON", BB_BAD_RESPONSE },
         { 200, "text/html", "<html>Two-step verification</html>", "two-factor", BB_BAD_RESPONSE },
         { 200, "text/plain", PAGE(USER("jane", "jane", 1, "")), "(text/plain)", BB_BAD_RESPONSE },
         { 302, "", "", "HTTP 302 redirect", BB_BAD_RESPONSE },
@@ -274,6 +275,9 @@ static void test_users_wrong_shapes(void **state)
                      errmsg ? errmsg : "");
         }
         assert_contains(errmsg, table[i].says);
+        if (status == BB_BAD_RESPONSE) {
+            assert_contains(errmsg, ": check ");   /* every unusable answer says what to look at */
+        }
     }
 }
 

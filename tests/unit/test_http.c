@@ -422,11 +422,11 @@ static void test_body_cap(void **state)
     /* Announced in Content-Length: */
     answer = apr_pstrcat(p, head_with_length, body, NULL);
     assert_int_equal(capped_request(p, answer, strlen(answer), 1000, &errmsg), BB_BAD_RESPONSE);
-    assert_contains(errmsg, "/big: answer larger than 1000 bytes");
+    assert_contains(errmsg, "/big: answer larger than 1000 bytes (not an answer Bitbucket gives: check");
     /* Not announced: */
     answer = apr_pstrcat(p, head_without_length, body, NULL);
     assert_int_equal(capped_request(p, answer, strlen(answer), 1000, &errmsg), BB_BAD_RESPONSE);
-    assert_contains(errmsg, "/big: answer larger than 1000 bytes");
+    assert_contains(errmsg, "/big: answer larger than 1000 bytes (not an answer Bitbucket gives: check");
     /* Exactly at the cap is fine. */
     body[1000] = '\0';
     answer = apr_pstrcat(p, head_without_length, body, NULL);
@@ -570,9 +570,17 @@ static void test_describe(void **state)
     assert_contains(text, "HTTP 200 HTML page (");
     assert_contains(text, "two-factor");
     assert_null(strstr(text, "SECRET"));
-    assert_string_equal(bb_http_describe(p, response(p, 404, "text/html", NULL)), "HTTP 404 HTML page");
-    assert_string_equal(bb_http_describe(p, response(p, 500, "", NULL)), "HTTP 500");
-    assert_string_equal(bb_http_describe(p, response(p, 200, "application/json", NULL)), "HTTP 200 (application/json)");
+    assert_string_equal(bb_http_describe(p, response(p, 404, "text/html", NULL)), "HTTP 404 HTML page"
+                        BB_HTTP_NOT_BITBUCKET);
+    assert_contains(bb_http_describe(p, response(p, 500, "", NULL)), "HTTP 500 (Bitbucket failed: check its log");
+    assert_contains(bb_http_describe(p, response(p, 502, "application/json", NULL)), "HTTP 502 (application/json) "
+                                                                                      "(Bitbucket failed: check");
+    assert_contains(bb_http_describe(p, response(p, 401, "application/json", NULL)), "HTTP 401 (application/json) "
+                                                                                      "(refused without saying why: "
+                                                                                      "check that no proxy");
+    assert_contains(bb_http_describe(p, response(p, 403, "text/html", NULL)), "HTTP 403 HTML page (refused");
+    assert_string_equal(bb_http_describe(p, response(p, 200, "application/json", NULL)), "HTTP 200 (application/json)"
+                        BB_HTTP_NOT_BITBUCKET);
 }
 
 int main(void)

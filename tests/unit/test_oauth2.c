@@ -163,9 +163,9 @@ static void test_unusable_answers(void **state)
           "access_token is not" },
         { 200, "application/json", "[\"" ACCESS_TOKEN "\"]", NULL, BB_BAD_RESPONSE, "without a JSON object" },
         { 200, "application/json", "{\"access_token\": \"" ACCESS_TOKEN "\",,}", NULL, BB_BAD_RESPONSE,
-          "without a JSON object" },
+          "not valid JSON" },
         { 200, "application/json", "{\"access_token\":\"a\",\"access_token\":\"" ACCESS_TOKEN "\"}", NULL,
-          BB_BAD_RESPONSE, "without a JSON object" },
+          BB_BAD_RESPONSE, "not valid JSON" },
         { 200, "text/plain", "{\"access_token\":\"" ACCESS_TOKEN "\"}", NULL, BB_BAD_RESPONSE, "(text/plain)" },
         { 200, "text/html", "<html><form>Two-step verification " ACCESS_TOKEN "</form></html>", NULL,
           BB_BAD_RESPONSE, "two-factor" },
@@ -197,7 +197,7 @@ static void test_unusable_answers(void **state)
           BB_BAD_RESPONSE, "expires_in is not an integer" },
         /* Beyond 64 bits jansson refuses the whole document. */
         { 200, "application/json", "{\"access_token\":\"" ACCESS_TOKEN "\",\"expires_in\":99999999999999999999}",
-          NULL, BB_BAD_RESPONSE, "without a JSON object" },
+          NULL, BB_BAD_RESPONSE, "not valid JSON" },
     };
     size_t i;
 
@@ -216,6 +216,9 @@ static void test_unusable_answers(void **state)
                      errmsg ? errmsg : "");
         }
         assert_contains(errmsg, table[i].says);
+        if (status == BB_BAD_RESPONSE) {
+            assert_contains(errmsg, "check ");   /* every unusable answer says what to look at */
+        }
     }
 }
 
