@@ -3,8 +3,10 @@
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_uri.h>
+#include <apr_file_io.h>
 #include <curl/curl.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 #include "bb_http.h"
@@ -19,6 +21,8 @@
 #define MIN_BODY_ROOM 4096
 /* Longest media type kept; anything longer is not one Bitbucket sends. */
 #define MAX_MEDIA_TYPE 100
+/* Largest BBAuthCAFile read: the whole Mozilla bundle is about 220 KiB. */
+#define MAX_CA_FILE (1024 * 1024)
 
 /* RFC 9110 token characters, plus the '/' between type and subtype. */
 static const char media_type_chars[] =
@@ -113,16 +117,76 @@ static size_t collect_header(char *line, size_t size, size_t nitems, void *baton
     return len;
 }
 
-/* BBAuthCAFile is trusted in addition to the system's CAs: its certificates join the store curl has loaded. */
-static CURLcode add_extra_ca(CURL *curl, void *ssl_ctx, void *ca_file)
+/* Adds every certificate of the PEM text to the store (NULL: only counts them); returns how many there were. */
+static int add_pem_certificates(const char *pem, X509_STORE *store)
 {
-    X509_STORE *store = SSL_CTX_get_cert_store(ssl_ctx);
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    STACK_OF(X509_INFO) *infos = bio ? PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL) : NULL;
+    int i, count = 0;
 
-    if (X509_STORE_load_file(store, ca_file) != 1) {
-        ERR_clear_error();
-        return CURLE_SSL_CACERT_BADFILE;
+    for (i = 0; infos && i < sk_X509_INFO_num(infos); i++) {
+        X509 *cert = sk_X509_INFO_value(infos, i)->x509;
+        if (cert && (store == NULL || X509_STORE_add_cert(store, cert) == 1)) {
+            count++;
+        }
     }
-    return CURLE_OK;
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    BIO_free(bio);
+    ERR_clear_error();
+    return count;
+}
+
+/* Reads the whole file (at most MAX_CA_FILE bytes) into a NUL-terminated string of `scratch`, or NULL with *err. */
+static char *read_ca_text(apr_pool_t *p, apr_pool_t *scratch, const char *path, apr_size_t *len, const char **err)
+{
+    char *text = apr_palloc(scratch, MAX_CA_FILE + 1);
+    apr_file_t *file;
+    apr_status_t rv = apr_file_open(&file, path, APR_FOPEN_READ | APR_FOPEN_BINARY, APR_OS_DEFAULT, scratch);
+    char errbuf[120];
+
+    if (rv == APR_SUCCESS) {
+        /* One byte more than allowed, to tell a file of exactly the limit from a bigger one. */
+        rv = apr_file_read_full(file, text, MAX_CA_FILE + 1, len);
+        apr_file_close(file);
+        rv = rv == APR_EOF ? APR_SUCCESS : rv;
+    }
+    if (rv != APR_SUCCESS) {
+        *err = apr_psprintf(p, "cannot read %s (%s)", path, apr_strerror(rv, errbuf, sizeof(errbuf)));
+        return NULL;
+    }
+    if (*len > MAX_CA_FILE) {
+        *err = apr_psprintf(p, "%s is larger than %d KiB, not a CA file", path, MAX_CA_FILE / 1024);
+        return NULL;
+    }
+    text[*len] = '\0';
+    return text;
+}
+
+const char *bb_http_read_ca_file(apr_pool_t *p, const char *path, const char **err)
+{
+    apr_pool_t *scratch;
+    apr_size_t len = 0;
+    const char *text, *pem = NULL;
+
+    if (apr_pool_create(&scratch, p) != APR_SUCCESS) {
+        *err = apr_psprintf(p, "cannot read %s (out of memory)", path);
+        return NULL;
+    }
+    text = read_ca_text(p, scratch, path, &len, err);
+    if (text && add_pem_certificates(text, NULL) == 0) {
+        *err = apr_psprintf(p, "%s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path);
+    }
+    else if (text) {
+        pem = apr_pstrmemdup(p, text, len);
+    }
+    apr_pool_destroy(scratch);
+    return pem;
+}
+
+/* BBAuthCAFile is trusted in addition to the system's CAs: its certificates join the store curl has loaded. */
+static CURLcode add_extra_ca(CURL *curl, void *ssl_ctx, void *ca_pem)
+{
+    return add_pem_certificates(ca_pem, SSL_CTX_get_cert_store(ssl_ctx)) > 0 ? CURLE_OK : CURLE_SSL_CACERT_BADFILE;
 }
 
 static apr_status_t cleanup_curl(void *curl)
@@ -190,9 +254,9 @@ static CURLcode set_safety(CURL *curl, const bb_http_opts_t *opts, long timeout_
         || (rc = curl_easy_setopt(curl, CURLOPT_TIMEOUT, timeout_sec)) != CURLE_OK) {
         return rc;
     }
-    if (opts->ca_file) {
+    if (opts->ca_pem) {
         if ((rc = curl_easy_setopt(curl, CURLOPT_SSL_CTX_FUNCTION, add_extra_ca)) != CURLE_OK
-            || (rc = curl_easy_setopt(curl, CURLOPT_SSL_CTX_DATA, (void *)opts->ca_file)) != CURLE_OK) {
+            || (rc = curl_easy_setopt(curl, CURLOPT_SSL_CTX_DATA, (void *)opts->ca_pem)) != CURLE_OK) {
             return rc;
         }
     }
@@ -272,9 +336,9 @@ static bb_status_t transfer_failure(apr_pool_t *p, CURL *curl, CURLcode code, co
         *cause = certificate_failure(p, curl);
         break;
     case CURLE_SSL_CACERT_BADFILE:
-        *cause = opts->ca_file ? apr_psprintf(p, "cannot load CA certificates from BBAuthCAFile %s: it must be a "
-                                              "readable PEM file", opts->ca_file)
-                               : "cannot load the system's CA certificates";
+        *cause = opts->ca_pem ? apr_psprintf(p, "cannot use the CA certificates of BBAuthCAFile %s: it must hold "
+                                             "PEM certificates", opts->ca_file ? opts->ca_file : "")
+                              : "cannot load the system's CA certificates";
         break;
     case CURLE_SSL_CONNECT_ERROR:
         *cause = "TLS handshake failed: check that BBAuthBitbucketURL is Bitbucket's https address";

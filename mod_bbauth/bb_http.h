@@ -10,10 +10,12 @@
 #define BB_HTTP_MAX_BODY (256 * 1024)
 
 typedef struct {
-    const char *ca_file;        /* extra CA certificates (PEM) trusted besides the system store, or NULL */
+    const char *ca_file;        /* where ca_pem came from, for messages, or NULL */
     long timeout_sec;           /* whole-request timeout, also the connect timeout; <= 0: 10 s */
     apr_size_t max_body;        /* 0: BB_HTTP_MAX_BODY */
     const char *user_agent;     /* NULL: "mod_bbauth" */
+    const char *ca_pem;         /* extra CA certificates (PEM text, see bb_http_read_ca_file) trusted besides the
+                                 * system store, or NULL */
 } bb_http_opts_t;
 
 typedef struct {
@@ -27,9 +29,14 @@ typedef struct {
 /* Once per process, before any request (curl_global_init). */
 apr_status_t bb_http_global_init(void);
 
+/* The PEM text of a CA file (at most 1 MiB, at least one certificate), for opts->ca_pem: read once at startup, so
+ * the file may be readable by root alone. NULL with *err ("cannot read <path> (<why>)", "... holds no PEM
+ * certificate ...") otherwise. */
+const char *bb_http_read_ca_file(apr_pool_t *p, const char *path, const char **err);
+
 /* Sends one request. headers: extra request headers (may be NULL). body: request body or NULL; with a body,
  * body_type is its Content-Type. Only https URLs are fetched, always with certificate and host-name verification
- * (the system's CAs plus opts->ca_file), TLS 1.2 or later; redirects are returned, not followed.
+ * (the system's CAs plus opts->ca_pem), TLS 1.2 or later; redirects are returned, not followed.
  * Returns BB_OK with *resp for any HTTP status. Otherwise *resp is NULL and *errmsg is one line,
  * "<METHOD> <url without query>: <cause>: <what to check>", with:
  *   BB_UNAVAILABLE   DNS, connect, TLS (untrusted certificate, wrong host name), timeout, broken connection, and
