@@ -1,8 +1,9 @@
 """Issue 2: Bitbucket failing during the callback (the code exchange at /rest/oauth2/latest/token, then the identity
 calls whoami and /rest/api/1.0/users?filter=): down, slow past BBAuthTimeout, garbage JSON, the wrong content type
 or shape, an oversized body, error statuses, a redirect elsewhere, a two-factor page, an untrusted certificate,
-nothing listening. Each time: a short escaped 502 page, ONE error-log line naming what failed, the URL and what to
-check, nothing secret in the page or the log (LogLevel trace8), and the server goes on serving.
+nothing listening, a name that does not resolve. Each time: a short escaped 502 page, ONE error-log line naming
+what failed, the URL and what to check, nothing secret in the page or the log (LogLevel trace8), and the server
+goes on serving.
 
 The module learns the user's details from /users?filter=<name> (protocol notes §4: slugs may differ from names),
 never from /users/{slug}: the fake's "user" group is shown not to matter."""
@@ -146,8 +147,11 @@ def site_on_another_apache(shared, apache_factory, fb, bitbucket_url=None):
     return site
 
 
-def test_bitbucket_not_listening(shared_site, apache_factory):
-    closed = f"https://127.0.0.1:{free_port()}"
+@pytest.mark.parametrize("where,says", [("a closed port", "could not connect"),
+                                        ("a name that does not resolve", "cannot resolve the host name")])
+def test_bitbucket_unreachable(shared_site, apache_factory, where, says):
+    closed = (f"https://127.0.0.1:{free_port()}" if where == "a closed port"
+              else "https://bitbucket.invalid/bitbucket")
     site = site_on_another_apache(shared_site, apache_factory, shared_site.fb, closed)
     s = site.session()
     r = s.get(site.url("/packages/echo"), allow_redirects=False)
@@ -155,7 +159,7 @@ def test_bitbucket_not_listening(shared_site, apache_factory):
     state = query_of(r.headers["Location"])["state"]
     callback = f"{site.redirect_uri}?code=made-up-code-0123456789&state={state}"
     line = assert_failed_cleanly(site, s, callback, state, closed + TOKEN_URL, site.apache.log_mark())
-    assert "could not connect" in line and "BBAuthBitbucketURL" in line, line
+    assert says in line and "BBAuthBitbucketURL" in line, line
     assert s.get(site.url("/packages/echo"), allow_redirects=False).status_code == 302
 
 

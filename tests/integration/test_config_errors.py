@@ -11,6 +11,7 @@ import re
 import pytest
 
 import bbsite
+from apache import free_port
 from bbsite import query_of
 
 PROTECTED = """<Location /packages>
@@ -90,13 +91,22 @@ def test_other_uses_without_settings(site, use):
 
 
 def test_virtual_host_lacking_a_setting_is_named(site):
-    """The main server is complete; the virtual host replaces the key file by nothing it could use."""
+    """Nothing gives the virtual host a redirect URI: the use inside it is named, as the virtual host's."""
     text = server_lines(site, drop="BBAuthRedirectURI") + f"""<VirtualHost 127.0.0.1:@PORT@>
     ServerName other.test
 {PROTECTED}</VirtualHost>
 """
     out = assert_refused(site, text, "BBAuthRedirectURI", line_of(text, "AuthType Bitbucket"))
     assert "virtual host" in out
+
+
+def test_virtual_host_completing_the_settings_passes(site):
+    """The main server does not use the module and lacks the redirect URI; the virtual host that uses it has one."""
+    assert_passes(site, server_lines(site, drop="BBAuthRedirectURI") + f"""<VirtualHost 127.0.0.1:@PORT@>
+    ServerName other.test
+    BBAuthRedirectURI https://other.test/bbauth/callback
+{PROTECTED}</VirtualHost>
+""")
 
 
 # ---- the session key file
@@ -229,7 +239,7 @@ def test_bad_directive_values(site, directive_line):
 
 
 def test_cache_only_at_server_level(site):
-    text = server_lines(site) + f"<VirtualHost 127.0.0.1:@PORT@>\n    BBAuthCache shmcb\n</VirtualHost>\n" + PROTECTED
+    text = server_lines(site) + "<VirtualHost 127.0.0.1:@PORT@>\n    BBAuthCache shmcb\n</VirtualHost>\n" + PROTECTED
     assert_refused(site, text, "BBAuthCache", line_of(text, "BBAuthCache"))
 
 
@@ -324,7 +334,6 @@ def login_at(site, s, base_url, redirect_uri, user):
 
 
 def test_virtual_hosts_inherit_or_bring_their_own_redirect_uri(site_factory):
-    from apache import free_port
     second = free_port()
     site = site_factory(conf=vhost_conf(second), start=False)
     b_base, b_redirect = f"http://127.0.0.1:{second}", f"http://127.0.0.1:{second}/b/callback"
