@@ -22,22 +22,28 @@ const char *bb_bearer_authorizer(apr_pool_t *p, void *baton, const char *method,
     return apr_pstrcat(p, "Bearer ", (const char *)baton, NULL);
 }
 
-/* GETs url with the credential's Authorization header. */
-static bb_status_t get(apr_pool_t *p, const bb_bitbucket_t *bb, const char *url, const char *accept,
-                       bb_http_response_t **resp, const char **errmsg)
+/* GETs url with the credential's Authorization header; a failure's message starts with what the call is for
+ * ("whoami: GET <url>: ..."). */
+static bb_status_t get(apr_pool_t *p, const bb_bitbucket_t *bb, const char *what, const char *url,
+                       const char *accept, bb_http_response_t **resp, const char **errmsg)
 {
     const char *authorization = bb->authorize(p, bb->baton, "GET", url);
     apr_table_t *headers = apr_table_make(p, 2);
+    bb_status_t status;
 
     *resp = NULL;
     if (authorization == NULL) {
-        *errmsg = apr_psprintf(p, "GET %s: not sent: no Authorization header could be made for it",
+        *errmsg = apr_psprintf(p, "%s: GET %s: not sent: no Authorization header could be made for it", what,
                                bb_url_for_log(p, url));
         return BB_UNAVAILABLE;
     }
     apr_table_setn(headers, "Authorization", authorization);
     apr_table_setn(headers, "Accept", accept);
-    return bb_http_request(p, bb->http, "GET", url, headers, NULL, NULL, resp, errmsg);
+    status = bb_http_request(p, bb->http, "GET", url, headers, NULL, NULL, resp, errmsg);
+    if (status != BB_OK) {
+        *errmsg = apr_psprintf(p, "%s: %s", what, *errmsg);
+    }
+    return status;
 }
 
 /* The message for a 401: Bitbucket refused the credential, for the reason an OAuth 1 challenge names if any. */
@@ -83,7 +89,7 @@ bb_status_t bb_bitbucket_parse_whoami(apr_pool_t *p, const bb_http_response_t *r
         return BB_DENIED;
     }
     if (resp->status != 200 || strcmp(resp->content_type, "text/html") == 0) {
-        *errmsg = apr_psprintf(p, "%s: unusable answer: %s; never taken for a username", where,
+        *errmsg = apr_psprintf(p, "%s: unusable answer, never taken for a username: %s", where,
                                bb_http_describe(p, resp));
         return BB_BAD_RESPONSE;
     }
@@ -99,13 +105,13 @@ bb_status_t bb_bitbucket_parse_whoami(apr_pool_t *p, const bb_http_response_t *r
         return BB_DENIED;
     }
     if (strcmp(resp->content_type, "text/plain") != 0) {
-        *errmsg = apr_psprintf(p, "%s: unusable answer: %s instead of text/plain; never taken for a username",
+        *errmsg = apr_psprintf(p, "%s: unusable answer, never taken for a username: not text/plain but %s",
                                where, bb_http_describe(p, resp));
         return BB_BAD_RESPONSE;
     }
     if (!is_plain_name(start, (apr_size_t)(end - start))) {
-        *errmsg = apr_psprintf(p, "%s: unusable answer: markup, JSON, control characters or over %d bytes; "
-                               "never taken for a username", where, MAX_USERNAME);
+        *errmsg = apr_psprintf(p, "%s: unusable answer, never taken for a username: markup, JSON, control "
+                               "characters or over %d bytes" BB_HTTP_NOT_BITBUCKET, where, MAX_USERNAME);
         return BB_BAD_RESPONSE;
     }
     *username = apr_pstrmemdup(p, start, (apr_size_t)(end - start));
@@ -117,7 +123,7 @@ bb_status_t bb_bitbucket_whoami(apr_pool_t *p, const bb_bitbucket_t *bb, const c
 {
     const char *url = bb_url_join(p, bb->base_url, WHOAMI_PATH);
     bb_http_response_t *resp;
-    bb_status_t status = get(p, bb, url, "text/plain", &resp, errmsg);
+    bb_status_t status = get(p, bb, "whoami", url, "text/plain", &resp, errmsg);
 
     *username = NULL;
     if (status != BB_OK) {
@@ -219,13 +225,19 @@ static bb_status_t read_users_page(apr_pool_t *p, const bb_http_response_t *resp
     }
     page = bb_json_parse(p, resp->body, resp->body_len);
     values = json_is_object(page) ? json_object_get(page, "values") : NULL;
+    if (page == NULL) {
+        *errmsg = apr_psprintf(p, "%s: unusable answer: not valid JSON" BB_HTTP_NOT_BITBUCKET, where);
+        return BB_BAD_RESPONSE;
+    }
     if (!json_is_array(values)) {
-        *errmsg = apr_psprintf(p, "%s: unusable answer: not a page of users (no \"values\" array)", where);
+        *errmsg = apr_psprintf(p, "%s: unusable answer: not a page of users (no \"values\" array)"
+                               BB_HTTP_NOT_BITBUCKET, where);
         return BB_BAD_RESPONSE;
     }
     entry = find_user(values, username, &malformed);
     if (malformed) {
-        *errmsg = apr_psprintf(p, "%s: unusable answer: a user entry without a string \"name\"", where);
+        *errmsg = apr_psprintf(p, "%s: unusable answer: a user entry without a string \"name\""
+                               BB_HTTP_NOT_BITBUCKET, where);
         return BB_BAD_RESPONSE;
     }
     if (entry == NULL) {
@@ -236,7 +248,8 @@ static bb_status_t read_users_page(apr_pool_t *p, const bb_http_response_t *resp
     found = apr_pcalloc(p, sizeof(*found));
     wrong = read_user(p, entry, found);
     if (wrong) {
-        *errmsg = apr_psprintf(p, "%s: unusable answer: the user entry lacks a valid \"%s\"", where, wrong);
+        *errmsg = apr_psprintf(p, "%s: unusable answer: the user entry lacks a valid \"%s\"" BB_HTTP_NOT_BITBUCKET,
+                               where, wrong);
         return BB_BAD_RESPONSE;
     }
     *user = found;
@@ -266,7 +279,7 @@ bb_status_t bb_bitbucket_user(apr_pool_t *p, const bb_bitbucket_t *bb, const cha
                                             (char *)NULL);
         bb_http_response_t *resp;
         apr_int64_t next_start;
-        bb_status_t status = get(p, bb, url, "application/json", &resp, errmsg);
+        bb_status_t status = get(p, bb, "users", url, "application/json", &resp, errmsg);
 
         if (status != BB_OK) {
             return status;
@@ -317,7 +330,7 @@ bb_status_t bb_bitbucket_may_read(apr_pool_t *p, const bb_bitbucket_t *bb, const
                                    repo ? "/repos/" : "", repo ? bb_url_encode(p, repo) : "", NULL);
     const char *url = bb_url_join(p, bb->base_url, path);
     bb_http_response_t *resp;
-    bb_status_t status = get(p, bb, url, "application/json", &resp, errmsg);
+    bb_status_t status = get(p, bb, "permission check", url, "application/json", &resp, errmsg);
 
     return status == BB_OK ? permitted(p, resp, url, errmsg) : status;
 }
@@ -345,7 +358,7 @@ bb_status_t bb_bitbucket_in_group(apr_pool_t *p, const bb_bitbucket_t *bb, const
                                         "filter", group, "limit", "1000", (char *)NULL);
     bb_http_response_t *resp;
     const json_t *page, *values;
-    bb_status_t status = get(p, bb, url, "application/json", &resp, errmsg);
+    bb_status_t status = get(p, bb, "group check", url, "application/json", &resp, errmsg);
 
     if (status != BB_OK || (status = permitted(p, resp, bb_url_for_log(p, url), errmsg)) != BB_OK) {
         return status;

@@ -31,7 +31,9 @@ const char *bb_bearer_authorizer(apr_pool_t *p, void *baton, const char *method,
 
 /* GET <base>/plugins/servlet/applinks/whoami: the username. An empty body (Bitbucket's answer for an unknown or
  * expired token) or a 401 is BB_DENIED; HTML or a redirect is BB_BAD_RESPONSE (see bb_bitbucket_parse_whoami).
- * Transport failures as bb_http_request; no Authorization from the authorizer: BB_UNAVAILABLE. */
+ * Transport failures as bb_http_request, prefixed "whoami: " (bb_bitbucket_user: "users: ", bb_bitbucket_may_read:
+ * "permission check: ", bb_bitbucket_in_group: "group check: "); no Authorization from the authorizer:
+ * BB_UNAVAILABLE. Messages about unusable answers end with what to check. */
 bb_status_t bb_bitbucket_whoami(apr_pool_t *p, const bb_bitbucket_t *bb, const char **username,
                                 const char **errmsg);
 

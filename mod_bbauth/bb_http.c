@@ -3,8 +3,10 @@
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_uri.h>
+#include <apr_file_io.h>
 #include <curl/curl.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 #include "bb_http.h"
@@ -19,14 +21,16 @@
 #define MIN_BODY_ROOM 4096
 /* Longest media type kept; anything longer is not one Bitbucket sends. */
 #define MAX_MEDIA_TYPE 100
+/* Largest BBAuthCAFile read: the whole Mozilla bundle is about 220 KiB. */
+#define MAX_CA_FILE (1024 * 1024)
 
 /* RFC 9110 token characters, plus the '/' between type and subtype. */
 static const char media_type_chars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~/";
 static const char host_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-:";
 
-#define TWO_FACTOR_HINT " (a page or a redirect where the protocol wants data: a two-factor plugin that needs this " \
-                        "client on its OAuth whitelist, or a proxy's login page?)"
+#define TWO_FACTOR_HINT " (a page or a redirect where the protocol wants data: check for a two-factor plugin that " \
+                        "needs this client on its OAuth whitelist, or a proxy's login page)"
 
 /* What one transfer collects, and which cap stopped it early. */
 typedef struct {
@@ -52,7 +56,8 @@ static size_t collect_body(char *data, size_t size, size_t nmemb, void *baton)
     apr_size_t len = size * nmemb;
 
     if (len > t->max_body - t->body_len) {
-        t->overflow = apr_psprintf(t->p, "answer larger than %" APR_SIZE_T_FMT " bytes", t->max_body);
+        t->overflow = apr_psprintf(t->p, "answer larger than %" APR_SIZE_T_FMT " bytes" BB_HTTP_NOT_BITBUCKET,
+                                   t->max_body);
         return 0;   /* anything but len aborts the transfer */
     }
     if (t->body_len + len > t->body_room) {
@@ -112,16 +117,76 @@ static size_t collect_header(char *line, size_t size, size_t nitems, void *baton
     return len;
 }
 
-/* BBAuthCAFile is trusted in addition to the system's CAs: its certificates join the store curl has loaded. */
-static CURLcode add_extra_ca(CURL *curl, void *ssl_ctx, void *ca_file)
+/* Adds every certificate of the PEM text to the store (NULL: only counts them); returns how many there were. */
+static int add_pem_certificates(const char *pem, X509_STORE *store)
 {
-    X509_STORE *store = SSL_CTX_get_cert_store(ssl_ctx);
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    STACK_OF(X509_INFO) *infos = bio ? PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL) : NULL;
+    int i, count = 0;
 
-    if (X509_STORE_load_file(store, ca_file) != 1) {
-        ERR_clear_error();
-        return CURLE_SSL_CACERT_BADFILE;
+    for (i = 0; infos && i < sk_X509_INFO_num(infos); i++) {
+        X509 *cert = sk_X509_INFO_value(infos, i)->x509;
+        if (cert && (store == NULL || X509_STORE_add_cert(store, cert) == 1)) {
+            count++;
+        }
     }
-    return CURLE_OK;
+    sk_X509_INFO_pop_free(infos, X509_INFO_free);
+    BIO_free(bio);
+    ERR_clear_error();
+    return count;
+}
+
+/* Reads the whole file (at most MAX_CA_FILE bytes) into a NUL-terminated string of `scratch`, or NULL with *err. */
+static char *read_ca_text(apr_pool_t *p, apr_pool_t *scratch, const char *path, apr_size_t *len, const char **err)
+{
+    char *text = apr_palloc(scratch, MAX_CA_FILE + 1);
+    apr_file_t *file;
+    apr_status_t rv = apr_file_open(&file, path, APR_FOPEN_READ | APR_FOPEN_BINARY, APR_OS_DEFAULT, scratch);
+    char errbuf[120];
+
+    if (rv == APR_SUCCESS) {
+        /* One byte more than allowed, to tell a file of exactly the limit from a bigger one. */
+        rv = apr_file_read_full(file, text, MAX_CA_FILE + 1, len);
+        apr_file_close(file);
+        rv = rv == APR_EOF ? APR_SUCCESS : rv;
+    }
+    if (rv != APR_SUCCESS) {
+        *err = apr_psprintf(p, "cannot read %s (%s)", path, apr_strerror(rv, errbuf, sizeof(errbuf)));
+        return NULL;
+    }
+    if (*len > MAX_CA_FILE) {
+        *err = apr_psprintf(p, "%s is larger than %d KiB, not a CA file", path, MAX_CA_FILE / 1024);
+        return NULL;
+    }
+    text[*len] = '\0';
+    return text;
+}
+
+const char *bb_http_read_ca_file(apr_pool_t *p, const char *path, const char **err)
+{
+    apr_pool_t *scratch;
+    apr_size_t len = 0;
+    const char *text, *pem = NULL;
+
+    if (apr_pool_create(&scratch, p) != APR_SUCCESS) {
+        *err = apr_psprintf(p, "cannot read %s (out of memory)", path);
+        return NULL;
+    }
+    text = read_ca_text(p, scratch, path, &len, err);
+    if (text && add_pem_certificates(text, NULL) == 0) {
+        *err = apr_psprintf(p, "%s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path);
+    }
+    else if (text) {
+        pem = apr_pstrmemdup(p, text, len);
+    }
+    apr_pool_destroy(scratch);
+    return pem;
+}
+
+/* BBAuthCAFile is trusted in addition to the system's CAs: its certificates join the store curl has loaded. */
+static CURLcode add_extra_ca(CURL *curl, void *ssl_ctx, void *ca_pem)
+{
+    return add_pem_certificates(ca_pem, SSL_CTX_get_cert_store(ssl_ctx)) > 0 ? CURLE_OK : CURLE_SSL_CACERT_BADFILE;
 }
 
 static apr_status_t cleanup_curl(void *curl)
@@ -189,9 +254,9 @@ static CURLcode set_safety(CURL *curl, const bb_http_opts_t *opts, long timeout_
         || (rc = curl_easy_setopt(curl, CURLOPT_TIMEOUT, timeout_sec)) != CURLE_OK) {
         return rc;
     }
-    if (opts->ca_file) {
+    if (opts->ca_pem) {
         if ((rc = curl_easy_setopt(curl, CURLOPT_SSL_CTX_FUNCTION, add_extra_ca)) != CURLE_OK
-            || (rc = curl_easy_setopt(curl, CURLOPT_SSL_CTX_DATA, (void *)opts->ca_file)) != CURLE_OK) {
+            || (rc = curl_easy_setopt(curl, CURLOPT_SSL_CTX_DATA, (void *)opts->ca_pem)) != CURLE_OK) {
             return rc;
         }
     }
@@ -271,9 +336,9 @@ static bb_status_t transfer_failure(apr_pool_t *p, CURL *curl, CURLcode code, co
         *cause = certificate_failure(p, curl);
         break;
     case CURLE_SSL_CACERT_BADFILE:
-        *cause = opts->ca_file ? apr_psprintf(p, "cannot load CA certificates from BBAuthCAFile %s: it must be a "
-                                              "readable PEM file", opts->ca_file)
-                               : "cannot load the system's CA certificates";
+        *cause = opts->ca_pem ? apr_psprintf(p, "cannot use the CA certificates of BBAuthCAFile %s: it must hold "
+                                             "PEM certificates", opts->ca_file ? opts->ca_file : "")
+                              : "cannot load the system's CA certificates";
         break;
     case CURLE_SSL_CONNECT_ERROR:
         *cause = "TLS handshake failed: check that BBAuthBitbucketURL is Bitbucket's https address";
@@ -412,20 +477,36 @@ static const char *redirect_target(apr_pool_t *p, const bb_http_response_t *resp
     return apr_pstrcat(p, " to ", uri.hostname, NULL);
 }
 
+/* What to check after an unexpected answer with this status. */
+static const char *status_hint(int status)
+{
+    if (status >= 500) {
+        return " (Bitbucket failed: check its log, atlassian-bitbucket.log, and any proxy in front of it)";
+    }
+    if (status == 401 || status == 403) {
+        return " (refused without saying why: check that no proxy in front of Bitbucket asks for a login of its own)";
+    }
+    if (status >= 300 && status < 400) {
+        return TWO_FACTOR_HINT;
+    }
+    return BB_HTTP_NOT_BITBUCKET;   /* another 4xx, or a success of the wrong kind */
+}
+
 const char *bb_http_describe(apr_pool_t *p, const bb_http_response_t *resp)
 {
     int success = resp->status >= 200 && resp->status < 300;
+    const char *hint = status_hint(resp->status);
 
     if (resp->status >= 300 && resp->status < 400) {
-        return apr_psprintf(p, "HTTP %d redirect%s%s", resp->status, redirect_target(p, resp), TWO_FACTOR_HINT);
+        return apr_psprintf(p, "HTTP %d redirect%s%s", resp->status, redirect_target(p, resp), hint);
     }
     if (strcmp(resp->content_type, "text/html") == 0) {
-        return apr_psprintf(p, "HTTP %d HTML page%s", resp->status, success ? TWO_FACTOR_HINT : "");
+        return apr_psprintf(p, "HTTP %d HTML page%s", resp->status, success ? TWO_FACTOR_HINT : hint);
     }
     if (*resp->content_type == '\0') {
-        return apr_psprintf(p, "HTTP %d", resp->status);
+        return apr_psprintf(p, "HTTP %d%s", resp->status, hint);
     }
-    return apr_psprintf(p, "HTTP %d (%s)", resp->status, resp->content_type);
+    return apr_psprintf(p, "HTTP %d (%s)%s", resp->status, resp->content_type, hint);
 }
 
 int bb_http_is_foreign_page(const char *errmsg)

@@ -10,10 +10,12 @@
 #define BB_HTTP_MAX_BODY (256 * 1024)
 
 typedef struct {
-    const char *ca_file;        /* extra CA certificates (PEM) trusted besides the system store, or NULL */
+    const char *ca_file;        /* where ca_pem came from, for messages, or NULL */
     long timeout_sec;           /* whole-request timeout, also the connect timeout; <= 0: 10 s */
     apr_size_t max_body;        /* 0: BB_HTTP_MAX_BODY */
     const char *user_agent;     /* NULL: "mod_bbauth" */
+    const char *ca_pem;         /* extra CA certificates (PEM text, see bb_http_read_ca_file) trusted besides the
+                                 * system store, or NULL */
 } bb_http_opts_t;
 
 typedef struct {
@@ -27,22 +29,35 @@ typedef struct {
 /* Once per process, before any request (curl_global_init). */
 apr_status_t bb_http_global_init(void);
 
+/* The PEM text of a CA file (at most 1 MiB, at least one certificate), for opts->ca_pem: read once at startup, so
+ * the file may be readable by root alone. NULL with *err ("cannot read <path> (<why>)", "... holds no PEM
+ * certificate ...") otherwise. */
+const char *bb_http_read_ca_file(apr_pool_t *p, const char *path, const char **err);
+
 /* Sends one request. headers: extra request headers (may be NULL). body: request body or NULL; with a body,
  * body_type is its Content-Type. Only https URLs are fetched, always with certificate and host-name verification
- * (the system's CAs plus opts->ca_file), TLS 1.2 or later; redirects are returned, not followed.
+ * (the system's CAs plus opts->ca_pem), TLS 1.2 or later; redirects are returned, not followed.
  * Returns BB_OK with *resp for any HTTP status. Otherwise *resp is NULL and *errmsg is one line,
  * "<METHOD> <url without query>: <cause>: <what to check>", with:
  *   BB_UNAVAILABLE   DNS, connect, TLS (untrusted certificate, wrong host name), timeout, broken connection, and
  *                    requests not sent at all (a non-https URL, a header with a control character);
- *   BB_BAD_RESPONSE  a body over max_body or headers over 100 lines / 64 KiB ("answer larger than N bytes"). */
+ *   BB_BAD_RESPONSE  a body over max_body or headers over 100 lines / 64 KiB ("answer larger than N bytes (not an
+ *                    answer Bitbucket gives: check ...)"). */
 bb_status_t bb_http_request(apr_pool_t *p, const bb_http_opts_t *opts, const char *method, const char *url,
                             const apr_table_t *headers, const char *body, const char *body_type,
                             bb_http_response_t **resp, const char **errmsg);
 
-/* A one-line description of an answer that is not what the caller expected, for errmsg:
- *   3xx        "HTTP 302 redirect to <Location's host only> (... a two-factor plugin ...?)"
- *   text/html  "HTTP 200 HTML page (... a two-factor plugin ...?)"; for a non-2xx status without the hint
- *   otherwise  "HTTP 500 (application/json)", or "HTTP 500" without a content type.
+/* What to check when an answer cannot be Bitbucket's (not JSON, the wrong shape, too large, no such endpoint);
+ * callers end their own "unusable answer" messages with it. */
+#define BB_HTTP_NOT_BITBUCKET " (not an answer Bitbucket gives: check that BBAuthBitbucketURL is Bitbucket's base " \
+                              "URL, context path included, and not a proxy or another server)"
+
+/* A one-line description of an answer that is not what the caller expected, for errmsg, ending with what to check:
+ *   3xx        "HTTP 302 redirect to <Location's host only> (... check for a two-factor plugin ...)"
+ *   text/html  "HTTP 200 HTML page (... check for a two-factor plugin ...)"; for an error status its hint (below)
+ *   otherwise  "HTTP 500 (application/json)", or "HTTP 500" without a content type, then what to check: 5xx
+ *              "(Bitbucket failed: check its log ...)", 401/403 "(refused without saying why: check ... proxy ...)",
+ *              any other status BB_HTTP_NOT_BITBUCKET.
  * Never includes the body, nor the Location's path or query. resp->headers may be NULL. */
 const char *bb_http_describe(apr_pool_t *p, const bb_http_response_t *resp);
 

@@ -151,6 +151,9 @@ static int is_bearer(const json_t *obj)
 /* Reads a successful answer's object into tokens; returns what is wrong with it, or NULL. */
 static const char *read_tokens(apr_pool_t *p, const json_t *obj, bb_oauth2_tokens_t *tokens)
 {
+    if (obj == NULL) {
+        return "HTTP 200 with a body that is not valid JSON";
+    }
     if (!json_is_object(obj)) {
         return "HTTP 200 without a JSON object";
     }
@@ -240,7 +243,7 @@ static bb_status_t read_answer(apr_pool_t *p, const bb_http_response_t *resp, co
     answer = apr_pcalloc(p, sizeof(*answer));
     problem = read_tokens(p, json, answer);
     if (problem) {
-        *errmsg = apr_psprintf(p, "%s: unusable answer: %s", where, problem);
+        *errmsg = apr_psprintf(p, "%s: unusable answer: %s" BB_HTTP_NOT_BITBUCKET, where, problem);
         return BB_BAD_RESPONSE;
     }
     *tokens = answer;

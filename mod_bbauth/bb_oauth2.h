@@ -48,7 +48,7 @@ bb_status_t bb_oauth2_refresh(apr_pool_t *p, const bb_oauth2_client_t *client, c
  *   BB_DENIED        a 4xx with a JSON "error": "token exchange at <url> refused: invalid_grant
  *                    (<hint>)"; the code is reduced to [A-Za-z0-9_.-], error_description is never shown
  *   BB_BAD_RESPONSE  anything else: 5xx, redirects, HTML (bb_http_describe), bad JSON, members of a wrong type:
- *                    "token exchange at <url>: unusable answer: <what>"
+ *                    "token exchange at <url>: unusable answer: <what> (<what to check>)"
  * No message ever holds a token, the code, the secret or the body. url is for the message only. The two calls
  * below return these too, and bb_http_request's failures prefixed "token exchange: " / "token refresh: ". */
 bb_status_t bb_oauth2_parse_token_response(apr_pool_t *p, const bb_http_response_t *resp, const char *url,

@@ -53,6 +53,7 @@ typedef struct {
     const char *cookie_path;
     const char *cookie_samesite;
     const char *ca_file;
+    const char *ca_pem;              /* ca_file's certificates, read at startup (the file may be root's alone) */
     int timeout;
     apr_int64_t token_cache_ttl;     /* seconds Bitbucket's "yes" for an access token is trusted */
     apr_int64_t authz_cache_ttl;     /* seconds a bitbucket-repo/-project/-group decision is reused */

@@ -5,7 +5,6 @@
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <apr_file_io.h>
-#include <apr_file_info.h>
 #include <http_core.h>
 #include <http_main.h>
 #include <util_cfgtree.h>
@@ -60,6 +59,7 @@ void *bbauth_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(cookie_path);
     MERGE_PTR(cookie_samesite);
     MERGE_PTR(ca_file);
+    MERGE_PTR(ca_pem);
     MERGE_NUM(timeout);
     MERGE_NUM(token_cache_ttl);
     MERGE_NUM(authz_cache_ttl);
@@ -135,6 +135,7 @@ void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf)
     conf->policy.idle_timeout = conf->idle_timeout;
 
     conf->http.ca_file = conf->ca_file;
+    conf->http.ca_pem = conf->ca_pem;
     conf->http.timeout_sec = conf->timeout;
     conf->http.max_body = BB_HTTP_MAX_BODY;
     conf->http.user_agent = "mod_bbauth";
@@ -437,16 +438,19 @@ static const char *set_cookie_samesite(cmd_parms *cmd, void *dummy, const char *
     return directive_error(cmd, "must be Lax, Strict or None");
 }
 
+/* Read now, as root, like the key file: requests only use the certificates. */
 static const char *set_ca_file(cmd_parms *cmd, void *dummy, const char *arg)
 {
+    bbauth_server_conf *conf = server_conf_of(cmd);
+    const char *err = NULL;
     const char *path = ap_server_root_relative(cmd->pool, arg);
-    apr_finfo_t finfo;
+    const char *pem = path ? bb_http_read_ca_file(cmd->pool, path, &err) : NULL;
 
-    if (!path || apr_stat(&finfo, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS
-        || finfo.filetype != APR_REG) {
-        return directive_error(cmd, apr_psprintf(cmd->pool, "%s is not a readable file", arg));
+    if (!pem) {
+        return directive_error(cmd, err ? err : "invalid file path");
     }
-    server_conf_of(cmd)->ca_file = path;
+    conf->ca_file = path;
+    conf->ca_pem = pem;
     return NULL;
 }
 

@@ -144,12 +144,18 @@ int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, cons
     bb_bitbucket_t api;
     bb_session_t *session;
     const char *errmsg = NULL, *value;
+    bb_status_t status;
 
     api.base_url = conf->bitbucket_url;
     api.http = &conf->http;
     api.authorize = authorize;
     api.baton = baton;
-    if (bb_bitbucket_identify(r->pool, &api, &user, &errmsg) != BB_OK) {
+    status = bb_bitbucket_identify(r->pool, &api, &user, &errmsg);
+    if (status == BB_DENIED) {
+        errmsg = apr_pstrcat(r->pool, errmsg, " (a token Bitbucket had just issued: check that no proxy in front of "
+                             "Bitbucket drops the Authorization header)", NULL);
+    }
+    if (status != BB_OK) {
         return bbauth_login_failed(r, HTTP_BAD_GATEWAY, errmsg, login->return_to);
     }
     if (!user->active) {

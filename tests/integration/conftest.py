@@ -3,6 +3,8 @@
     tmp_serverroot   per-test directory readable by Apache's unprivileged children (NOT under pytest's tmp_path)
     apache_factory   make(extra_conf="", *, start=True, **Apache-options) -> Apache; all stopped at teardown
     echo_backend     a started apache.EchoBackend (upstream app for ProxyPass tests), stopped at teardown
+    module_site_factory  like site_factory, but its sites live for the whole test module (for many fast cases on
+                     one site: each test must undo what it changed, e.g. the fake's modes)
 
 A failing test's report gets, for each Apache it made, the tail of error_log and access_log as extra sections.
 Every test in this directory is marked `integration`.
@@ -52,7 +54,7 @@ def pytest_runtest_makereport(item, call):
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)
     if rep.failed and not getattr(item, "_bbauth_logs_reported", False):
-        apaches = getattr(item, "_bbauth_apaches", [])
+        apaches = getattr(item, "_bbauth_apaches", None) or getattr(item.module, "_bbauth_module_apaches", [])
         for a in apaches:
             item._bbauth_logs_reported = True
             err = harness._tail(a.error_log(), LOG_TAIL_LINES) or "(empty)"
@@ -136,3 +138,40 @@ def site_factory(apache_factory, tmp_serverroot):
 def site(site_factory):
     """The standard protected site (see bbsite.py), started."""
     return site_factory()
+
+
+@pytest.fixture(scope="module")
+def module_site_factory(request):
+    """make(**site_factory options) -> bbsite.Site shared by the tests of one module (CA, fake Bitbucket, Apache
+    made once). Its directory is kept when a test of the module failed (or with BBAUTH_KEEP_TMP=1)."""
+    import bbsite
+    base = os.environ.get("BBAUTH_TEST_TMPDIR", tempfile.gettempdir())
+    root = Path(tempfile.mkdtemp(prefix=f"bbauth-it-{request.module.__name__}-", dir=base))
+    os.chmod(root, 0o755)
+    failed_before = request.session.testsfailed
+    apaches, fakes = [], []
+    request.module._bbauth_module_apaches = apaches  # a failing test's report shows their logs
+
+    def apache_factory(*, start=True, **opts):
+        a = harness.Apache(root / f"httpd-{len(apaches) + 1}", "", **opts)
+        apaches.append(a)
+        if start:
+            a.start()
+        return a
+
+    def make(**kw):
+        site_root = root / f"site-{len(fakes) + 1}"
+        site_root.mkdir()
+        os.chmod(site_root, 0o755)
+        site = bbsite.make_site(apache_factory, site_root, **kw)
+        fakes.append(site.fb)
+        return site
+
+    yield make
+    for a in reversed(apaches):
+        a.stop()
+    for fb in fakes:
+        fb.stop()
+    if request.session.testsfailed == failed_before and not os.environ.get("BBAUTH_KEEP_TMP"):
+        shutil.rmtree(root, ignore_errors=True)
+

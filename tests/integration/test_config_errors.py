@@ -1,20 +1,40 @@
 """Issue 2: `apachectl -t` refuses a configuration mod_bbauth cannot work with, naming the directive, the file and
-the line; a good one passes, and secrets given as file: or env: work."""
+the line; a good one passes. Secrets given as file: or env: work for a whole login, and virtual hosts inherit the
+server's settings or bring their own redirect URI.
 
+The `apachectl -t` cases share one (never started) site: each only rewrites its conf/extra.conf."""
+
+import base64
 import os
 import re
 
 import pytest
 
 import bbsite
+from apache import free_port
+from bbsite import query_of
+
+PROTECTED = """<Location /packages>
+    AuthType Bitbucket
+    Require valid-user
+</Location>
+"""
+SECRET_ENV = "BBAUTH_TEST_CLIENT_SECRET"
 
 
-def configtest(site, text):
-    rc, out = site.apache.configtest(text)
-    return rc, out
+@pytest.fixture(scope="module")
+def shared_site(module_site_factory):
+    return module_site_factory(start=False)
+
+
+@pytest.fixture
+def site(shared_site):
+    yield shared_site
+    shared_site.apache.env.pop(SECRET_ENV, None)
 
 
 def server_lines(site, drop=None, **replace):
+    """The server-level settings a protected location needs, one per line (line 1 is BBAuthBitbucketURL)."""
     lines = {
         "BBAuthBitbucketURL": site.fb.base_url,
         "BBAuthClientID": bbsite.CLIENT_ID,
@@ -29,38 +49,67 @@ def server_lines(site, drop=None, **replace):
     return "".join(f"{k} {v}\n" for k, v in lines.items())
 
 
-PROTECTED = """<Location /packages>
-    AuthType Bitbucket
-    Require valid-user
-</Location>
-"""
+def line_of(text, start):
+    """The 1-based number of the first line of text that starts with `start`."""
+    return [i + 1 for i, line in enumerate(text.splitlines()) if line.lstrip().startswith(start)][0]
 
 
-@pytest.fixture
-def site(site_factory):
-    return site_factory(start=False)
-
-
-def assert_refused(rc, out, directive, line=None):
+def assert_refused(site, text, directive, line):
+    """apachectl -t fails, naming the directive, conf/extra.conf and the line; no secret in what it prints."""
+    rc, out = site.apache.configtest(text)
     assert rc != 0, out
     assert directive in out, out
-    assert "extra.conf" in out, out
-    if line is not None:
-        assert re.search(rf"line {line}\b", out), out
+    assert str(site.apache.extra_conf_path) in out, out
+    assert re.search(rf"\bline {line}\b", out), out
+    assert bbsite.CLIENT_SECRET not in out
+    return out
 
+
+def assert_passes(site, text):
+    rc, out = site.apache.configtest(text)
+    assert rc == 0, out
+    assert "Syntax OK" in out
+    return out
+
+
+# ---- a protected location needs the server-level settings
 
 @pytest.mark.parametrize("directive", ["BBAuthBitbucketURL", "BBAuthClientID", "BBAuthClientSecret",
                                        "BBAuthRedirectURI", "BBAuthSessionKey"])
 def test_protected_location_without_a_server_setting(site, directive):
     text = server_lines(site, drop=directive) + PROTECTED
-    rc, out = configtest(site, text)
-    assert_refused(rc, out, directive, line=text.splitlines().index("    AuthType Bitbucket") + 1)
+    out = assert_refused(site, text, directive, line_of(text, "AuthType Bitbucket"))
+    assert "AuthType Bitbucket" in out
 
 
-def test_login_handler_without_settings_is_refused(site):
-    rc, out = configtest(site, "<Location /login>\n    SetHandler bbauth-login\n</Location>\n")
-    assert_refused(rc, out, "BBAuthBitbucketURL")
+@pytest.mark.parametrize("use", ["SetHandler bbauth-login", "SetHandler bbauth-logout",
+                                 "Require bitbucket-user alice"])
+def test_other_uses_without_settings(site, use):
+    text = f"<Location /x>\n    {use}\n</Location>\n"
+    out = assert_refused(site, text, "BBAuthBitbucketURL", 2)
+    assert " ".join(use.split()[:2]) in out
 
+
+def test_virtual_host_lacking_a_setting_is_named(site):
+    """Nothing gives the virtual host a redirect URI: the use inside it is named, as the virtual host's."""
+    text = server_lines(site, drop="BBAuthRedirectURI") + f"""<VirtualHost 127.0.0.1:@PORT@>
+    ServerName other.test
+{PROTECTED}</VirtualHost>
+"""
+    out = assert_refused(site, text, "BBAuthRedirectURI", line_of(text, "AuthType Bitbucket"))
+    assert "virtual host" in out
+
+
+def test_virtual_host_completing_the_settings_passes(site):
+    """The main server does not use the module and lacks the redirect URI; the virtual host that uses it has one."""
+    assert_passes(site, server_lines(site, drop="BBAuthRedirectURI") + f"""<VirtualHost 127.0.0.1:@PORT@>
+    ServerName other.test
+    BBAuthRedirectURI https://other.test/bbauth/callback
+{PROTECTED}</VirtualHost>
+""")
+
+
+# ---- the session key file
 
 def key_file_with(site, name, content, mode=0o640):
     path = site.apache.root.parent / name
@@ -69,106 +118,262 @@ def key_file_with(site, name, content, mode=0o640):
     return str(path)
 
 
-@pytest.mark.parametrize("case,content", [
-    ("short", b"00112233445566778899aabbccddeeff\n"),               # 16 bytes
-    ("odd-length hex", b"a" * 63 + b"\n"),
-    ("bad base64", b"!!!!" * 12 + b"\n"),
-    ("empty", b"# only a comment\n"),
+GOOD_KEY = os.urandom(32).hex().encode()
+
+
+@pytest.mark.parametrize("case,content,says", [
+    ("short", b"00112233445566778899aabbccddeeff\n", "only 16 bytes"),
+    ("short base64", base64.b64encode(os.urandom(31)) + b"\n", "only 31 bytes"),
+    ("odd-length hex", b"a" * 63 + b"\n", "line 1: odd number of hex digits"),
+    ("bad base64", b"!!!!" * 12 + b"\n", "line 1: neither hex nor base64"),
+    ("bad second key", b"# keys\n" + GOOD_KEY + b"\n" + b"not a key!" * 6 + b"\n", "line 3: neither hex nor base64"),
+    ("empty", b"# only a comment\n", "no key found"),
+    ("binary", os.urandom(64), "neither hex nor base64"),
 ])
-def test_bad_key_file(site, case, content):
+def test_bad_key_file(site, case, content, says):
     path = key_file_with(site, "bad.keys", content)
-    rc, out = configtest(site, server_lines(site, BBAuthSessionKey=path) + PROTECTED)
-    assert_refused(rc, out, "BBAuthSessionKey", line=5)
+    text = server_lines(site, BBAuthSessionKey=path) + PROTECTED
+    out = assert_refused(site, text, "BBAuthSessionKey", line_of(text, "BBAuthSessionKey"))
+    assert path in out and says in out
+    assert GOOD_KEY.decode() not in out
 
 
-def test_missing_key_file(site):
-    rc, out = configtest(site, server_lines(site, BBAuthSessionKey="/nonexistent/keys") + PROTECTED)
-    assert_refused(rc, out, "BBAuthSessionKey", line=5)
-    assert "/nonexistent/keys" in out
+@pytest.mark.parametrize("case", ["missing", "a directory"])
+def test_unreadable_key_file(site, case):
+    path = "/nonexistent/keys" if case == "missing" else str(site.apache.root)
+    text = server_lines(site, BBAuthSessionKey=path) + PROTECTED
+    out = assert_refused(site, text, "BBAuthSessionKey", line_of(text, "BBAuthSessionKey"))
+    assert path in out
 
 
-def test_base64_key_file_is_accepted(site):
-    import base64
-    path = key_file_with(site, "b64.keys", base64.b64encode(os.urandom(48)) + b"\n")
-    rc, out = configtest(site, server_lines(site, BBAuthSessionKey=path) + PROTECTED)
-    assert rc == 0, out
+def test_key_files_that_are_fine(site):
+    """Base64 (with or without padding, url-safe too), several keys, comments and blank lines, readable by root
+    only (httpd reads it before it gives up root)."""
+    content = (b"# rotation: the first signs\n\n" + base64.b64encode(os.urandom(48)) + b"\n"
+               + base64.urlsafe_b64encode(os.urandom(33)).rstrip(b"=") + b"\n  " + GOOD_KEY + b"  \r\n")
+    path = key_file_with(site, "good.keys", content, mode=0o600)
+    assert_passes(site, server_lines(site, BBAuthSessionKey=path) + PROTECTED)
 
+
+# ---- URLs and secrets
 
 @pytest.mark.parametrize("directive,value", [
     ("BBAuthBitbucketURL", "ftp://bitbucket.example.com"),
     ("BBAuthBitbucketURL", "http://bitbucket.example.com"),
     ("BBAuthBitbucketURL", "https://bitbucket.example.com/?x=1"),
+    ("BBAuthBitbucketURL", "https://bitbucket.example.com/bitbucket#top"),
+    ("BBAuthBitbucketURL", "https://user:pw@bitbucket.example.com"),
     ("BBAuthBitbucketURL", "bitbucket.example.com"),
+    ("BBAuthBitbucketURL", "/bitbucket"),
     ("BBAuthBitbucketURL", "https://"),
     ("BBAuthRedirectURI", "/bbauth/callback"),
+    ("BBAuthRedirectURI", "mirror.example.com/bbauth/callback"),
     ("BBAuthRedirectURI", "https://mirror.example.com/cb#frag"),
     ("BBAuthRedirectURI", "https://mirror.example.com/cb?x=1"),
+    ("BBAuthRedirectURI", "ftp://mirror.example.com/cb"),
     ("BBAuthClientSecret", "file:/nonexistent/secret"),
     ("BBAuthClientSecret", "env:BBAUTH_TEST_UNSET_VARIABLE"),
     ("BBAuthCAFile", "/nonexistent/ca.pem"),
 ])
 def test_malformed_values(site, directive, value):
     text = server_lines(site, **{directive: value}) + PROTECTED
-    rc, out = configtest(site, text)
-    line = [i + 1 for i, l in enumerate(text.splitlines()) if l.startswith(directive + " ")][0]
-    assert_refused(rc, out, directive, line=line)
-    assert "CLIENT_SECRET" not in out and bbsite.CLIENT_SECRET not in out
+    assert_refused(site, text, directive, line_of(text, directive))
 
 
-@pytest.mark.parametrize("line", [
-    "BBAuthSessionMaxAge -1", "BBAuthSessionMaxAge abc", "BBAuthSessionIdleTimeout 1.5", "BBAuthTimeout 0",
-    "BBAuthCookieSameSite Foo", "BBAuthOAuthVersion 3", "BBAuthCache nosuchprovider", "BBAuthCookieName a;b",
-    "BBAuthScope REPO_READ;", "<Location /x>\nBBAuthUnauthAction foo\n</Location>",
-    "<Location /x>\nBBAuthHeaderPrefix X Y\n</Location>",
+@pytest.mark.parametrize("case", ["empty file", "a directory", "empty variable"])
+def test_unusable_client_secret(site, case):
+    if case == "empty file":
+        value = "file:" + key_file_with(site, "empty-secret", b"\n", mode=0o600)
+    elif case == "a directory":
+        value = f"file:{site.apache.root}"
+    else:
+        site.apache.env[SECRET_ENV] = ""
+        value = f"env:{SECRET_ENV}"
+    text = server_lines(site, BBAuthClientSecret=value) + PROTECTED
+    assert_refused(site, text, "BBAuthClientSecret", line_of(text, "BBAuthClientSecret"))
+
+
+@pytest.mark.parametrize("case,says", [("a directory", "cannot read"), ("no certificate", "holds no PEM certificate"),
+                                       ("only a private key", "holds no PEM certificate")])
+def test_unusable_ca_file(site, case, says):
+    if case == "a directory":
+        path = str(site.apache.root)
+    elif case == "no certificate":
+        path = key_file_with(site, "not-a-ca.pem", b"just text\n")
+    else:
+        path = key_file_with(site, "key-only.pem", open(site.pki["key"], "rb").read())
+    text = server_lines(site, BBAuthCAFile=path) + PROTECTED
+    out = assert_refused(site, text, "BBAuthCAFile", line_of(text, "BBAuthCAFile"))
+    assert path in out and says in out
+    assert "PRIVATE KEY" not in out
+
+
+def test_secret_file_relative_to_server_root_and_env_pass(site):
+    key_file_with(site, "relative-secret", bbsite.CLIENT_SECRET.encode() + b"\r\n", mode=0o600)
+    relative = os.path.relpath(site.apache.root.parent / "relative-secret", site.apache.root)
+    assert_passes(site, server_lines(site, BBAuthClientSecret=f"file:{relative}") + PROTECTED)
+    site.apache.env[SECRET_ENV] = bbsite.CLIENT_SECRET
+    assert_passes(site, server_lines(site, BBAuthClientSecret=f"env:{SECRET_ENV}") + PROTECTED)
+
+
+# ---- other values
+
+@pytest.mark.parametrize("directive_line", [
+    "BBAuthSessionMaxAge -1", "BBAuthSessionMaxAge abc", "BBAuthSessionMaxAge 10", "BBAuthSessionMaxAge 600s",
+    "BBAuthSessionMaxAge 99999999999999999999", "BBAuthSessionIdleTimeout 1.5", "BBAuthSessionIdleTimeout -5",
+    "BBAuthTimeout 0", "BBAuthTimeout abc", "BBAuthTokenCacheTTL 0", "BBAuthSessionRevalidate x",
+    "BBAuthCookieSameSite Foo", "BBAuthCookieName a;b", "BBAuthCookieName", "BBAuthCookieDomain ex ample.com",
+    "BBAuthCookiePath nope", "BBAuthOAuthVersion 3", "BBAuthOAuthVersion two", "BBAuthCache nosuchprovider",
+    "BBAuthCache nosuchprovider:arg", "BBAuthScope REPO_READ;", "BBAuthScope repo_read", "BBAuthClientID",
+    "<Location /x>\n    BBAuthUnauthAction foo\n</Location>",
+    "<Location /x>\n    BBAuthUnauthAction\n</Location>",
+    "<Location /x>\n    BBAuthHeaderPrefix X_Y\n</Location>",
+    "<Location /x>\n    BBAuthTokenAuth maybe\n</Location>",
 ])
-def test_bad_directive_values(site, line):
-    text = server_lines(site) + line + "\n" + PROTECTED
-    rc, out = configtest(site, text)
-    directive = line.split()[0] if not line.startswith("<") else line.splitlines()[1].split()[0]
-    assert_refused(rc, out, directive)
+def test_bad_directive_values(site, directive_line):
+    head = server_lines(site)
+    text = head + directive_line + "\n" + PROTECTED
+    inner = 1 if directive_line.startswith("<") else 0
+    directive = directive_line.split("\n")[inner].split()[0]
+    assert_refused(site, text, directive, len(head.splitlines()) + 1 + inner)
+
+
+def test_cache_only_at_server_level(site):
+    text = server_lines(site) + "<VirtualHost 127.0.0.1:@PORT@>\n    BBAuthCache shmcb\n</VirtualHost>\n" + PROTECTED
+    assert_refused(site, text, "BBAuthCache", line_of(text, "BBAuthCache"))
 
 
 def test_good_configuration_passes(site):
-    rc, out = configtest(site, server_lines(site) + PROTECTED + "BBAuthSessionMaxAge 600\nBBAuthCookieSameSite Strict\n")
-    assert rc == 0, out
-    assert "Syntax OK" in out
+    assert_passes(site, server_lines(site) + PROTECTED + """BBAuthSessionMaxAge 600
+BBAuthSessionIdleTimeout 0
+BBAuthCookieSameSite strict
+BBAuthScope REPO_READ PUBLIC_REPOS
+BBAuthOAuthVersion 2
+BBAuthTimeout 30
+BBAuthCache shmcb
+<Location /maybe>
+    AuthType Bitbucket
+    BBAuthUnauthAction pass
+    BBAuthHeaderPrefix X-BB-
+    Require all granted
+</Location>
+<Location /login>
+    SetHandler bbauth-login
+</Location>
+""")
 
 
-def test_secrets_from_file_and_env_work(site_factory, tmp_serverroot):
+def test_unprotected_server_needs_no_settings(site):
+    """Loading the module without using it is fine: nothing to refuse."""
+    assert_passes(site, "BBAuthTimeout 5\n")
+
+
+# ---- secrets from file: and env: work for a whole login (each on its own Apache)
+
+def test_secret_from_file_works(site_factory, tmp_serverroot):
     secret_file = tmp_serverroot / "client-secret"
     secret_file.write_text(bbsite.CLIENT_SECRET + "\n")
-    os.chmod(secret_file, 0o600)
+    os.chmod(secret_file, 0o600)  # root's: read at startup, before httpd drops privileges
 
-    def with_file(s):
+    def conf(s):
         return bbsite.protected_conf(s).replace(f"BBAuthClientSecret {bbsite.CLIENT_SECRET}",
                                                 f"BBAuthClientSecret file:{secret_file}")
-    site = site_factory(conf=with_file)
+    site = site_factory(conf=conf)
     s = site.session()
     site.login(s, "/packages/echo")
     assert site.echo(s)["remote_user"] == "alice"
+    assert bbsite.CLIENT_SECRET not in site.apache.error_log()
 
-    site.apache.stop()  # the environment is the parent process's: a restart would keep the old one
-    site.apache.env["BBAUTH_CLIENT_SECRET"] = bbsite.CLIENT_SECRET
-    site.apache.extra_conf = lambda _a: bbsite.protected_conf(site).replace(
-        f"BBAuthClientSecret {bbsite.CLIENT_SECRET}", "BBAuthClientSecret env:BBAUTH_CLIENT_SECRET")
+
+def test_secret_from_env_works(site_factory):
+    def conf(s):
+        return bbsite.protected_conf(s).replace(f"BBAuthClientSecret {bbsite.CLIENT_SECRET}",
+                                                f"BBAuthClientSecret env:{SECRET_ENV}")
+    site = site_factory(conf=conf, start=False)
+    site.apache.env[SECRET_ENV] = bbsite.CLIENT_SECRET
     site.apache.start()
     s = site.session()
     site.login(s, "/packages/echo", user="bob")
     assert site.echo(s)["remote_user"] == "bob"
+    assert bbsite.CLIENT_SECRET not in site.apache.error_log()
 
 
-def test_virtual_host_inherits_server_settings(site_factory):
+# ---- virtual hosts
+
+def vhost_conf(second_port):
+    """The main server's settings; vhost A (this port) inherits them all, vhost B (second_port) has its own
+    redirect URI and cookie name."""
     def conf(s):
         return bbsite.server_conf(s) + f"""
-ScriptAlias /packages/echo @ECHO@
+Listen 127.0.0.1:{second_port}
 <VirtualHost 127.0.0.1:@PORT@>
-    ServerName vhost.test
-    <Location /packages>
-        AuthType Bitbucket
-        Require valid-user
-    </Location>
-</VirtualHost>
+    ServerName a.test
+    ScriptAlias /packages/echo @ECHO@
+{PROTECTED}</VirtualHost>
+<VirtualHost 127.0.0.1:{second_port}>
+    ServerName b.test
+    BBAuthRedirectURI http://127.0.0.1:{second_port}/b/callback
+    BBAuthCookieName b_session
+    ScriptAlias /packages/echo @ECHO@
+{PROTECTED}</VirtualHost>
 """
+    return conf
+
+
+def login_at(site, s, base_url, redirect_uri, user):
+    """The browser flow at base_url, whose server's redirect URI is redirect_uri."""
+    r = s.get(base_url + "/packages/echo", allow_redirects=False)
+    assert r.status_code == 302, (r.status_code, r.text[:300])
+    assert query_of(r.headers["Location"])["redirect_uri"] == redirect_uri
+    other = bbsite.Site(site.apache, site.fb, site.pki, site.key_file, site.keys, redirect_uri)
+    r = s.get(other.authorize(s, r.headers["Location"], user), allow_redirects=False)
+    assert r.status_code == 302, (r.status_code, r.text[:300])
+    r = s.get(base_url + "/packages/echo", allow_redirects=False)
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    return r.json()
+
+
+def test_virtual_hosts_inherit_or_bring_their_own_redirect_uri(site_factory):
+    second = free_port()
+    site = site_factory(conf=vhost_conf(second), start=False)
+    b_base, b_redirect = f"http://127.0.0.1:{second}", f"http://127.0.0.1:{second}/b/callback"
+    site.fb.control("POST", "/_fake/oauth2/clients", {"client_id": bbsite.CLIENT_ID,
+                                                       "client_secret": bbsite.CLIENT_SECRET,
+                                                       "redirect_uris": [site.redirect_uri, b_redirect]})
+    site.apache.start()
+
+    a = site.session()
+    assert login_at(site, a, site.apache.base_url, site.redirect_uri, "alice")["remote_user"] == "alice"
+    b = site.session()
+    echo = login_at(site, b, b_base, b_redirect, "bob")
+    assert echo["remote_user"] == "bob"
+    assert "b_session" in b.cookies and "bbauth_session" not in b.cookies
+
+    # Each server's session is its own (its issuer is its redirect URI's origin): A's cookie means nothing to B.
+    r = site.session().get(b_base + "/packages/echo", allow_redirects=False,
+                           headers={"Cookie": f"b_session={a.cookies['bbauth_session']}"})
+    assert r.status_code == 302
+    # B's callback path is B's alone: A does not answer it.
+    assert a.get(site.url("/b/callback?code=x&state=y"), allow_redirects=False).status_code == 404
+
+
+def test_root_only_files_work(site_factory, tmp_serverroot):
+    """Every file a BBAuth directive names is read at startup, as root, like mod_ssl's keys: the key file, the
+    client secret and the CA file may all be readable by root alone."""
+    private = tmp_serverroot / "private"
+    private.mkdir(mode=0o700)
+    secret_file = private / "client-secret"
+    secret_file.write_text(bbsite.CLIENT_SECRET + "\n")
+
+    def conf(s):
+        for name, path in (("session.keys", s.key_file), ("ca.pem", s.pki["ca"])):
+            (private / name).write_bytes(open(path, "rb").read())
+        for f in private.iterdir():
+            os.chmod(f, 0o600)
+        return (bbsite.protected_conf(s)
+                .replace(f"BBAuthClientSecret {bbsite.CLIENT_SECRET}", f"BBAuthClientSecret file:{secret_file}")
+                .replace(f"BBAuthSessionKey {s.key_file}", f"BBAuthSessionKey {private / 'session.keys'}")
+                .replace(f"BBAuthCAFile {s.pki['ca']}", f"BBAuthCAFile {private / 'ca.pem'}"))
     site = site_factory(conf=conf)
     s = site.session()
     site.login(s, "/packages/echo")

@@ -105,8 +105,8 @@ static void test_whoami_never_html(void **state)
         { 200, "text/plain", "dom\\jane", "JSON" },
         { 200, "text/plain", "ja\x1b[31mne", "control" },
         { 200, "text/plain", "ja\r\nne", "control" },
-        { 200, "application/json", "\"jane\"", "instead of text/plain" },
-        { 200, "", "jane", "instead of text/plain" },
+        { 200, "application/json", "\"jane\"", "not text/plain but HTTP 200 (application/json)" },
+        { 200, "", "jane", "not text/plain but HTTP 200 (" },
         { 302, "text/html", "", "HTTP 302 redirect" },
         { 404, "text/plain", "jane", "HTTP 404" },
         { 500, "text/plain", "jane", "HTTP 500" },
@@ -122,6 +122,7 @@ static void test_whoami_never_html(void **state)
         }
         assert_contains(errmsg, table[i].says);
         assert_contains(errmsg, "never taken for a username");
+        assert_contains(errmsg, "check ");
     }
     memset(name256, 'a', 256);
     name256[256] = '\0';
@@ -257,7 +258,7 @@ static void test_users_wrong_shapes(void **state)
                                    "\"type\":\"NORMAL\"}]}", "valid \"displayName\"", BB_BAD_RESPONSE },
         { 200, "application/json", "{\"values\":[{\"name\":\"jane\",\"active\":true,\"displayName\":\"J\",\"id\":9,"
                                    "\"slug\":\"jane\"}]}", "valid \"type\"", BB_BAD_RESPONSE },
-        { 200, "application/json", "{\"values\": [1, 2,, <<garbage>>", "no \"values\" array", BB_BAD_RESPONSE },
+        { 200, "application/json", "{\"values\": [1, 2,, <<garbage>>", "not valid JSON", BB_BAD_RESPONSE },
         { 200, "text/html", "<html>Two-step verification</html>", "two-factor", BB_BAD_RESPONSE },
         { 200, "text/plain", PAGE(USER("jane", "jane", 1, "")), "(text/plain)", BB_BAD_RESPONSE },
         { 302, "", "", "HTTP 302 redirect", BB_BAD_RESPONSE },
@@ -277,6 +278,9 @@ static void test_users_wrong_shapes(void **state)
                      errmsg ? errmsg : "");
         }
         assert_contains(errmsg, table[i].says);
+        if (status == BB_BAD_RESPONSE) {
+            assert_contains(errmsg, ": check ");   /* every unusable answer says what to look at */
+        }
     }
 }
 
@@ -298,7 +302,7 @@ static void test_bearer_authorizer(void **state)
 static void test_identify_without_answer(void **state)
 {
     apr_pool_t *p = *state;
-    bb_http_opts_t http = { NULL, 2, 0, NULL };
+    bb_http_opts_t http = { NULL, 2, 0, NULL, NULL };
     bb_bitbucket_t bb = { "https://127.0.0.1:1/bitbucket", &http, no_authorization, NULL };
     bb_user_t stale, *user = &stale;
     const char *errmsg = NULL;

@@ -101,6 +101,16 @@ static const char *ca_file(apr_pool_t *p)
     return path;
 }
 
+/* opts trust the test CA, as BBAuthCAFile does. */
+static void trust_test_ca(apr_pool_t *p, bb_http_opts_t *opts)
+{
+    const char *err = NULL;
+
+    opts->ca_file = ca_file(p);
+    opts->ca_pem = bb_http_read_ca_file(p, opts->ca_file, &err);
+    assert_non_null(opts->ca_pem);
+}
+
 /* ---- a TLS server that answers one connection with a canned answer ---- */
 
 typedef struct {
@@ -222,13 +232,13 @@ static void test_get_with_extra_ca(void **state)
                                  "X-AUSERNAME: jane\r\nVary: X-AUSERNAME\r\nVary: X-AUSERID\r\n"
                                  "Content-Length: 11\r\nConnection: close\r\n\r\n{\"a\":\"b\"}\r\n";
     server_t *s;
-    bb_http_opts_t opts = { NULL, 2, 0, NULL };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL };
     apr_table_t *headers = apr_table_make(p, 2);
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
 
     make_pki();
-    opts.ca_file = ca_file(p);
+    trust_test_ca(p, &opts);
     s = start_server(p, pki.good, answer, sizeof(answer) - 1);
     apr_table_set(headers, "Authorization", "Bearer t0k");
     assert_int_equal(bb_http_request(p, &opts, "GET", url_of(p, s, "/rest/x?y=1"), headers, NULL, NULL, &resp,
@@ -251,12 +261,12 @@ static void test_post_form(void **state)
     apr_pool_t *p = *state;
     static const char answer[] = "HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     server_t *s;
-    bb_http_opts_t opts = { NULL, 2, 0, "agent/1" };
+    bb_http_opts_t opts = { NULL, 2, 0, "agent/1", NULL };
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
 
     make_pki();
-    opts.ca_file = ca_file(p);
+    trust_test_ca(p, &opts);
     s = start_server(p, pki.good, answer, sizeof(answer) - 1);
     assert_int_equal(bb_http_request(p, &opts, "POST", url_of(p, s, "/token"), NULL, "a=1&b=%20",
                                      "application/x-www-form-urlencoded", &resp, &errmsg), BB_OK);
@@ -277,12 +287,12 @@ static void test_redirect_not_followed(void **state)
     static const char answer[] = "HTTP/1.1 302 Found\r\nLocation: https://127.0.0.1:1/twofactor?t=x\r\n"
                                  "Content-Length: 0\r\nConnection: close\r\n\r\n";
     server_t *s;
-    bb_http_opts_t opts = { NULL, 2, 0, NULL };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL };
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
 
     make_pki();
-    opts.ca_file = ca_file(p);
+    trust_test_ca(p, &opts);
     s = start_server(p, pki.good, answer, sizeof(answer) - 1);
     assert_int_equal(bb_http_request(p, &opts, "GET", url_of(p, s, "/token"), NULL, NULL, NULL, &resp, &errmsg),
                      BB_OK);
@@ -299,12 +309,12 @@ static void test_headers_of_final_response(void **state)
                                  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n"
                                  "Connection: close\r\n\r\njane";
     server_t *s;
-    bb_http_opts_t opts = { NULL, 2, 0, NULL };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL };
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
 
     make_pki();
-    opts.ca_file = ca_file(p);
+    trust_test_ca(p, &opts);
     s = start_server(p, pki.good, answer, sizeof(answer) - 1);
     assert_int_equal(bb_http_request(p, &opts, "GET", url_of(p, s, "/"), NULL, NULL, NULL, &resp, &errmsg), BB_OK);
     stop_server(s);
@@ -316,14 +326,17 @@ static void test_headers_of_final_response(void **state)
 
 /* ---- TLS failures ---- */
 
-static bb_status_t request_to(apr_pool_t *p, X509 *cert, const char *ca, const char *host, const char **errmsg)
+static bb_status_t request_to(apr_pool_t *p, X509 *cert, int trust_ca, const char *host, const char **errmsg)
 {
     static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     server_t *s = start_server(p, cert, answer, sizeof(answer) - 1);
-    bb_http_opts_t opts = { ca, 2, 0, NULL };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL };
     bb_http_response_t *resp = NULL;
     bb_status_t status;
 
+    if (trust_ca) {
+        trust_test_ca(p, &opts);
+    }
     *errmsg = NULL;
     status = bb_http_request(p, &opts, "GET", apr_psprintf(p, "https://%s:%d/w?code=SECRET", host, s->port), NULL,
                              NULL, NULL, &resp, errmsg);
@@ -342,12 +355,12 @@ static void test_untrusted_certificate(void **state)
 
     make_pki();
     /* The system's CAs alone do not know the test CA. */
-    assert_int_equal(request_to(p, pki.good, NULL, "127.0.0.1", &errmsg), BB_UNAVAILABLE);
+    assert_int_equal(request_to(p, pki.good, 0, "127.0.0.1", &errmsg), BB_UNAVAILABLE);
     assert_contains(errmsg, "TLS certificate not trusted (unable to get local issuer certificate): set BBAuthCAFile "
                             "to the CA that signed Bitbucket's certificate");
     assert_contains(errmsg, apr_psprintf(p, "GET https://127.0.0.1:"));
     /* BBAuthCAFile adds trust in its CA, not in anyone else. */
-    assert_int_equal(request_to(p, pki.stranger, ca_file(p), "127.0.0.1", &errmsg), BB_UNAVAILABLE);
+    assert_int_equal(request_to(p, pki.stranger, 1, "127.0.0.1", &errmsg), BB_UNAVAILABLE);
     assert_contains(errmsg, "TLS certificate not trusted (self-signed certificate)");
 }
 
@@ -357,7 +370,7 @@ static void test_expired_certificate(void **state)
     const char *errmsg;
 
     make_pki();
-    assert_int_equal(request_to(p, pki.expired, ca_file(p), "127.0.0.1", &errmsg), BB_UNAVAILABLE);
+    assert_int_equal(request_to(p, pki.expired, 1, "127.0.0.1", &errmsg), BB_UNAVAILABLE);
     assert_contains(errmsg, "TLS certificate not valid now (certificate has expired)");
 }
 
@@ -368,26 +381,36 @@ static void test_host_name_mismatch(void **state)
     const char *errmsg;
 
     make_pki();
-    assert_int_equal(request_to(p, pki.good, ca_file(p), "localhost", &errmsg), BB_UNAVAILABLE);
+    assert_int_equal(request_to(p, pki.good, 1, "localhost", &errmsg), BB_UNAVAILABLE);
     assert_contains(errmsg, "/w: the TLS certificate is not for this host name: BBAuthBitbucketURL must use");
     /* The same certificate is fine under its own name. */
-    assert_int_equal(request_to(p, pki.good, ca_file(p), "127.0.0.1", &errmsg), BB_OK);
+    assert_int_equal(request_to(p, pki.good, 1, "127.0.0.1", &errmsg), BB_OK);
 }
 
-static void test_unreadable_ca_file(void **state)
+/* BBAuthCAFile is read at startup: a file without certificates is refused then; requests only use the PEM. */
+static void test_ca_file(void **state)
 {
     apr_pool_t *p = *state;
-    bb_http_opts_t opts = { "/nonexistent/ca.pem", 2, 0, NULL };
+    bb_http_opts_t opts = { "/etc/x/ca.pem", 2, 0, NULL, "no certificate here" };
     server_t *s;
     bb_http_response_t *resp = NULL;
-    const char *errmsg = NULL;
+    const char *errmsg = NULL, *err = NULL;
+    const char *dir;
+
+    assert_null(bb_http_read_ca_file(p, "/nonexistent/ca.pem", &err));
+    assert_contains(err, "cannot read /nonexistent/ca.pem (No such file or directory)");
+    assert_int_equal(apr_temp_dir_get(&dir, p), APR_SUCCESS);
+    assert_null(bb_http_read_ca_file(p, dir, &err));
+    assert_contains(err, apr_pstrcat(p, "cannot read ", dir, " (", NULL));
+    assert_null(bb_http_read_ca_file(p, "/etc/hostname", &err));
+    assert_contains(err, "/etc/hostname holds no PEM certificate");
 
     make_pki();
     s = start_server(p, pki.good, "", 0);
     assert_int_equal(bb_http_request(p, &opts, "GET", url_of(p, s, "/"), NULL, NULL, NULL, &resp, &errmsg),
                      BB_UNAVAILABLE);
     stop_server(s);
-    assert_contains(errmsg, "cannot load CA certificates from BBAuthCAFile /nonexistent/ca.pem");
+    assert_contains(errmsg, "cannot use the CA certificates of BBAuthCAFile /etc/x/ca.pem");
 }
 
 /* ---- caps ---- */
@@ -396,12 +419,12 @@ static bb_status_t capped_request(apr_pool_t *p, const char *answer, apr_size_t 
                                   const char **errmsg)
 {
     server_t *s;
-    bb_http_opts_t opts = { NULL, 2, max_body, NULL };
+    bb_http_opts_t opts = { NULL, 2, max_body, NULL, NULL };
     bb_http_response_t *resp = NULL;
     bb_status_t status;
 
     make_pki();
-    opts.ca_file = ca_file(p);
+    trust_test_ca(p, &opts);
     s = start_server(p, pki.good, answer, len);
     *errmsg = NULL;
     status = bb_http_request(p, &opts, "GET", url_of(p, s, "/big"), NULL, NULL, NULL, &resp, errmsg);
@@ -423,11 +446,11 @@ static void test_body_cap(void **state)
     /* Announced in Content-Length: */
     answer = apr_pstrcat(p, head_with_length, body, NULL);
     assert_int_equal(capped_request(p, answer, strlen(answer), 1000, &errmsg), BB_BAD_RESPONSE);
-    assert_contains(errmsg, "/big: answer larger than 1000 bytes");
+    assert_contains(errmsg, "/big: answer larger than 1000 bytes (not an answer Bitbucket gives: check");
     /* Not announced: */
     answer = apr_pstrcat(p, head_without_length, body, NULL);
     assert_int_equal(capped_request(p, answer, strlen(answer), 1000, &errmsg), BB_BAD_RESPONSE);
-    assert_contains(errmsg, "/big: answer larger than 1000 bytes");
+    assert_contains(errmsg, "/big: answer larger than 1000 bytes (not an answer Bitbucket gives: check");
     /* Exactly at the cap is fine. */
     body[1000] = '\0';
     answer = apr_pstrcat(p, head_without_length, body, NULL);
@@ -468,7 +491,7 @@ static void test_header_cap(void **state)
 static void test_closed_port(void **state)
 {
     apr_pool_t *p = *state;
-    bb_http_opts_t opts = { NULL, 2, 0, NULL };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL };
     bb_http_response_t stale;
     bb_http_response_t *resp = &stale;
     const char *errmsg = NULL;
@@ -486,7 +509,7 @@ static void test_timeout(void **state)
     apr_pool_t *p = *state;
     int port;
     int listener = listen_on_loopback(&port);
-    bb_http_opts_t opts = { NULL, 1, 0, NULL };
+    bb_http_opts_t opts = { NULL, 1, 0, NULL, NULL };
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
     apr_time_t start = apr_time_now();
@@ -501,7 +524,7 @@ static void test_timeout(void **state)
 static void test_only_https_fetched(void **state)
 {
     apr_pool_t *p = *state;
-    bb_http_opts_t opts = { NULL, 2, 0, NULL };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL };
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
     static const char *const urls[] = { "http://127.0.0.1:1/x", "ftp://127.0.0.1:1/x", "file:///etc/passwd",
@@ -519,7 +542,7 @@ static void test_only_https_fetched(void **state)
 static void test_header_injection_refused(void **state)
 {
     apr_pool_t *p = *state;
-    bb_http_opts_t opts = { NULL, 2, 0, NULL };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL };
     apr_table_t *headers = apr_table_make(p, 1);
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
@@ -564,9 +587,17 @@ static void test_describe(void **state)
     assert_contains(text, "HTTP 200 HTML page (");
     assert_contains(text, "two-factor");
     assert_null(strstr(text, "SECRET"));
-    assert_string_equal(bb_http_describe(p, answer(p, 404, "text/html", NULL)), "HTTP 404 HTML page");
-    assert_string_equal(bb_http_describe(p, answer(p, 500, "", NULL)), "HTTP 500");
-    assert_string_equal(bb_http_describe(p, answer(p, 200, "application/json", NULL)), "HTTP 200 (application/json)");
+    assert_string_equal(bb_http_describe(p, answer(p, 404, "text/html", NULL)), "HTTP 404 HTML page"
+                        BB_HTTP_NOT_BITBUCKET);
+    assert_contains(bb_http_describe(p, answer(p, 500, "", NULL)), "HTTP 500 (Bitbucket failed: check its log");
+    assert_contains(bb_http_describe(p, answer(p, 502, "application/json", NULL)), "HTTP 502 (application/json) "
+                                                                                      "(Bitbucket failed: check");
+    assert_contains(bb_http_describe(p, answer(p, 401, "application/json", NULL)), "HTTP 401 (application/json) "
+                                                                                      "(refused without saying why: "
+                                                                                      "check that no proxy");
+    assert_contains(bb_http_describe(p, answer(p, 403, "text/html", NULL)), "HTTP 403 HTML page (refused");
+    assert_string_equal(bb_http_describe(p, answer(p, 200, "application/json", NULL)), "HTTP 200 (application/json)"
+                        BB_HTTP_NOT_BITBUCKET);
 }
 
 /* The glue names the two-factor cause on the user's page exactly when the message carries the hint. */
@@ -593,7 +624,7 @@ int main(void)
         UNIT_TEST(test_untrusted_certificate),
         UNIT_TEST(test_expired_certificate),
         UNIT_TEST(test_host_name_mismatch),
-        UNIT_TEST(test_unreadable_ca_file),
+        UNIT_TEST(test_ca_file),
         UNIT_TEST(test_body_cap),
         UNIT_TEST(test_header_cap),
         UNIT_TEST(test_closed_port),

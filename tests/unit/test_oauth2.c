@@ -152,9 +152,9 @@ static void test_unusable_answers(void **state)
           "access_token is not" },
         { 200, "application/json", "[\"" ACCESS_TOKEN "\"]", NULL, BB_BAD_RESPONSE, "without a JSON object" },
         { 200, "application/json", "{\"access_token\": \"" ACCESS_TOKEN "\",,}", NULL, BB_BAD_RESPONSE,
-          "without a JSON object" },
+          "not valid JSON" },
         { 200, "application/json", "{\"access_token\":\"a\",\"access_token\":\"" ACCESS_TOKEN "\"}", NULL,
-          BB_BAD_RESPONSE, "without a JSON object" },
+          BB_BAD_RESPONSE, "not valid JSON" },
         { 200, "text/plain", "{\"access_token\":\"" ACCESS_TOKEN "\"}", NULL, BB_BAD_RESPONSE, "(text/plain)" },
         { 200, "text/html", "<html><form>Two-step verification " ACCESS_TOKEN "</form></html>", NULL,
           BB_BAD_RESPONSE, "two-factor" },
@@ -186,7 +186,7 @@ static void test_unusable_answers(void **state)
           BB_BAD_RESPONSE, "expires_in is not an integer" },
         /* Beyond 64 bits jansson refuses the whole document. */
         { 200, "application/json", "{\"access_token\":\"" ACCESS_TOKEN "\",\"expires_in\":99999999999999999999}",
-          NULL, BB_BAD_RESPONSE, "without a JSON object" },
+          NULL, BB_BAD_RESPONSE, "not valid JSON" },
     };
     size_t i;
 
@@ -205,6 +205,9 @@ static void test_unusable_answers(void **state)
                      errmsg ? errmsg : "");
         }
         assert_contains(errmsg, table[i].says);
+        if (status == BB_BAD_RESPONSE) {
+            assert_contains(errmsg, "check ");   /* every unusable answer says what to look at */
+        }
     }
 }
 
@@ -212,7 +215,7 @@ static void test_unusable_answers(void **state)
 static void test_grants_unreachable(void **state)
 {
     apr_pool_t *p = *state;
-    bb_http_opts_t http = { NULL, 2, 0, NULL };
+    bb_http_opts_t http = { NULL, 2, 0, NULL, NULL };
     bb_oauth2_client_t closed = client;
     bb_oauth2_tokens_t stale;
     bb_oauth2_tokens_t *tokens = &stale;
