@@ -174,9 +174,16 @@ def test_callback_in_another_browser_is_refused(site):
     assert not site.fb.calls().get("oauth1_access_token")
 
 
-@pytest.mark.parametrize("mangle", ["verifier_missing", "token_missing", "both_missing", "other_token",
-                                    "dup_token", "dup_verifier", "empty_verifier", "tampered_cookie"])
-def test_bad_callbacks_are_refused_without_asking_bitbucket(site, mangle):
+BAD_CALLBACKS = ["verifier_missing", "token_missing", "both_missing", "other_token", "dup_token", "dup_verifier",
+                 "empty_verifier", "tampered_cookie"]
+
+
+def test_bad_callbacks_are_refused_without_asking_bitbucket(site):
+    for mangle in BAD_CALLBACKS:  # one site for all (a site costs a second): each case in its own browser
+        refuse_bad_callback(site, mangle)
+
+
+def refuse_bad_callback(site, mangle):
     s = site.session()
     callback = authorized_callback(site, s)
     q = query_of(callback)
@@ -198,8 +205,8 @@ def test_bad_callbacks_are_refused_without_asking_bitbucket(site, mangle):
                 c.value = c.value[:-3] + ("AAA" if not c.value.endswith("AAA") else "BBB")
     r = s.get(url, allow_redirects=False)
     assert r.status_code == 400, (mangle, r.status_code)
-    assert "bbauth_session=" not in r.headers.get("Set-Cookie", "")
-    assert not site.fb.calls().get("oauth1_access_token")
+    assert "bbauth_session=" not in r.headers.get("Set-Cookie", ""), mangle
+    assert not site.fb.calls().get("oauth1_access_token"), mangle
     assert_nothing_secret(site, s, r.text)
 
 
@@ -329,28 +336,27 @@ def assert_two_factor_named(site, s, r, mark):
     assert_nothing_secret(site, s, r.text)
 
 
-@pytest.mark.parametrize("mode", ["twofactor", "redirect"])
-@pytest.mark.parametrize("endpoint", ["oauth1_request_token", "oauth1_access_token", "whoami", "users"])
-def test_two_factor_page_fails_closed_oauth1(site, endpoint, mode):
-    s = site.session()
-    if endpoint == "oauth1_request_token":
-        url = site.url("/packages/echo")
-    else:
-        url = authorized_callback(site, s)
-    site.fb.set_mode(endpoint, mode)
-    mark = site.apache.log_mark()
-    assert_two_factor_named(site, s, s.get(url, allow_redirects=False), mark)
+def two_factor_cases(site, endpoints):
+    """Each endpoint answering a 2FA page, then a redirect elsewhere, in turn (one site for all)."""
+    for endpoint in endpoints:
+        for mode in ("twofactor", "redirect"):
+            s = site.session()
+            url = site.url("/packages/echo") if endpoint == "oauth1_request_token" else authorized_callback(site, s)
+            site.fb.set_mode(endpoint, mode)
+            mark = site.apache.log_mark()
+            try:
+                assert_two_factor_named(site, s, s.get(url, allow_redirects=False), mark)
+            except AssertionError as e:
+                raise AssertionError(f"{endpoint} {mode}: {e}") from e
+            site.fb.set_mode("all", "normal")
 
 
-@pytest.mark.parametrize("mode", ["twofactor", "redirect"])
-@pytest.mark.parametrize("endpoint", ["token", "whoami"])
-def test_two_factor_page_fails_closed_oauth2(site_factory, endpoint, mode):
-    site = site_factory()
-    s = site.session()
-    callback = authorized_callback(site, s)
-    site.fb.set_mode(endpoint, mode)
-    mark = site.apache.log_mark()
-    assert_two_factor_named(site, s, s.get(callback, allow_redirects=False), mark)
+def test_two_factor_page_fails_closed_oauth1(site):
+    two_factor_cases(site, ["oauth1_request_token", "oauth1_access_token", "whoami", "users"])
+
+
+def test_two_factor_page_fails_closed_oauth2(site_factory):
+    two_factor_cases(site_factory(), ["token", "whoami"])
 
 
 def test_other_bitbucket_failures_do_not_blame_two_factor(site):
@@ -451,12 +457,19 @@ def bad_key(case, directory):
     return str(path), why
 
 
-@pytest.mark.parametrize("case", ["missing", "directory", "encrypted PKCS#8", "encrypted PKCS#1", "EC",
-                                  "1024-bit RSA", "public key only", "empty"])
-def test_configtest_refuses_a_bad_private_key(unstarted, tmp_serverroot, case):
+BAD_KEYS = ["missing", "directory", "encrypted PKCS#8", "encrypted PKCS#1", "EC", "1024-bit RSA", "public key only",
+            "empty"]
+
+
+def test_configtest_refuses_a_bad_private_key(unstarted, tmp_serverroot):
+    for case in BAD_KEYS:
+        refuse_bad_key(unstarted, tmp_serverroot, case)
+
+
+def refuse_bad_key(unstarted, tmp_serverroot, case):
     path, why = bad_key(case, tmp_serverroot / "keys")
     rc, out = unstarted.apache.configtest(oauth1_config(unstarted, f"BBAuthOAuth1PrivateKey {path}"))
-    assert rc != 0, out
+    assert rc != 0, (case, out)
     assert "BBAuthOAuth1PrivateKey" in out and path in out and why in out, out
     assert re.search(r"line 4 of \S*extra\.conf", out), out
     assert "BEGIN" not in out.replace("-----BEGIN PRIVATE KEY-----", "").replace(
