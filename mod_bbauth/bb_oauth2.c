@@ -7,6 +7,7 @@
 
 #define AUTHORIZE_PATH "/rest/oauth2/latest/authorize"
 #define TOKEN_PATH     "/rest/oauth2/latest/token"
+#define REVOKE_PATH    "/rest/oauth2/latest/revoke"
 
 /* Longest OAuth error code shown; the standard ones have at most 25 characters. */
 #define MAX_ERROR_CODE 40
@@ -20,6 +21,10 @@ typedef struct {
 static const grant_t code_grant = {
     "token exchange",
     "the code was already used or has expired, or the PKCE verifier or redirect_uri did not match: log in again"
+};
+static const grant_t revocation = {
+    "token revocation",
+    "Bitbucket no longer knows the token"
 };
 static const grant_t refresh_grant = {
     "token refresh",
@@ -304,4 +309,32 @@ bb_status_t bb_oauth2_refresh(apr_pool_t *p, const bb_oauth2_client_t *client, c
                                    (char *)NULL);
 
     return token_request(p, client, http, &refresh_grant, form, tokens, errmsg);
+}
+
+bb_status_t bb_oauth2_revoke(apr_pool_t *p, const bb_oauth2_client_t *client, const bb_http_opts_t *http,
+                             const char *token, const char *token_type_hint, const char **errmsg)
+{
+    const char *url = bb_url_join(p, client->base_url, REVOKE_PATH);
+    const char *form = bb_url_form(p, "token", token,
+                                   "token_type_hint", token_type_hint,
+                                   "client_id", client->client_id,
+                                   "client_secret", client->client_secret,
+                                   (char *)NULL);
+    apr_table_t *headers = apr_table_make(p, 1);
+    bb_http_response_t *resp;
+    bb_oauth2_tokens_t *ignored;
+    bb_status_t status;
+
+    apr_table_setn(headers, "Accept", "application/json");
+    status = bb_http_request(p, http, "POST", url, headers, form, "application/x-www-form-urlencoded", &resp,
+                             errmsg);
+    if (status != BB_OK) {
+        *errmsg = apr_psprintf(p, "%s: %s", revocation.what, *errmsg);
+        return status;
+    }
+    if (resp->status == 200) {
+        return BB_OK;
+    }
+    /* Not a 200: read_answer words the refusal (a 4xx with an error code) or the unusable answer. */
+    return read_answer(p, resp, url, &revocation, &ignored, errmsg);
 }
