@@ -248,6 +248,14 @@ static int check_authn(request_rec *r)
         bbauth_set_cookie(r, bbauth_session_cookie(r, conf, "", 0));
         session = NULL;
     }
+    /* A Require line here asks Bitbucket with the session's grant: without it (the cache was emptied, or Bitbucket
+     * refused to refresh it) the browser goes through the login again, which makes a new one. */
+    if (session && dconf->needs_grant && !bbauth_grant_kept(r, conf, session->sid)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: no Bitbucket grant is kept for the session of %s "
+                      "any more (cache emptied, or grant revoked): logging in again",
+                      bb_strip_controls(r->pool, session->sub));
+        session = NULL;
+    }
     if (session) {
         set_session_identity(r, dconf, session);
         refresh_session_cookie(r, conf, session);

@@ -84,6 +84,9 @@ static const char *parse_ask(cmd_parms *cmd, const char *require_args, const voi
         }
         ask->project = ask->what;
     }
+    /* Browser sessions ask with their OAuth grant here: check_authn sends one without it through the login. */
+    ((bbauth_dir_conf *)ap_set_config_vectors(cmd->server, cmd->context, cmd->path, &bbauth_module,
+                                              cmd->pool))->needs_grant = 1;
     *parsed = ask;
     return NULL;
 }

@@ -80,6 +80,11 @@ const char *bbauth_grant_access_token(request_rec *r, const bbauth_server_conf *
     return grant->access_token;
 }
 
+int bbauth_grant_kept(request_rec *r, const bbauth_server_conf *conf, const char *sid)
+{
+    return conf->oauth_version != 2 || bb_grant_load(r->pool, bbauth_cache(), conf->grant_sealer, sid) != NULL;
+}
+
 void bbauth_grant_forget(request_rec *r, const char *sid)
 {
     bb_grant_remove(r->pool, bbauth_cache(), sid);

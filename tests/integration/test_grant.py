@@ -74,3 +74,24 @@ def test_logout_goes_on_when_bitbucket_cannot_revoke(site_factory):
     assert r.status_code == 302 and "bbauth_session=;" in r.headers["Set-Cookie"]
     site.apache.wait_for_log(r"logout: the session's grant stays valid at Bitbucket until it expires: ")
     assert_sent_to_login(site, get(site, copy, "/packages/echo"))
+
+
+def test_grant_gone_sends_the_browser_through_login_again(site_factory):
+    site = site_factory(conf=grant_conf())
+    s = logged_in(site)
+    site.apache.restart()                          # shmcb starts empty: the session's grant is gone
+    assert get(site, s, "/packages/echo").status_code == 200        # valid-user needs no grant
+    assert_sent_to_login(site, get(site, s, "/alpha/echo"))
+    r = get(site, s, "/alpha/echo", headers={"Accept": "application/json"})
+    assert r.status_code == 401 and "Location" not in r.headers     # a script is never redirected
+    site.apache.wait_for_log(r"no Bitbucket grant is kept for the session of alice any more")
+    site.login(s, "/alpha/echo")                   # the new login keeps a new grant
+    assert get(site, s, "/alpha/echo").status_code == 200
+
+
+def test_grant_revoked_at_bitbucket_sends_the_browser_through_login_again(site_factory):
+    site = site_factory(conf=grant_conf())
+    s = logged_in(site)
+    site.fb.control("POST", "/_fake/tokens/revoke", {"user": "alice"})
+    assert get(site, s, "/proj/echo").status_code == 401            # the refresh is refused: denied, grant dropped
+    assert_sent_to_login(site, get(site, s, "/proj/echo"))          # from then on: log in again
