@@ -170,22 +170,45 @@ static int has_error_document(request_rec *r, int status)
     return core->response_code_strings && core->response_code_strings[ap_index_of_response(status)];
 }
 
-/* 401 with a challenge and, unless the admin set an ErrorDocument, a short text instead of httpd's HTML page.
- * With BBAuthTokenAuth the challenge is Basic, so that composer, pip and npm send their configured token. */
-static int unauthorized(request_rec *r, const bbauth_dir_conf *dconf)
+/* WWW-Authenticate for this location: Basic with BBAuthTokenAuth, so that composer, pip and npm send their
+ * configured token; else the module's own scheme. */
+static void set_challenge(request_rec *r, const bbauth_dir_conf *dconf)
 {
     const char *realm = ap_escape_quotes(r->pool, ap_auth_name(r) ? ap_auth_name(r) : BBAUTH_AUTH_TYPE);
-    int tokens = token_auth_on(dconf);
 
     apr_table_setn(r->err_headers_out, "WWW-Authenticate",
-                   apr_psprintf(r->pool, "%s realm=\"%s\"", tokens ? "Basic" : BBAUTH_AUTH_TYPE, realm));
+                   apr_psprintf(r->pool, "%s realm=\"%s\"", token_auth_on(dconf) ? "Basic" : BBAUTH_AUTH_TYPE,
+                                realm));
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+}
+
+/* 401 with the challenge and, unless the admin set an ErrorDocument, a short text instead of httpd's HTML page. */
+static int unauthorized_because(request_rec *r, const bbauth_dir_conf *dconf, const char *text)
+{
+    set_challenge(r, dconf);
     if (!has_error_document(r, HTTP_UNAUTHORIZED)) {
-        ap_custom_response(r, HTTP_UNAUTHORIZED, tokens
-                           ? "Authentication required: send a Bitbucket HTTP access token, or log in with Bitbucket in a browser.\n"
-                           : "Authentication required: log in with Bitbucket in a browser.\n");
+        ap_custom_response(r, HTTP_UNAUTHORIZED, text);
     }
     return HTTP_UNAUTHORIZED;
+}
+
+static int unauthorized(request_rec *r, const bbauth_dir_conf *dconf)
+{
+    return unauthorized_because(r, dconf, token_auth_on(dconf)
+                                ? "Authentication required: send a Bitbucket HTTP access token, or log in with "
+                                  "Bitbucket in a browser.\n"
+                                : "Authentication required: log in with Bitbucket in a browser.\n");
+}
+
+/* A Require line refused an authenticated user and httpd answers 401 (unless AuthzSendForbiddenOnFailure): a 401
+ * carries a challenge (RFC 7235), which httpd asks of the AuthType. */
+static int note_auth_failure(request_rec *r, const char *auth_type)
+{
+    if (strcasecmp(auth_type, BBAUTH_AUTH_TYPE)) {
+        return DECLINED;
+    }
+    set_challenge(r, dir_conf(r));
+    return OK;
 }
 
 /* The URL to come back to after the login: this request's own path and query, when it is a local one. */
@@ -223,7 +246,9 @@ static int check_token(request_rec *r, const bbauth_server_conf *conf, const bba
     case HTTP_SERVICE_UNAVAILABLE:
         return HTTP_SERVICE_UNAVAILABLE;
     default:
-        return unauthorized(r, dconf);
+        return unauthorized_because(r, dconf, "The credentials sent were refused: Bitbucket does not accept this "
+                                    "access token (unknown, expired or revoked; project and repository tokens "
+                                    "only as Bearer).\n");
     }
 }
 
@@ -340,4 +365,5 @@ void bbauth_register_authn_hooks(void)
     ap_hook_header_parser(strip_identity_headers, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_check_authn(check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_fixups(fixups_pass, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
 }
