@@ -3,7 +3,10 @@
 #   make install    install it with the Debian .load/.conf files (then: a2enmod bbauth)
 #   make test       unit tests (cmocka) and integration tests (pytest, real Apache, fake Bitbucket)
 #   make demo       run the module in front of a sample package mirror and the bundled fake Bitbucket
-#   make bench      throughput and latency against a real Apache (wrk)
+#   make bench      throughput and latency against a real Apache (wrk), callgrind: tests/bench/results.md
+#   make soak       60 s of mixed load at 64 connections: no wrong answer, no error, flat memory
+#   make test-asan  unit and integration tests with the core and the module built with ASan and UBSan
+#   make fuzz       libFuzzer on every parser of the core, FUZZ_SECONDS (default 60) each, from tests/fuzz/<target>/
 
 APXS    ?= apxs
 PYTHON  ?= /usr/bin/python3
@@ -29,7 +32,7 @@ SAN_FLAGS    ?=
 # Keep the core objects: the unit tests and the next link reuse them.
 .SECONDARY: $(CORE_OBJ)
 
-.PHONY: all module install unit integration test demo bench deps clean
+.PHONY: all module install unit integration test demo bench deps clean fuzz test-asan soak
 
 all: module
 
@@ -50,7 +53,7 @@ $(BUILD)/core/%.o: mod_bbauth/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARNINGS) -Werror $(OPT_CFLAGS) $(SAN_FLAGS) $(APR_CFLAGS) $(DEPS_CFLAGS) -c -o $@ $<
 
-$(BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h tests/unit/fake_cache.h $(CORE_OBJ)
+$(BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h tests/unit/fake_cache.h tests/unit/fake_response.h $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARNINGS) $(OPT_CFLAGS) $(SAN_FLAGS) -Imod_bbauth $(APR_CFLAGS) $(DEPS_CFLAGS) -o $@ $< $(CORE_OBJ) \
 	  $(APR_LIBS) $(DEPS_LIBS) -lcmocka $(SAN_FLAGS)
@@ -69,7 +72,85 @@ demo: deps module
 
 bench: module
 	build/deps.sh --bench
-	$(PYTHON) tests/bench/bench.py
+	BBAUTH_MODULE=$(CURDIR)/$(BUILD)/mod_bbauth.so $(PYTHON) tests/bench/bench.py
+
+soak: module
+	build/deps.sh --bench
+	BBAUTH_MODULE=$(CURDIR)/$(BUILD)/mod_bbauth.so $(PYTHON) tests/bench/soak.py
+
+# Sanitizers: the core, the unit tests and the module built again with ASan and UBSan in $(ASAN_BUILD) (not with
+# apxs, which would leave its objects beside the sources), then the unit tests and the whole integration suite with
+# that module in apache2, the ASan runtime preloaded. A report (logs/sanitizer.* in an Apache's ServerRoot) fails
+# the test whose Apache wrote it (tests/integration/apache.py); any report fails a unit test.
+ASAN_BUILD    := .build-asan
+ASAN_CC       ?= gcc
+ASAN_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+ASAN_CFLAGS   := -O1 -g -fPIC $(ASAN_SAN)
+ASAN_CORE_OBJ := $(CORE_SRC:mod_bbauth/%.c=$(ASAN_BUILD)/core/%.o)
+ASAN_GLUE_OBJ := $(GLUE_SRC:mod_bbauth/%.c=$(ASAN_BUILD)/glue/%.o)
+ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(ASAN_BUILD)/unit/%)
+# httpd keeps pools until exit and libcurl/OpenSSL keep global state: leak reports there would be noise.
+ASAN_OPTIONS_APACHE := detect_leaks=0:halt_on_error=1:abort_on_error=0:log_path=@LOGS@/sanitizer
+UBSAN_OPTIONS_APACHE := print_stacktrace=1:halt_on_error=1:log_path=@LOGS@/sanitizer
+HTTPD_CFLAGS   = -I$(shell $(APXS) -q INCLUDEDIR) $(shell $(APXS) -q EXTRA_CPPFLAGS)
+.SECONDARY: $(ASAN_CORE_OBJ) $(ASAN_GLUE_OBJ)
+
+$(ASAN_BUILD)/core/%.o: mod_bbauth/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(ASAN_CC) $(WARNINGS) -Werror $(ASAN_CFLAGS) $(APR_CFLAGS) $(DEPS_CFLAGS) -c -o $@ $<
+
+$(ASAN_BUILD)/glue/%.o: mod_bbauth/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(ASAN_CC) $(WARNINGS) -Werror $(ASAN_CFLAGS) $(HTTPD_CFLAGS) $(APR_CFLAGS) $(DEPS_CFLAGS) -c -o $@ $<
+
+$(ASAN_BUILD)/mod_bbauth.so: $(ASAN_GLUE_OBJ) $(ASAN_CORE_OBJ)
+	$(ASAN_CC) -shared $(ASAN_SAN) -o $@ $^ $(DEPS_LIBS)
+
+$(ASAN_BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h tests/unit/fake_cache.h tests/unit/fake_response.h $(ASAN_CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(ASAN_CC) $(WARNINGS) $(ASAN_CFLAGS) -Imod_bbauth $(APR_CFLAGS) $(DEPS_CFLAGS) -o $@ $< $(ASAN_CORE_OBJ) \
+	  $(APR_LIBS) $(DEPS_LIBS) -lcmocka
+
+test-asan: $(ASAN_BUILD)/mod_bbauth.so $(ASAN_UNIT_BIN)
+	@set -e; for t in $(ASAN_UNIT_BIN); do echo "== $$t"; \
+	  ASAN_OPTIONS=halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $$t; done
+	BBAUTH_MODULE=$(CURDIR)/$(ASAN_BUILD)/mod_bbauth.so \
+	BBAUTH_APACHE_ENV='{"LD_PRELOAD": "$(shell $(ASAN_CC) -print-file-name=libasan.so)", \
+	  "ASAN_OPTIONS": "$(ASAN_OPTIONS_APACHE)", "UBSAN_OPTIONS": "$(UBSAN_OPTIONS_APACHE)"}' \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+# Fuzzing (clang's libFuzzer with ASan and UBSan): the core is built again, apart, in $(FUZZ_BUILD). Each target
+# runs FUZZ_SECONDS from its seeds (tests/fuzz/<target>/, never written to) and a working corpus in
+# $(FUZZ_BUILD)/corpus/<target>/; a crash stops `make fuzz` and leaves the input in $(FUZZ_BUILD)/crash-<target>-*.
+FUZZ_BUILD   := .build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_TARGETS := $(sort $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_OBJ     := $(CORE_SRC:mod_bbauth/%.c=$(FUZZ_BUILD)/core/%.o)
+.SECONDARY: $(FUZZ_OBJ)
+
+$(FUZZ_BUILD)/core/%.o: mod_bbauth/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(WARNINGS) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(APR_CFLAGS) $(DEPS_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJ)
+	$(FUZZ_CC) $(WARNINGS) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer -Imod_bbauth $(APR_CFLAGS) $(DEPS_CFLAGS) \
+	  -o $@ $< $(FUZZ_OBJ) $(APR_LIBS) $(DEPS_LIBS)
+
+fuzz:
+	build/deps.sh --bench
+	$(MAKE) $(FUZZ_BIN)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
+	    -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/crash-$$t- \
+	    $(FUZZ_BUILD)/corpus/$$t tests/fuzz/$$t 2>$(FUZZ_BUILD)/fuzz_$$t.log \
+	    || { tail -n 60 $(FUZZ_BUILD)/fuzz_$$t.log; echo "fuzz_$$t: crash (input: $(FUZZ_BUILD)/crash-$$t-*)"; exit 1; }; \
+	  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+.*DONE)' $(FUZZ_BUILD)/fuzz_$$t.log || true; \
+	done
 
 install: module
 	$(APXS) -i -n bbauth $(BUILD)/mod_bbauth.so
@@ -77,4 +158,4 @@ install: module
 	install -m 0644 conf/bbauth.conf $(DESTDIR)/etc/apache2/mods-available/bbauth.conf
 
 clean:
-	rm -rf $(BUILD) mod_bbauth/*.lo mod_bbauth/*.slo mod_bbauth/*.o mod_bbauth/*.la mod_bbauth/.libs mod_bbauth.la .libs
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) mod_bbauth/*.lo mod_bbauth/*.slo mod_bbauth/*.o mod_bbauth/*.la mod_bbauth/.libs mod_bbauth.la .libs

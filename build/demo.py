@@ -47,7 +47,10 @@ def port_is_free(port):
 
 
 def choose_port():
-    wanted = int(os.environ.get("DEMO_PORT", "8080"))
+    try:
+        wanted = int(os.environ.get("DEMO_PORT", "8080"))
+    except ValueError:
+        sys.exit(f"demo: DEMO_PORT={os.environ['DEMO_PORT']!r} is not a port number")
     if port_is_free(wanted):
         return wanted
     port = apache.free_port()
@@ -171,29 +174,32 @@ mod_bbauth demo is running.
         print(f"    {user:<18} {password:<16} {note}")
     print(f"""
   Apache's error log: {site.apache.error_log_path}
+  Started: Apache pid {site.apache.pid}, fake Bitbucket pid {site.fb.proc.pid}
   Press Ctrl-C to stop everything.
 URL: {site.url('/')}""", flush=True)
 
 
 def main():
+    module = REPO / ".build" / "mod_bbauth.so"
+    if not module.is_file():
+        sys.exit(f"demo: {module} is missing: build it with `make module` (or run `make demo`)")
     workdir = Path(tempfile.mkdtemp(prefix="bbauth-demo-"))
     os.chmod(workdir, 0o755)
     made = []
 
     def factory(start=False, **opts):
-        a = apache.Apache(workdir / "httpd", bbauth_module=str(REPO / ".build" / "mod_bbauth.so"),
-                          port=choose_port(), **opts)
+        a = apache.Apache(workdir / "httpd", bbauth_module=str(module), port=choose_port(), **opts)
         made.append(a)
         return a
 
-    stopping = []
-
     def stop(*_):
-        stopping.append(True)
         raise KeyboardInterrupt
 
+    # SIGINT too: a shell starting the demo in the background (`&`) leaves it ignored.
+    signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     site = None
+    status = 0
     try:
         site = bbsite.make_site(factory, workdir, conf=demo_conf, start=False, cgi=True)
         write_site_content(site.apache)
@@ -202,13 +208,21 @@ def main():
         signal.pause()
     except KeyboardInterrupt:
         print("\ndemo: stopping", flush=True)
+    except RuntimeError as e:  # apache.ApacheError, or the fake Bitbucket not starting
+        print(f"demo: could not start: {e}", file=sys.stderr, flush=True)
+        status = 1
     finally:
-        for a in made:
-            a.stop()
-        if site is not None:
-            site.fb.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+        # A second Ctrl-C must not cut the clean-up short and leave Apache running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            for a in made:
+                a.stop()
+        finally:
+            if site is not None:
+                site.fb.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
+    return status
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 #include <apr_strings.h>
 #include <jansson.h>
 #include "bb_bitbucket.h"
+#include "bb_oauth1.h"
 #include "bb_url.h"
 
 #define WHOAMI_PATH "/plugins/servlet/applinks/whoami"
@@ -39,6 +40,15 @@ static bb_status_t get(apr_pool_t *p, const bb_bitbucket_t *bb, const char *url,
     return bb_http_request(p, bb->http, "GET", url, headers, NULL, NULL, resp, errmsg);
 }
 
+/* The message for a 401: Bitbucket refused the credential, for the reason an OAuth 1 challenge names if any. */
+static const char *refused(apr_pool_t *p, const char *where, const bb_http_response_t *resp)
+{
+    const char *problem = bb_oauth1_challenge_problem(p, resp);
+
+    return apr_psprintf(p, "%s: HTTP 401: Bitbucket refused the credential%s%s", where, problem ? ": " : "",
+                        problem ? problem : "");
+}
+
 static int is_blank(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
@@ -69,7 +79,7 @@ bb_status_t bb_bitbucket_parse_whoami(apr_pool_t *p, const bb_http_response_t *r
 
     *username = NULL;
     if (resp->status == 401) {
-        *errmsg = apr_psprintf(p, "%s: HTTP 401: Bitbucket refused the credential", where);
+        *errmsg = refused(p, where, resp);
         return BB_DENIED;
     }
     if (resp->status != 200 || strcmp(resp->content_type, "text/html") == 0) {
@@ -200,7 +210,7 @@ static bb_status_t read_users_page(apr_pool_t *p, const bb_http_response_t *resp
     *user = NULL;
     *next_start = -1;
     if (resp->status == 401) {
-        *errmsg = apr_psprintf(p, "%s: HTTP 401: Bitbucket refused the credential", where);
+        *errmsg = refused(p, where, resp);
         return BB_DENIED;
     }
     if (resp->status != 200 || strcmp(resp->content_type, "application/json") != 0) {

@@ -427,3 +427,8 @@ const char *bb_http_describe(apr_pool_t *p, const bb_http_response_t *resp)
     }
     return apr_psprintf(p, "HTTP %d (%s)", resp->status, resp->content_type);
 }
+
+int bb_http_is_foreign_page(const char *errmsg)
+{
+    return errmsg != NULL && strstr(errmsg, TWO_FACTOR_HINT) != NULL;
+}

@@ -46,4 +46,8 @@ bb_status_t bb_http_request(apr_pool_t *p, const bb_http_opts_t *opts, const cha
  * Never includes the body, nor the Location's path or query. resp->headers may be NULL. */
 const char *bb_http_describe(apr_pool_t *p, const bb_http_response_t *resp);
 
+/* Whether an error message carries bb_http_describe's two-factor hint: Bitbucket answered a page or a redirect
+ * where the protocol wants data, so the user's page can name the likely cause too. NULL is 0. */
+int bb_http_is_foreign_page(const char *errmsg);
+
 #endif

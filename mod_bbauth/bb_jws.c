@@ -2,23 +2,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
+#include "bb_hmac.h"
 #include "bb_util.h"
 #include "bb_jws.h"
 
 #define JWS_ALG         "HS256"
-#define JWS_MAC_LEN     SHA256_DIGEST_LENGTH
+#define JWS_MAC_LEN     BB_HMAC_LEN
 #define JWS_HEADER_SIZE 3               /* alg, kid, typ: the only members this module writes or accepts */
 
 /* HMAC-SHA256 of data under key; 1 on success. */
 static int hs256(const bb_key_t *key, const char *data, apr_size_t len, unsigned char mac[JWS_MAC_LEN])
 {
-    unsigned int mac_len = 0;
-
-    return HMAC(EVP_sha256(), key->secret, (int)key->len, (const unsigned char *)data, len, mac, &mac_len) != NULL
-           && mac_len == JWS_MAC_LEN;
+    return bb_hmac_sha256(key->hmac, data, len, mac);
 }
 
 /* base64url of the compact JSON text of value, or NULL. Sorted members: the header comes out byte for byte as

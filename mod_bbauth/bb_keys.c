@@ -29,6 +29,7 @@ static void ring_add(apr_pool_t *p, bb_keyring_t *ring, const unsigned char *sec
     key->kid = kid_of(p, secret, len);
     key->secret = secret;
     key->len = len;
+    key->hmac = bb_hmac_key_create(p, secret, len);
 }
 
 static bb_keyring_t *ring_make(apr_pool_t *p, int nkeys)
@@ -253,6 +254,7 @@ bb_keyring_t *bb_keyring_derive(apr_pool_t *p, const bb_keyring_t *ring, const c
         derived_key->kid = key->kid;
         derived_key->secret = secret;
         derived_key->len = secret_len;
+        derived_key->hmac = bb_hmac_key_create(p, secret, secret_len);
     }
     return derived;
 }

@@ -4,6 +4,7 @@
 
 #include <apr_pools.h>
 #include <apr_tables.h>
+#include "bb_hmac.h"
 
 #define BB_KEY_MIN_BYTES 32
 
@@ -11,6 +12,7 @@ typedef struct {
     const char *kid;              /* first 16 hex digits of SHA-256 over the raw key bytes */
     const unsigned char *secret;  /* raw key bytes */
     apr_size_t len;
+    const bb_hmac_key_t *hmac;    /* the secret set up for HMAC-SHA256 (bb_hmac.h) */
 } bb_key_t;
 
 typedef struct {

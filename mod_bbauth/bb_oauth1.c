@@ -14,10 +14,6 @@
 #include "bb_oauth1.h"
 #include "bb_url.h"
 
-#define REQUEST_TOKEN_PATH "/plugins/servlet/oauth/request-token"
-#define AUTHORIZE_PATH     "/plugins/servlet/oauth/authorize"
-#define ACCESS_TOKEN_PATH  "/plugins/servlet/oauth/access-token"
-
 /* A PEM key file is a few KB even for 16384-bit RSA; anything bigger is not a key. */
 #define KEY_FILE_MAX (64 * 1024)
 /* Bytes of randomness in a nonce (base64url: 22 characters, all unreserved). */
@@ -574,6 +570,17 @@ static int find_challenge_problem(void *baton, const char *key, const char *valu
     return !bb_oauth1_parse_www_authenticate(search->p, value, &search->problem);
 }
 
+const char *bb_oauth1_challenge_problem(apr_pool_t *p, const bb_http_response_t *resp)
+{
+    challenge_search_t search = { p, { NULL, NULL } };
+
+    if (resp->headers) {
+        apr_table_do(find_challenge_problem, &search, resp->headers, "WWW-Authenticate", NULL);
+    }
+    return search.problem.name
+        ? apr_psprintf(p, "oauth_problem=%s: %s", search.problem.name, advice_for(search.problem.name)) : NULL;
+}
+
 /* Whether the answer's body is form data, as the token endpoints send (text/plain, or the form type). */
 static int is_form_answer(const bb_http_response_t *resp)
 {
@@ -649,12 +656,12 @@ bb_status_t bb_oauth1_request_token(apr_pool_t *p, const bb_oauth1_client_t *cli
 {
     bb_oauth1_step_t step = { NULL, client->callback_uri, NULL };
 
-    return token_leg(p, client, http, "request token", REQUEST_TOKEN_PATH, &step, 1, token, errmsg);
+    return token_leg(p, client, http, "request token", BB_OAUTH1_REQUEST_TOKEN_PATH, &step, 1, token, errmsg);
 }
 
 char *bb_oauth1_authorize_url(apr_pool_t *p, const bb_oauth1_client_t *client, const char *request_token)
 {
-    return bb_url_with_query(p, bb_url_join(p, client->base_url, AUTHORIZE_PATH), "oauth_token", request_token,
+    return bb_url_with_query(p, bb_url_join(p, client->base_url, BB_OAUTH1_AUTHORIZE_PATH), "oauth_token", request_token,
                              (char *)NULL);
 }
 
@@ -674,5 +681,5 @@ bb_status_t bb_oauth1_access_token(apr_pool_t *p, const bb_oauth1_client_t *clie
         *errmsg = "OAuth 1 access token: the user did not approve the access in Bitbucket";
         return BB_DENIED;
     }
-    return token_leg(p, client, http, "access token", ACCESS_TOKEN_PATH, &step, 0, token, errmsg);
+    return token_leg(p, client, http, "access token", BB_OAUTH1_ACCESS_TOKEN_PATH, &step, 0, token, errmsg);
 }

@@ -7,6 +7,11 @@
 #include "bb_util.h"
 #include "bb_http.h"
 
+/* The application-link servlets, under the base URL. */
+#define BB_OAUTH1_REQUEST_TOKEN_PATH "/plugins/servlet/oauth/request-token"
+#define BB_OAUTH1_AUTHORIZE_PATH     "/plugins/servlet/oauth/authorize"
+#define BB_OAUTH1_ACCESS_TOKEN_PATH  "/plugins/servlet/oauth/access-token"
+
 /* Smallest RSA key bb_oauth1_load_key accepts. */
 #define BB_OAUTH1_MIN_KEY_BITS 2048
 
@@ -117,6 +122,10 @@ bb_oauth1_token_t *bb_oauth1_parse_token_body(apr_pool_t *p, const char *body);
 /* A `WWW-Authenticate: OAuth realm="...", oauth_problem="..."` value: 1 with *problem filled when it is an OAuth
  * challenge naming a problem, else 0. */
 int bb_oauth1_parse_www_authenticate(apr_pool_t *p, const char *header, bb_oauth1_problem_t *problem);
+
+/* For messages about signed REST calls: "oauth_problem=<name>: <the fix>" when a WWW-Authenticate OAuth
+ * challenge of the answer names a problem, else NULL. */
+const char *bb_oauth1_challenge_problem(apr_pool_t *p, const bb_http_response_t *resp);
 
 /* Reads a token-endpoint answer: an oauth_problem (WWW-Authenticate or body, any status) → BB_DENIED with the
  * problem and the fix in *errmsg; 200 form data with oauth_token and oauth_token_secret (and, when

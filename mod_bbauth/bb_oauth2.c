@@ -5,10 +5,6 @@
 #include "bb_oauth2.h"
 #include "bb_url.h"
 
-#define AUTHORIZE_PATH "/rest/oauth2/latest/authorize"
-#define TOKEN_PATH     "/rest/oauth2/latest/token"
-#define REVOKE_PATH    "/rest/oauth2/latest/revoke"
-
 /* Longest OAuth error code shown; the standard ones have at most 25 characters. */
 #define MAX_ERROR_CODE 40
 
@@ -47,7 +43,7 @@ static const struct {
 char *bb_oauth2_authorize_url(apr_pool_t *p, const bb_oauth2_client_t *client, const char *state,
                               const char *code_challenge)
 {
-    return bb_url_with_query(p, bb_url_join(p, client->base_url, AUTHORIZE_PATH),
+    return bb_url_with_query(p, bb_url_join(p, client->base_url, BB_OAUTH2_AUTHORIZE_PATH),
                              "response_type", "code",
                              "client_id", client->client_id,
                              "redirect_uri", client->redirect_uri,
@@ -266,7 +262,7 @@ static bb_status_t token_request(apr_pool_t *p, const bb_oauth2_client_t *client
                                  const grant_t *grant, const char *form, bb_oauth2_tokens_t **tokens,
                                  const char **errmsg)
 {
-    const char *url = bb_url_join(p, client->base_url, TOKEN_PATH);
+    const char *url = bb_url_join(p, client->base_url, BB_OAUTH2_TOKEN_PATH);
     apr_table_t *headers = apr_table_make(p, 1);
     bb_http_response_t *resp;
     bb_status_t status;
@@ -314,7 +310,7 @@ bb_status_t bb_oauth2_refresh(apr_pool_t *p, const bb_oauth2_client_t *client, c
 bb_status_t bb_oauth2_revoke(apr_pool_t *p, const bb_oauth2_client_t *client, const bb_http_opts_t *http,
                              const char *token, const char *token_type_hint, const char **errmsg)
 {
-    const char *url = bb_url_join(p, client->base_url, REVOKE_PATH);
+    const char *url = bb_url_join(p, client->base_url, BB_OAUTH2_REVOKE_PATH);
     const char *form = bb_url_form(p, "token", token,
                                    "token_type_hint", token_type_hint,
                                    "client_id", client->client_id,

@@ -6,6 +6,11 @@
 #include "bb_util.h"
 #include "bb_http.h"
 
+/* The provider's endpoints, under the base URL. */
+#define BB_OAUTH2_AUTHORIZE_PATH "/rest/oauth2/latest/authorize"
+#define BB_OAUTH2_TOKEN_PATH     "/rest/oauth2/latest/token"
+#define BB_OAUTH2_REVOKE_PATH    "/rest/oauth2/latest/revoke"
+
 typedef struct {
     const char *base_url;        /* Bitbucket base URL, no trailing '/' */
     const char *client_id;

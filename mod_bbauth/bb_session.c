@@ -130,6 +130,59 @@ bb_session_status_t bb_session_decode(apr_pool_t *p, const bb_keyring_t *ring, c
     return status;
 }
 
+/* A verified session as a memo value, and back. */
+static void session_to_memo(const bb_session_t *s, bb_memo_value_t *v)
+{
+    memset(v, 0, sizeof(*v));
+    v->s[0] = s->sub;
+    v->s[1] = s->name;
+    v->s[2] = s->email;
+    v->s[3] = s->sid;
+    v->n[0] = s->uid;
+    v->n[1] = s->auth_time;
+    v->n[2] = s->iat;
+    v->n[3] = s->exp;
+}
+
+static bb_session_t *session_from_memo(apr_pool_t *p, const bb_memo_value_t *v)
+{
+    bb_session_t *s = apr_pcalloc(p, sizeof(*s));
+
+    s->sub = v->s[0];
+    s->name = v->s[1];
+    s->email = v->s[2];
+    s->sid = v->s[3];
+    s->uid = v->n[0];
+    s->auth_time = v->n[1];
+    s->iat = v->n[2];
+    s->exp = v->n[3];
+    return s;
+}
+
+bb_session_status_t bb_session_decode_memo(apr_pool_t *p, bb_memo_t *memo, const bb_keyring_t *ring,
+                                           const bb_session_policy_t *policy, const char *value, apr_int64_t now,
+                                           bb_session_t **out)
+{
+    apr_size_t len = value ? strnlen(value, BB_JWS_MAX_LEN + 1) : 0;
+    bb_memo_value_t remembered;
+    bb_session_status_t status;
+    bb_session_t *s;
+
+    *out = NULL;
+    if (len > 0 && len <= BB_JWS_MAX_LEN && bb_memo_get(memo, p, value, len, now, &remembered)) {
+        s = session_from_memo(p, &remembered);
+        status = check_times(policy, s, now);
+        *out = status == BB_SESSION_VALID ? s : NULL;
+        return status;
+    }
+    status = bb_session_decode(p, ring, policy, value, now, out);
+    if (status == BB_SESSION_VALID) {
+        session_to_memo(*out, &remembered);
+        bb_memo_put(memo, value, len, (*out)->exp, &remembered);
+    }
+    return status;
+}
+
 int bb_session_needs_refresh(const bb_session_policy_t *policy, const bb_session_t *s, apr_int64_t now)
 {
     apr_int64_t interval;

@@ -4,6 +4,7 @@
 
 #include <apr_pools.h>
 #include "bb_keys.h"
+#include "bb_memo.h"
 
 typedef struct {
     const char *sub;        /* Bitbucket username (the user's `name`) */
@@ -44,6 +45,14 @@ char *bb_session_encode(apr_pool_t *p, const bb_keyring_t *ring, const bb_sessio
  * 60 s in the future (EXPIRED, not INVALID). *out is set only for BB_SESSION_VALID, and is NULL otherwise. */
 bb_session_status_t bb_session_decode(apr_pool_t *p, const bb_keyring_t *ring, const bb_session_policy_t *policy,
                                       const char *value, apr_int64_t now, bb_session_t **out);
+
+/* bb_session_decode with a memo of the cookies it verified before in this process (memo may be NULL): a cookie
+ * found there skips the signature and claim checks, which depend on nothing but the cookie, the ring and the
+ * policy, and only the time rules are checked again. One memo must serve one ring and one policy (the glue keeps
+ * one per server configuration, which a restart makes anew). */
+bb_session_status_t bb_session_decode_memo(apr_pool_t *p, bb_memo_t *memo, const bb_keyring_t *ring,
+                                           const bb_session_policy_t *policy, const char *value, apr_int64_t now,
+                                           bb_session_t **out);
 
 /* 1 when the cookie should be re-issued now to slide the idle window (idle timeout on, and at least
  * max(1, idle_timeout / 10) seconds since iat), so an active user is not logged out. */

@@ -16,6 +16,9 @@ static int hmac_sha256(const bb_tokencache_t *tc, const void *data, apr_size_t l
 {
     unsigned int mac_len = 0;
 
+    if (tc->hmac) {
+        return bb_hmac_sha256(tc->hmac, data, len, mac);
+    }
     return HMAC(EVP_sha256(), tc->secret, (int)tc->secret_len, data, len, mac, &mac_len) != NULL
         && mac_len == MAC_LEN;
 }
@@ -68,6 +71,54 @@ static json_t *make_record(apr_pool_t *p, const bb_user_t *user, apr_int64_t now
     return rec;
 }
 
+/* A verdict as a memo value (strings: the owner's; numbers: validated_at, valid, id, active, expires), and back. */
+static void memo_verdict(const bb_tokencache_t *tc, const char *key, const bb_tokencache_entry_t *entry)
+{
+    bb_memo_value_t v;
+    const bb_user_t *u = entry->user;
+
+    memset(&v, 0, sizeof(v));
+    v.n[0] = entry->validated_at;
+    v.n[1] = u != NULL;
+    v.n[4] = entry->expires;
+    if (u) {
+        v.s[0] = u->name;
+        v.s[1] = or_empty(u->slug);
+        v.s[2] = or_empty(u->display_name);
+        v.s[3] = or_empty(u->email);
+        v.s[4] = or_empty(u->type);
+        v.n[2] = u->id;
+        v.n[3] = u->active;
+    }
+    bb_memo_put(tc->memo, key, strlen(key), entry->expires, &v);
+}
+
+static bb_tokencache_entry_t *remembered_verdict(apr_pool_t *p, const bb_tokencache_t *tc, const char *key,
+                                                 apr_int64_t now)
+{
+    bb_memo_value_t v;
+    bb_tokencache_entry_t *entry;
+    bb_user_t *u;
+
+    if (!bb_memo_get(tc->memo, p, key, strlen(key), now, &v)) {
+        return NULL;
+    }
+    entry = apr_pcalloc(p, sizeof(*entry));
+    entry->validated_at = v.n[0];
+    entry->expires = v.n[4];
+    if (v.n[1]) {
+        entry->user = u = apr_pcalloc(p, sizeof(*u));
+        u->name = v.s[0];
+        u->slug = v.s[1];
+        u->display_name = v.s[2];
+        u->email = v.s[3];
+        u->type = v.s[4];
+        u->id = v.n[2];
+        u->active = (int)v.n[3];
+    }
+    return entry;
+}
+
 /* Stores MAC | JSON under the token's key until now + ttl. user NULL: the token is invalid. */
 static apr_status_t store_record(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
                                  const bb_user_t *user, apr_int64_t now, apr_int64_t ttl)
@@ -76,6 +127,7 @@ static apr_status_t store_record(apr_pool_t *p, const bb_tokencache_t *tc, const
     json_t *rec = key && ttl > 0 ? make_record(p, user, now, ttl) : NULL;
     unsigned char *value;
     size_t json_len;
+    apr_status_t rv;
 
     if (rec == NULL) {
         return APR_EINVAL;
@@ -89,8 +141,13 @@ static apr_status_t store_record(apr_pool_t *p, const bb_tokencache_t *tc, const
     if (!record_mac(p, tc, key, value + MAC_LEN, json_len, value)) {
         return APR_EGENERAL;
     }
-    return tc->cache->store(tc->cache->baton, (const unsigned char *)key, (unsigned int)strlen(key),
-                            apr_time_from_sec(now + ttl), value, (unsigned int)(MAC_LEN + json_len), p);
+    rv = tc->cache->store(tc->cache->baton, (const unsigned char *)key, (unsigned int)strlen(key),
+                          apr_time_from_sec(now + ttl), value, (unsigned int)(MAC_LEN + json_len), p);
+    if (rv == APR_SUCCESS) {
+        bb_tokencache_entry_t stored = { now, now + ttl, (bb_user_t *)user };
+        memo_verdict(tc, key, &stored);
+    }
+    return rv;
 }
 
 apr_status_t bb_tokencache_store_valid(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
@@ -157,6 +214,10 @@ bb_tokencache_result_t bb_tokencache_lookup(apr_pool_t *p, const bb_tokencache_t
     unsigned char mac[MAC_LEN];
     bb_tokencache_entry_t *found;
 
+    if (key && (found = remembered_verdict(p, tc, key, now)) != NULL) {
+        *entry = found;
+        return found->user ? BB_TOKENCACHE_HIT_VALID : BB_TOKENCACHE_HIT_INVALID;
+    }
     if (key == NULL
         || tc->cache->retrieve(tc->cache->baton, (const unsigned char *)key, (unsigned int)strlen(key), value,
                                &len, p) != APR_SUCCESS
@@ -172,6 +233,7 @@ bb_tokencache_result_t bb_tokencache_lookup(apr_pool_t *p, const bb_tokencache_t
     if (found == NULL) {
         return BB_TOKENCACHE_MISS;
     }
+    memo_verdict(tc, key, found);
     *entry = found;
     return found->user ? BB_TOKENCACHE_HIT_VALID : BB_TOKENCACHE_HIT_INVALID;
 }

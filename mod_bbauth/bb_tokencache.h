@@ -5,6 +5,8 @@
 #include <apr_pools.h>
 #include "bb_cache.h"
 #include "bb_bitbucket.h"
+#include "bb_hmac.h"
+#include "bb_memo.h"
 
 /* Shortest server secret accepted; with a shorter one nothing is cached (every lookup misses). */
 #define BB_TOKENCACHE_MIN_SECRET 32
@@ -15,6 +17,9 @@ typedef struct {
     const bb_cache_t *cache;
     const unsigned char *secret;
     apr_size_t secret_len;
+    const bb_hmac_key_t *hmac;     /* the secret set up once (bb_keys gives every key one); NULL: one-shot HMACs */
+    bb_memo_t *memo;               /* this process's memo of verdicts read or stored here (keyed by the cache key,
+                                    * never by the token), or NULL: every lookup reads the shared cache */
 } bb_tokencache_t;
 
 typedef enum {
@@ -36,7 +41,8 @@ const char *bb_tokencache_key(apr_pool_t *p, const bb_tokencache_t *tc, const ch
 
 /* Looks the token up at unix time now. A hit sets *entry. Everything that is not a well-formed, authentic,
  * unexpired record for this very key is a MISS: cache errors, garbage, a record copied from another key or
- * changed by whoever can write to the cache, one past its expiry. */
+ * changed by whoever can write to the cache, one past its expiry. With a memo, a verdict this process read or
+ * stored before is taken from there until the same expiry, without the shared cache. */
 bb_tokencache_result_t bb_tokencache_lookup(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
                                             apr_int64_t now, bb_tokencache_entry_t **entry);
 

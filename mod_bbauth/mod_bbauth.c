@@ -55,6 +55,7 @@ static void bbauth_register_hooks(apr_pool_t *p)
     ap_hook_child_init(bbauth_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     bbauth_register_authn_hooks();
     bbauth_register_login_hooks();
+    bbauth_register_setup_hooks();
     bbauth_register_authz_providers(p);
 }
 

@@ -10,6 +10,9 @@
 #include "bb_keys.h"
 #include "bb_http.h"
 #include "bb_oauth2.h"
+#include "bb_oauth1.h"
+#include "bb_bitbucket.h"
+#include "bb_state.h"
 #include "bb_session.h"
 #include "bb_cache.h"
 #include "bb_tokencache.h"
@@ -24,6 +27,7 @@ APLOG_USE_MODULE(bbauth);
 #define MOD_BBAUTH_VERSION      "0.1.0"
 #define BBAUTH_AUTH_TYPE        "Bitbucket"
 #define BBAUTH_LOGIN_TTL        600          /* seconds a login attempt (state cookie) stays valid */
+#define BBAUTH_MEMO_SLOTS       256          /* verified cookies / token verdicts each process remembers */
 #define BBAUTH_DEFAULT_PREFIX   "X-Bitbucket-"
 
 #define BBAUTH_UNSET            -1
@@ -34,6 +38,8 @@ typedef struct {
     int oauth_version;               /* 1 or 2 */
     const char *client_id;
     const char *client_secret;       /* the secret itself, after file: / env: */
+    const char *oauth1_key_file;     /* BBAuthOAuth1PrivateKey, as resolved */
+    bb_oauth1_key_t *oauth1_key;     /* loaded (and checked) when the directive is read */
     const char *redirect_uri;        /* exactly as registered in Bitbucket */
     const char *redirect_origin;     /* scheme://host[:port] of redirect_uri: the session's iss */
     const char *callback_path;       /* path of redirect_uri, answered by the module itself */
@@ -58,8 +64,11 @@ typedef struct {
     bb_session_policy_t policy;
     bb_http_opts_t http;
     bb_oauth2_client_t oauth2;
+    bb_oauth1_client_t oauth1;
     bb_keyring_t *token_keys;        /* derived from session_keys: keys[0] keys and authenticates the token cache */
     bb_sealer_t *grant_sealer;       /* derived from session_keys: seals sessions' OAuth tokens in the cache */
+    bb_memo_t *session_memo;         /* cookies this process verified already (bb_session_decode_memo) */
+    bb_memo_t *token_memo;           /* token verdicts this process read or stored (bb_tokencache_t.memo) */
 } bbauth_server_conf;
 
 typedef enum {
@@ -149,8 +158,35 @@ void bbauth_register_authz_providers(apr_pool_t *p);
 
 /* mod_bbauth_login.c */
 void bbauth_register_login_hooks(void);
-/* Starts a login: sets the login-state cookie and answers 302 to Bitbucket's authorize page. */
+/* Starts a login: sets the login-state cookie and answers 302 to Bitbucket's authorize page. May answer a
+ * page itself (OAuth 1 asks Bitbucket first) and then returns DONE, never OK: it also runs in check_authn. */
 int bbauth_start_login(request_rec *r, const bbauth_server_conf *conf, const char *return_to);
+/* The steps both OAuth versions share. Sets the login-state cookie bound to login->state: OK, or (logged)
+ * HTTP_INTERNAL_SERVER_ERROR when it cannot be made. */
+int bbauth_set_login_state(request_rec *r, const bbauth_server_conf *conf, const bb_login_state_t *login);
+/* On the callback: the login this browser started for `state` (state cookie, constant-time match, unexpired),
+ * marked used in the cache. OK with *login set; otherwise *login is NULL, a page was answered, and the return
+ * value is what the handler returns. */
+int bbauth_claim_login(request_rec *r, const bbauth_server_conf *conf, const char *state, bb_login_state_t **login);
+/* The 403 page for a user who clicked Deny in Bitbucket. */
+int bbauth_login_denied(request_rec *r, const char *again);
+/* One log line and a short page for a login that failed while talking to Bitbucket; a page or a redirect where
+ * data was expected is named as the likely work of a two-factor plugin, on the page too. */
+int bbauth_login_failed(request_rec *r, int status, const char *errmsg, const char *again);
+/* The shared tail: identifies the user with REST calls that `authorize` signs, sets the session cookie, keeps
+ * `grant` (OAuth 2's tokens, for the Require lines that ask Bitbucket; NULL: none, as with OAuth 1) and sends the
+ * browser back to login->return_to. */
+int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, const bb_login_state_t *login,
+                            bb_authorizer_fn *authorize, void *baton, const bb_oauth2_tokens_t *grant);
+
+/* mod_bbauth_oauth1.c: the OAuth 1.0a steps (BBAuthOAuthVersion 1). */
+/* Asks Bitbucket for a request token, binds it to this browser and answers 302 to the authorize page. */
+int bbauth_oauth1_start_login(request_rec *r, const bbauth_server_conf *conf, const char *return_to);
+/* Bitbucket's answer on the callback path: ?oauth_token&oauth_verifier. */
+int bbauth_oauth1_callback(request_rec *r, const bbauth_server_conf *conf);
+
+/* mod_bbauth_setup.c */
+void bbauth_register_setup_hooks(void);
 
 /* mod_bbauth_page.c */
 /* Answers a short HTML page with the status; title and message are escaped here, `again` (a local path or

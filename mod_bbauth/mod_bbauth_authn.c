@@ -67,8 +67,8 @@ bb_session_t *bbauth_request_session(request_rec *r, const bbauth_server_conf *c
     for (i = 0; i < values->nelts; i++) {
         bb_session_t *session = NULL;
         const char *value = APR_ARRAY_IDX(values, i, const char *);
-        if (bb_session_decode(r->pool, conf->session_keys, &conf->policy, value, now, &session)
-            == BB_SESSION_VALID && !bbauth_session_revoked(r, session->sid)) {
+        if (bb_session_decode_memo(r->pool, conf->session_memo, conf->session_keys, &conf->policy, value, now,
+                                   &session) == BB_SESSION_VALID && !bbauth_session_revoked(r, session->sid)) {
             return session;
         }
     }
@@ -89,11 +89,17 @@ static void refresh_session_cookie(request_rec *r, const bbauth_server_conf *con
     }
 }
 
+/* "<prefix><field>"; no allocation for the default prefix (this runs on every authenticated request). */
+static const char *identity_header(request_rec *r, const bbauth_dir_conf *dconf, const char *field,
+                                   const char *default_name)
+{
+    return dconf->header_prefix ? apr_pstrcat(r->pool, dconf->header_prefix, field, NULL) : default_name;
+}
+
 /* Hands the identity to the upstream app: r->user, headers with the configured prefix, CGI variables. */
 static void set_identity(request_rec *r, const bbauth_dir_conf *dconf, const char *username,
                          const char *display_name, const char *email_address, apr_int64_t user_id)
 {
-    const char *prefix = header_prefix(dconf);
     const char *uid = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, user_id);
     const char *name = bb_strip_controls(r->pool, display_name);
     const char *email = bb_strip_controls(r->pool, email_address);
@@ -101,14 +107,15 @@ static void set_identity(request_rec *r, const bbauth_dir_conf *dconf, const cha
 
     r->user = (char *)user;
     r->ap_auth_type = (char *)BBAUTH_AUTH_TYPE;
-    apr_table_set(r->headers_in, apr_pstrcat(r->pool, prefix, "User", NULL), user);
-    apr_table_set(r->headers_in, apr_pstrcat(r->pool, prefix, "Name", NULL), name);
-    apr_table_set(r->headers_in, apr_pstrcat(r->pool, prefix, "Email", NULL), email);
-    apr_table_set(r->headers_in, apr_pstrcat(r->pool, prefix, "Id", NULL), uid);
-    apr_table_set(r->subprocess_env, "BITBUCKET_USER", user);
-    apr_table_set(r->subprocess_env, "BITBUCKET_NAME", name);
-    apr_table_set(r->subprocess_env, "BITBUCKET_EMAIL", email);
-    apr_table_set(r->subprocess_env, "BITBUCKET_ID", uid);
+    /* setn: names and values already live in r->pool (or are literals). */
+    apr_table_setn(r->headers_in, identity_header(r, dconf, "User", BBAUTH_DEFAULT_PREFIX "User"), user);
+    apr_table_setn(r->headers_in, identity_header(r, dconf, "Name", BBAUTH_DEFAULT_PREFIX "Name"), name);
+    apr_table_setn(r->headers_in, identity_header(r, dconf, "Email", BBAUTH_DEFAULT_PREFIX "Email"), email);
+    apr_table_setn(r->headers_in, identity_header(r, dconf, "Id", BBAUTH_DEFAULT_PREFIX "Id"), uid);
+    apr_table_setn(r->subprocess_env, "BITBUCKET_USER", user);
+    apr_table_setn(r->subprocess_env, "BITBUCKET_NAME", name);
+    apr_table_setn(r->subprocess_env, "BITBUCKET_EMAIL", email);
+    apr_table_setn(r->subprocess_env, "BITBUCKET_ID", uid);
 }
 
 static void set_session_identity(request_rec *r, const bbauth_dir_conf *dconf, const bb_session_t *session)

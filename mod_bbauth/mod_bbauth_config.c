@@ -49,6 +49,8 @@ void *bbauth_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_NUM(oauth_version);
     MERGE_PTR(client_id);
     MERGE_PTR(client_secret);
+    MERGE_PTR(oauth1_key_file);
+    MERGE_PTR(oauth1_key);
     MERGE_PTR(scope);
     MERGE_PTR(session_keys);
     MERGE_NUM(max_age);
@@ -121,6 +123,10 @@ void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf)
     if (conf->session_keys && !conf->grant_sealer) {
         conf->grant_sealer = bb_sealer_create(p, bb_keyring_derive(p, conf->session_keys, "mod_bbauth grant v1"));
     }
+    if (conf->session_keys && !conf->session_memo) {
+        conf->session_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
+        conf->token_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
+    }
 
     /* Secure whenever the public URL is https, even when TLS ends at a proxy in front of this server. */
     conf->cookie_secure = conf->redirect_uri && !strncasecmp(conf->redirect_uri, "https:", 6);
@@ -140,12 +146,20 @@ void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf)
     conf->oauth2.redirect_uri = conf->redirect_uri;
     conf->oauth2.scope = conf->scope;
 
+    conf->oauth1.base_url = conf->bitbucket_url;
+    conf->oauth1.consumer_key = conf->client_id;
+    conf->oauth1.key = conf->oauth1_key;
+    conf->oauth1.callback_uri = conf->redirect_uri;
+
 #define REQUIRE(field, directive) \
     if (!conf->field) missing = missing ? apr_pstrcat(p, missing, ", " directive, NULL) : directive
     REQUIRE(bitbucket_url, "BBAuthBitbucketURL");
     REQUIRE(client_id, "BBAuthClientID");
     if (conf->oauth_version == 2) {
         REQUIRE(client_secret, "BBAuthClientSecret");
+    }
+    else {
+        REQUIRE(oauth1_key, "BBAuthOAuth1PrivateKey");
     }
     REQUIRE(redirect_uri, "BBAuthRedirectURI");
     REQUIRE(session_keys, "BBAuthSessionKey");
@@ -240,6 +254,23 @@ static const char *set_client_secret(cmd_parms *cmd, void *dummy, const char *ar
         return directive_error(cmd, "the client secret is empty");
     }
     server_conf_of(cmd)->client_secret = secret;
+    return NULL;
+}
+
+/* The key is read and checked here, as root and before anything starts: Apache's children never need to
+ * read the file, so it may stay readable by root only. */
+static const char *set_oauth1_private_key(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    bbauth_server_conf *conf = server_conf_of(cmd);
+    const char *err = NULL;
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    bb_oauth1_key_t *key = path ? bb_oauth1_load_key(cmd->pool, path, &err) : NULL;
+
+    if (!key) {
+        return directive_error(cmd, err ? err : "invalid file path");
+    }
+    conf->oauth1_key_file = path;
+    conf->oauth1_key = key;
     return NULL;
 }
 
@@ -469,6 +500,8 @@ const command_rec bbauth_directives[] = {
                   "Client ID of the application link (OAuth 1: the consumer key)"),
     AP_INIT_TAKE1("BBAuthClientSecret", set_client_secret, NULL, RSRC_CONF,
                   "Client secret of the application link, or file:/path or env:NAME"),
+    AP_INIT_TAKE1("BBAuthOAuth1PrivateKey", set_oauth1_private_key, NULL, RSRC_CONF,
+                  "OAuth 1: the consumer's RSA private key (PEM, 2048 bits or more; build/bbauth-keygen)"),
     AP_INIT_TAKE1("BBAuthRedirectURI", set_redirect_uri, NULL, RSRC_CONF,
                   "The exact redirect URL registered in the application link"),
     AP_INIT_ITERATE("BBAuthScope", add_scope, NULL, RSRC_CONF,
@@ -552,6 +585,12 @@ static server_rec *server_of_section(server_rec *main_server, const ap_directive
     return main_server;
 }
 
+/* Whether a use is a Require line that asks Bitbucket with the credential (not bitbucket-user). */
+static int asks_bitbucket(const char *use)
+{
+    return !strncasecmp(use, "Require bitbucket-", 18) && strcasecmp(use, "Require bitbucket-user");
+}
+
 static int check_tree(apr_pool_t *ptemp, server_rec *main_server, server_rec *s, const ap_directive_t *node)
 {
     for (; node; node = node->next) {
@@ -566,6 +605,12 @@ static int check_tree(apr_pool_t *ptemp, server_rec *main_server, server_rec *s,
                              use, node->line_num, node->filename, conf->missing,
                              s == main_server ? "the main server" : "its virtual host");
                 return HTTP_INTERNAL_SERVER_ERROR;
+            }
+            if (conf->oauth_version == 1 && asks_bitbucket(use)) {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, 0, main_server,
+                             "mod_bbauth: %s on line %d of %s: logins with BBAuthOAuthVersion 1 keep no Bitbucket "
+                             "grant to ask with, so only access tokens (BBAuthTokenAuth) can pass it, never a browser "
+                             "session; use OAuth 2 for those", use, node->line_num, node->filename);
             }
         }
         if (!strcasecmp(node->directive, "<VirtualHost")) {

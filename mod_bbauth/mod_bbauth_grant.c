@@ -70,8 +70,11 @@ const char *bbauth_grant_access_token(request_rec *r, const bbauth_server_conf *
 
     *unavailable = 0;
     if (!grant) {
-        *errmsg = "no Bitbucket grant is kept for this session (made before a restart emptied the cache, or "
-                  "revoked): the user must log in again";
+        *errmsg = conf->oauth_version == 1
+            ? "sessions from OAuth 1 logins keep no Bitbucket grant to ask with: this needs BBAuthOAuthVersion 2 "
+              "(or an access token)"
+            : "no Bitbucket grant is kept for this session (made before a restart emptied the cache, or revoked): "
+              "the user must log in again";
         return NULL;
     }
     if (force_refresh || (grant->expires_at && grant->expires_at - REFRESH_MARGIN <= bbauth_now())) {

@@ -1,4 +1,4 @@
-/* mod_bbauth_login.c: the login itself: starting it, the OAuth callback (answered wherever BBAuthRedirectURI points), and the login and logout handlers. */
+/* mod_bbauth_login.c: the login: what both OAuth versions share, OAuth 2's start and callback (answered wherever BBAuthRedirectURI points), the login and logout handlers. */
 #include <apr_strings.h>
 #include <http_core.h>
 #include <http_protocol.h>
@@ -36,20 +36,37 @@ static const char *state_cookie(request_rec *r, const bbauth_server_conf *conf, 
     return bb_cookie_make(r->pool, bb_login_state_cookie_name(r->pool, conf->cookie_name, state), value, &attrs);
 }
 
-int bbauth_start_login(request_rec *r, const bbauth_server_conf *conf, const char *return_to)
+int bbauth_set_login_state(request_rec *r, const bbauth_server_conf *conf, const bb_login_state_t *login)
 {
-    bb_login_state_t *login = bb_login_state_new(r->pool, return_to, bbauth_now(), BBAUTH_LOGIN_TTL);
-    const char *value = login ? bb_login_state_encode(r->pool, conf->state_keys, login) : NULL;
-    const char *challenge;
+    const char *value = bb_login_state_encode(r->pool, conf->state_keys, login);
 
     if (!value) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: cannot start a login: the login-state cookie "
+                      "cannot be signed");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    bbauth_set_cookie(r, state_cookie(r, conf, login->state, value, (long)(login->exp - bbauth_now())));
+    return OK;
+}
+
+int bbauth_start_login(request_rec *r, const bbauth_server_conf *conf, const char *return_to)
+{
+    bb_login_state_t *login;
+
+    if (conf->oauth_version == 1) {
+        return bbauth_oauth1_start_login(r, conf, return_to);
+    }
+    login = bb_login_state_new(r->pool, return_to, bbauth_now(), BBAUTH_LOGIN_TTL);
+    if (!login) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: cannot start a login: no random numbers "
                       "from OpenSSL (check the system's entropy source)");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    challenge = bb_pkce_challenge_s256(r->pool, login->verifier);
-    bbauth_set_cookie(r, state_cookie(r, conf, login->state, value, BBAUTH_LOGIN_TTL));
-    return bbauth_redirect(r, bb_oauth2_authorize_url(r->pool, &conf->oauth2, login->state, challenge));
+    if (bbauth_set_login_state(r, conf, login) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return bbauth_redirect(r, bb_oauth2_authorize_url(r->pool, &conf->oauth2, login->state,
+                                                      bb_pkce_challenge_s256(r->pool, login->verifier)));
 }
 
 /* The login attempt this browser started for `state`, or NULL; its cookie is deleted either way. */
@@ -78,15 +95,28 @@ static int method_not_allowed(request_rec *r)
     return bbauth_page(r, HTTP_METHOD_NOT_ALLOWED, "Method not allowed", "Only GET is answered here.", NULL);
 }
 
-/* One log line and a short page for a login that failed while talking to Bitbucket. */
-static int login_failed(request_rec *r, int status, const char *errmsg, const char *again)
+int bbauth_login_failed(request_rec *r, int status, const char *errmsg, const char *again)
 {
+    const char *message = "Bitbucket could not complete the login. The administrator has been told why in the "
+                          "server's error log.";
+
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: login failed: %s", errmsg);
-    return bbauth_page(r, status, status == HTTP_FORBIDDEN ? "Access denied" : "Login failed",
-                       status == HTTP_FORBIDDEN
-                       ? "Your Bitbucket account may not log in here."
-                       : "Bitbucket could not complete the login. The administrator has been told why in the "
-                         "server's error log.", again);
+    if (status == HTTP_FORBIDDEN) {
+        message = "Your Bitbucket account may not log in here.";
+    }
+    else if (bb_http_is_foreign_page(errmsg)) {
+        message = "Bitbucket answered with a web page or a redirect where the login expects data. A two-factor "
+                  "authentication plugin (such as \"U2F & TOTP\") whose OAuth whitelist is off usually causes "
+                  "this: a Bitbucket administrator must enable that whitelist. Details are in the server's "
+                  "error log.";
+    }
+    return bbauth_page(r, status, status == HTTP_FORBIDDEN ? "Access denied" : "Login failed", message, again);
+}
+
+int bbauth_login_denied(request_rec *r, const char *again)
+{
+    return bbauth_page(r, HTTP_FORBIDDEN, "Access denied",
+                       "You did not allow this site to use your Bitbucket account.", again);
 }
 
 /* Where the browser goes once logged in. With SameSite=Strict a redirect would arrive without the new cookie
@@ -107,91 +137,109 @@ static int finish_login(request_rec *r, const bbauth_server_conf *conf, const ch
     return OK;
 }
 
-/* Exchanges the code, identifies the user and issues the session cookie. */
-static int complete_login(request_rec *r, const bbauth_server_conf *conf, const bb_login_state_t *login,
-                          const char *code)
+int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, const bb_login_state_t *login,
+                            bb_authorizer_fn *authorize, void *baton, const bb_oauth2_tokens_t *grant)
 {
-    bb_oauth2_tokens_t *tokens = NULL;
     bb_user_t *user = NULL;
     bb_bitbucket_t api;
     bb_session_t *session;
     const char *errmsg = NULL, *value;
-    bb_status_t status;
 
-    status = bb_oauth2_exchange_code(r->pool, &conf->oauth2, &conf->http, code, login->verifier, &tokens, &errmsg);
-    if (status != BB_OK) {
-        return login_failed(r, HTTP_BAD_GATEWAY, errmsg, login->return_to);
-    }
     api.base_url = conf->bitbucket_url;
     api.http = &conf->http;
-    api.authorize = bb_bearer_authorizer;
-    api.baton = (void *)tokens->access_token;
-    status = bb_bitbucket_identify(r->pool, &api, &user, &errmsg);
-    if (status != BB_OK) {
-        return login_failed(r, HTTP_BAD_GATEWAY, errmsg, login->return_to);
+    api.authorize = authorize;
+    api.baton = baton;
+    if (bb_bitbucket_identify(r->pool, &api, &user, &errmsg) != BB_OK) {
+        return bbauth_login_failed(r, HTTP_BAD_GATEWAY, errmsg, login->return_to);
     }
     if (!user->active) {
-        return login_failed(r, HTTP_FORBIDDEN, apr_psprintf(r->pool, "Bitbucket user %s is deactivated",
-                                                          bb_strip_controls(r->pool, user->name)), NULL);
+        return bbauth_login_failed(r, HTTP_FORBIDDEN, apr_psprintf(r->pool, "Bitbucket user %s is deactivated",
+                                                                 bb_strip_controls(r->pool, user->name)), NULL);
     }
     session = bb_session_new(r->pool, user->name, user->id, user->display_name, user->email, bbauth_now());
     value = session ? bb_session_encode(r->pool, conf->session_keys, &conf->policy, session, bbauth_now()) : NULL;
     if (!value) {
-        return login_failed(r, HTTP_INTERNAL_SERVER_ERROR, "cannot create the session cookie", NULL);
+        return bbauth_login_failed(r, HTTP_INTERNAL_SERVER_ERROR, "cannot create the session cookie", NULL);
     }
     bbauth_set_cookie(r, bbauth_session_cookie(r, conf, value, (long)conf->max_age));
-    bbauth_grant_save(r, conf, session->sid, tokens);
+    if (grant) {
+        bbauth_grant_save(r, conf, session->sid, grant);
+    }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: %s logged in",
                   bb_strip_controls(r->pool, user->name));
     return finish_login(r, conf, login->return_to);
 }
 
-/* Bitbucket sends the browser back here: ?code&state, or ?error&state when the user declined. */
-static int handle_callback(request_rec *r, const bbauth_server_conf *conf)
+int bbauth_claim_login(request_rec *r, const bbauth_server_conf *conf, const char *state, bb_login_state_t **login)
 {
-    apr_table_t *query = bb_url_parse_query(r->pool, r->args);
-    const char *state = bb_url_query_single(query, "state");
-    const char *code = bb_url_query_single(query, "code");
-    const char *error = bb_url_query_single(query, "error");
-    bb_login_state_t *login;
+    bb_login_state_t *taken = take_login_state(r, conf, state);
     apr_status_t rv;
 
-    /* The code in this URL must not travel on as a Referer. */
-    apr_table_setn(r->err_headers_out, "Referrer-Policy", "no-referrer");
-    if (r->method_number != M_GET) {
-        return method_not_allowed(r);
-    }
-    if (!state || !*state || (!code && !error)) {
-        return bbauth_page(r, HTTP_BAD_REQUEST, "Bad login answer",
-                           "This is not a complete answer from Bitbucket (one state and one code expected).", "/");
-    }
-    login = take_login_state(r, conf, state);
-    if (!login) {
+    *login = NULL;
+    if (!taken) {
         return bbauth_page(r, HTTP_BAD_REQUEST, "Login expired",
                            "This login has expired, was already completed, or began in another browser.", "/");
     }
-    if (error) {
-        if (!strcmp(error, "access_denied")) {
-            return bbauth_page(r, HTTP_FORBIDDEN, "Access denied",
-                               "You did not allow this site to use your Bitbucket account.", login->return_to);
-        }
-        return login_failed(r, HTTP_BAD_GATEWAY,
-                            apr_psprintf(r->pool, "Bitbucket's authorize page answered error=%s: check the "
-                                         "application link (redirect URL, scope %s)",
-                                         ap_escape_logitem(r->pool, error), conf->scope), login->return_to);
-    }
-    rv = bb_cache_use_once(bbauth_cache(), "state", state, apr_time_from_sec(login->exp), r->pool);
+    rv = bb_cache_use_once(bbauth_cache(), "state", state, apr_time_from_sec(taken->exp), r->pool);
     if (rv == APR_EEXIST) {
         return bbauth_page(r, HTTP_BAD_REQUEST, "Login already used",
-                           "This login answer was already used. Start again.", login->return_to);
+                           "This login answer was already used. Start again.", taken->return_to);
     }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mod_bbauth: login failed: the shared cache (BBAuthCache) "
                       "could not record the login state");
         return bbauth_page(r, HTTP_SERVICE_UNAVAILABLE, "Login unavailable",
-                           "The login cannot be completed right now.", login->return_to);
+                           "The login cannot be completed right now.", taken->return_to);
     }
-    return complete_login(r, conf, login, code);
+    *login = taken;
+    return OK;
+}
+
+/* OAuth 2: ?code&state, or ?error&state when the user declined. */
+static int oauth2_callback(request_rec *r, const bbauth_server_conf *conf)
+{
+    apr_table_t *query = bb_url_parse_query(r->pool, r->args);
+    const char *state = bb_url_query_single(query, "state");
+    const char *code = bb_url_query_single(query, "code");
+    const char *error = bb_url_query_single(query, "error");
+    bb_oauth2_tokens_t *tokens = NULL;
+    bb_login_state_t *login;
+    const char *errmsg = NULL;
+    int rc;
+
+    if (!state || !*state || (!code && !error)) {
+        return bbauth_page(r, HTTP_BAD_REQUEST, "Bad login answer",
+                           "This is not a complete answer from Bitbucket (one state and one code expected).", "/");
+    }
+    rc = bbauth_claim_login(r, conf, state, &login);
+    if (!login) {
+        return rc;
+    }
+    if (error) {
+        if (!strcmp(error, "access_denied")) {
+            return bbauth_login_denied(r, login->return_to);
+        }
+        return bbauth_login_failed(r, HTTP_BAD_GATEWAY,
+                                   apr_psprintf(r->pool, "Bitbucket's authorize page answered error=%s: check the "
+                                                "application link (redirect URL, scope %s)",
+                                                ap_escape_logitem(r->pool, error), conf->scope), login->return_to);
+    }
+    if (bb_oauth2_exchange_code(r->pool, &conf->oauth2, &conf->http, code, login->verifier, &tokens, &errmsg)
+        != BB_OK) {
+        return bbauth_login_failed(r, HTTP_BAD_GATEWAY, errmsg, login->return_to);
+    }
+    return bbauth_login_identified(r, conf, login, bb_bearer_authorizer, (void *)tokens->access_token, tokens);
+}
+
+/* Bitbucket sends the browser back here, in the shape of the configured OAuth version. */
+static int handle_callback(request_rec *r, const bbauth_server_conf *conf)
+{
+    /* The code or verifier in this URL must not travel on as a Referer. */
+    apr_table_setn(r->err_headers_out, "Referrer-Policy", "no-referrer");
+    if (r->method_number != M_GET) {
+        return method_not_allowed(r);
+    }
+    return conf->oauth_version == 1 ? bbauth_oauth1_callback(r, conf) : oauth2_callback(r, conf);
 }
 
 /* The callback is the module's own endpoint: answered before any access control of the URL space it lies in. */

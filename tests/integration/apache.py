@@ -56,7 +56,10 @@ class Apache(root, extra_conf="", **opts)
       port=None              default: a free port (bind 127.0.0.1:0)
       user=None              when running as root: the User/Group the children run as (default www-data)
       env=None               extra environment for apache2 (it otherwise gets only PATH and LANG=C), e.g. for
-                             `BBAuthClientSecret env:NAME`
+                             `BBAuthClientSecret env:NAME`.  $BBAUTH_APACHE_ENV (a JSON object) adds to every
+                             instance's environment, with @ROOT@ and @LOGS@ replaced: `make test-asan` uses it for
+                             LD_PRELOAD=libasan and ASAN_OPTIONS=...:log_path=@LOGS@/sanitizer.  Any
+                             logs/sanitizer.* file (a sanitizer's report) makes stop() raise ApacheError with it.
       pre_conf=""            config text placed BEFORE the standard <Directory> blocks (rarely needed)
       start_timeout=15       seconds for start/restart to become ready
     extra_conf: a string, or a callable(apache) -> str (rendered at every start/restart/configtest).  It is written
@@ -217,6 +220,17 @@ def _clean_env(extra=None):
     return env
 
 
+def _env_from_outside():
+    """The extra apache2 environment in $BBAUTH_APACHE_ENV (a JSON object of strings), or {}."""
+    text = os.environ.get("BBAUTH_APACHE_ENV", "").strip()
+    if not text:
+        return {}
+    env = json.loads(text)
+    if not isinstance(env, dict):
+        raise ValueError("BBAUTH_APACHE_ENV must be a JSON object")
+    return {str(k): str(v) for k, v in env.items()}
+
+
 def _skip(msg):
     try:
         import pytest
@@ -314,7 +328,7 @@ class Apache:
         self.servers = max(1, int(servers))
         self.threads = max(1, int(threads))
         self.timeout = timeout
-        self.env = dict(env or {})
+        self.env = {**_env_from_outside(), **(env or {})}
         self.pre_conf = pre_conf
         self.start_timeout = start_timeout
         self.port = port or free_port()
@@ -494,6 +508,21 @@ class Apache:
         _write(self.conf_path, self.render_config(), 0o644)
         _write(self.extra_conf_path, self._render_extra(), 0o644)
 
+    def _apache_env(self):
+        """apache2's whole environment: PATH, LANG and self.env with @ROOT@ and @LOGS@ replaced."""
+        repl = {"@ROOT@": str(self.root), "@LOGS@": str(self.logs_dir)}
+        env = {}
+        for k, v in self.env.items():
+            v = str(v)
+            for placeholder, value in repl.items():
+                v = v.replace(placeholder, value)
+            env[k] = v
+        return _clean_env(env)
+
+    def sanitizer_reports(self):
+        """{path: text} of the reports a sanitizer wrote to logs/sanitizer.* (see BBAUTH_APACHE_ENV)."""
+        return {str(f): _read(f) for f in sorted(self.logs_dir.glob("sanitizer.*"))}
+
     def _cmd(self, *args):
         return [APACHE2, "-d", str(self.root), "-f", str(self.conf_path), *args]
 
@@ -502,7 +531,7 @@ class Apache:
         if extra_conf is not None:
             self.extra_conf = extra_conf
         self.write_config()
-        p = subprocess.run(self._cmd("-t"), capture_output=True, text=True, env=_clean_env(self.env),
+        p = subprocess.run(self._cmd("-t"), capture_output=True, text=True, env=self._apache_env(),
                            timeout=self.start_timeout, stdin=subprocess.DEVNULL)
         return p.returncode, (p.stdout + p.stderr)
 
@@ -589,7 +618,7 @@ class Apache:
             pass
         try:
             p = subprocess.run(self._cmd("-k", "start"), capture_output=True, text=True,
-                               env=_clean_env(self.env), timeout=self.start_timeout, stdin=subprocess.DEVNULL)
+                               env=self._apache_env(), timeout=self.start_timeout, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired as e:
             self._kill_leftovers()
             raise self._failure(f"apache2 -k start did not return within {self.start_timeout}s",
@@ -650,6 +679,10 @@ class Apache:
             time.sleep(0.02)
         _live.discard(self)
         self.pid = None
+        reports = self.sanitizer_reports()
+        if reports:
+            raise ApacheError(f"sanitizer reports of Apache in {self.root}:\n"
+                              + "\n".join(f"--- {path}\n{_tail(text, 80)}" for path, text in reports.items()))
 
     def _kill_leftovers(self):
         left = self.processes()

@@ -83,6 +83,17 @@ HANDLER_LOCATIONS = """<Location /login>
 """
 
 
+# /alpha: only who may read the repository PROJ/alpha in Bitbucket (sessions and access tokens).
+ALPHA_REPO_LOCATION = """ScriptAlias /alpha/echo @ECHO@
+<Location /alpha>
+    AuthType Bitbucket
+    BBAuthTokenAuth On
+    AuthzSendForbiddenOnFailure On
+    Require bitbucket-repo PROJ/alpha
+</Location>
+"""
+
+
 def protected_conf(site):
     return server_conf(site) + """
 ScriptAlias /packages/echo @ECHO@
@@ -132,10 +143,12 @@ class Site:
         return s
 
     def start_login(self, s, path="/packages/"):
-        """GET a protected path as a browser; returns the 302 to Bitbucket's authorize endpoint."""
+        """GET a protected path as a browser; returns the 302 to Bitbucket's authorize endpoint (OAuth 2, or
+        OAuth 1's authorize servlet with BBAuthOAuthVersion 1)."""
         r = s.get(self.url(path), allow_redirects=False)
         assert r.status_code == 302, (r.status_code, r.text[:300])
-        assert r.headers["Location"].startswith(self.fb.base_url + "/rest/oauth2/latest/authorize?"), r.headers
+        assert r.headers["Location"].startswith((self.fb.base_url + "/rest/oauth2/latest/authorize?",
+                                                 self.fb.base_url + "/plugins/servlet/oauth/authorize?")), r.headers
         return r
 
     def authorize(self, s, authorize_url, user="alice", password=None):
@@ -165,6 +178,18 @@ class Site:
         assert r.status_code == 302, (r.status_code, r.text[:500])
         return r
 
+    @staticmethod
+    def state_cookies(s):
+        """The login-state cookies a browser holds (name -> value)."""
+        return {c.name: c.value for c in s.cookies if c.name.startswith("bbauth_session_st_")}
+
+    def replay_elsewhere(self, callback, state_cookies):
+        """Another browser that stole the callback URL and the state cookies sends them again."""
+        thief = self.session()
+        for name, value in state_cookies.items():
+            thief.cookies.set(name, value, path=CALLBACK_PATH)
+        return thief.get(callback, allow_redirects=False)
+
     def echo(self, s, path="/packages/echo", **kw):
         r = s.get(self.url(path), allow_redirects=False, **kw)
         assert r.status_code == 200, (r.status_code, r.text[:300])
@@ -175,8 +200,9 @@ class Site:
 
 
 def make_site(apache_factory, tmp_serverroot, conf=protected_conf, context_path="", key_count=1,
-              start=True, **apache_opts):
-    """Starts the fake Bitbucket (over HTTPS with a CA made now) and an Apache with `conf(site)` as extra conf."""
+              start=True, fake_opts=None, **apache_opts):
+    """Starts the fake Bitbucket (over HTTPS with a CA made now) and an Apache with `conf(site)` as extra conf.
+    fake_opts: more FakeBitbucketProcess arguments (e.g. oauth1_consumer_key, oauth1_public_key)."""
     pki = testca.make_ca_and_cert(str(tmp_serverroot / "pki"))
     os.chmod(tmp_serverroot / "pki", 0o755)
     os.chmod(pki["ca"], 0o644)
@@ -186,7 +212,8 @@ def make_site(apache_factory, tmp_serverroot, conf=protected_conf, context_path=
     redirect_uri = apache.url(CALLBACK_PATH)
     fb = fake_bitbucket.FakeBitbucketProcess(str(tmp_serverroot / "fakebb"), pki["cert"], pki["key"], pki["ca"],
                                              context_path=context_path, oauth2_client_id=CLIENT_ID,
-                                             oauth2_client_secret=CLIENT_SECRET, redirect_uris=[redirect_uri])
+                                             oauth2_client_secret=CLIENT_SECRET, redirect_uris=[redirect_uri],
+                                             **(fake_opts or {}))
     fb.start()
     site = Site(apache, fb, pki, key_file, keys, redirect_uri)
     apache.extra_conf = lambda _a: conf(site)

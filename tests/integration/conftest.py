@@ -73,7 +73,7 @@ def tmp_serverroot(request):
     """A fresh directory for this test, mode 0755 and under a world-searchable base (/tmp or
     $BBAUTH_TEST_TMPDIR), so that the children running as www-data can read what is in it."""
     base = os.environ.get("BBAUTH_TEST_TMPDIR", tempfile.gettempdir())
-    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in request.node.name)[:60]
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in request.node.name)[:40]  # unix socket paths (cgid) must stay short
     d = Path(tempfile.mkdtemp(prefix=f"bbauth-it-{name}-", dir=base))
     os.chmod(d, 0o755)
     request.node._bbauth_tmp_serverroot = d

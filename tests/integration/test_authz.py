@@ -12,17 +12,10 @@ PROJECT_TOKEN = "BBDC-projPROJProjectReadToken00000000000000010"
 
 
 def authz_conf(site):
-    return bbsite.protected_conf(site) + """
-ScriptAlias /alpha/echo @ECHO@
+    return bbsite.protected_conf(site) + bbsite.ALPHA_REPO_LOCATION + """
 ScriptAlias /proj/echo @ECHO@
 ScriptAlias /devs/echo @ECHO@
 ScriptAlias /either/echo @ECHO@
-<Location /alpha>
-    AuthType Bitbucket
-    BBAuthTokenAuth On
-    AuthzSendForbiddenOnFailure On
-    Require bitbucket-repo PROJ/alpha
-</Location>
 <Location /proj>
     AuthType Bitbucket
     BBAuthTokenAuth On

@@ -1,6 +1,7 @@
 """Issue 2: one real login with a real browser: headless Chromium (Debian's chromium + chromium-driver, driven by
 selenium) goes to a protected page, is sent to the fake Bitbucket's login form, logs in, and comes back with a
-session. Chromium trusts exactly the fake's certificate (by its public key), nothing else."""
+session, once with OAuth 2 and once with OAuth 1.0a (issue 3). Chromium trusts exactly the fake's certificate (by
+its public key), nothing else."""
 
 import base64
 import hashlib
@@ -13,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from apache import free_port
+from oauth1site import make_oauth1_site
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -27,6 +29,14 @@ def spki_sha256_b64(cert_path):
         cert = x509.load_pem_x509_certificate(f.read())
     spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+@pytest.fixture(params=[2, 1], ids=["oauth2", "oauth1"])
+def site(request, site_factory, tmp_serverroot):
+    """The standard protected site, logging in with OAuth 2 or (issue 3) OAuth 1.0a: the same browser flow."""
+    if request.param == 1:
+        return make_oauth1_site(site_factory, tmp_serverroot)
+    return site_factory()
 
 
 @pytest.fixture

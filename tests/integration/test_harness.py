@@ -265,3 +265,21 @@ def test_failing_test_reports_logs_and_stops_apache(tmp_serverroot):
             if root.encode() in cmd and harness.pid_alive(int(d)):
                 leftovers.append(d)
     assert leftovers == []
+
+
+def test_apache_env_from_outside(apache_factory, http, monkeypatch):
+    """$BBAUTH_APACHE_ENV (how `make test-asan` preloads the ASan runtime) reaches apache2, @LOGS@ replaced."""
+    monkeypatch.setenv("BBAUTH_APACHE_ENV", '{"BBAUTH_T": "log_path=@LOGS@/sanitizer"}')
+    a = apache_factory("PassEnv BBAUTH_T\n", load_bbauth=False)
+    j = http.get(a.url("/cgi-bin/echo")).json()
+    assert j["env"]["BBAUTH_T"] == f"log_path={a.logs_dir}/sanitizer"
+
+
+def test_sanitizer_report_fails_stop(apache_factory):
+    """A sanitizer's report in logs/ makes stop() raise, so the test whose Apache wrote it fails."""
+    a = apache_factory(load_bbauth=False)
+    (a.logs_dir / "sanitizer.12345").write_text("==12345==ERROR: AddressSanitizer: heap-use-after-free\n")
+    with pytest.raises(harness.ApacheError, match="heap-use-after-free"):
+        a.stop()
+    (a.logs_dir / "sanitizer.12345").unlink()
+    a.stop()

@@ -120,14 +120,11 @@ def test_parallel_logins_in_several_tabs_all_complete(site):
 def test_replayed_callback_is_refused_even_with_its_state_cookie(site):
     s = site.session()
     r = site.start_login(s, "/packages/echo")
-    state_cookies = {c.name: c.value for c in s.cookies if c.name.startswith("bbauth_session_st_")}
+    state_cookies = site.state_cookies(s)
     callback = site.authorize(s, r.headers["Location"])
     assert s.get(callback, allow_redirects=False).status_code == 302
 
-    thief = site.session()
-    for name, value in state_cookies.items():
-        thief.cookies.set(name, value, path=bbsite.CALLBACK_PATH)
-    replay = thief.get(callback, allow_redirects=False)
+    replay = site.replay_elsewhere(callback, state_cookies)
     assert replay.status_code == 400
     assert "bbauth_session=" not in replay.headers.get("Set-Cookie", "")
     assert site.fb.calls().get("token") == 1  # the code was not even sent again

@@ -1,5 +1,6 @@
 /* test_bitbucket: reading whoami answers and users pages, the bearer authorizer, and failures before any answer. */
 #include "unit.h"
+#include "fake_response.h"
 #include "bb_bitbucket.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -18,24 +19,6 @@ static void assert_contains(const char *haystack, const char *needle)
     if (haystack == NULL || strstr(haystack, needle) == NULL) {
         fail_msg("\"%s\" does not contain \"%s\"", haystack ? haystack : "(null)", needle);
     }
-}
-
-static bb_http_response_t *response_n(apr_pool_t *p, int status, const char *content_type, const char *body,
-                                      apr_size_t len)
-{
-    bb_http_response_t *resp = apr_pcalloc(p, sizeof(*resp));
-
-    resp->status = status;
-    resp->content_type = content_type;
-    resp->body = body;
-    resp->body_len = len;
-    resp->headers = apr_table_make(p, 2);
-    return resp;
-}
-
-static bb_http_response_t *response(apr_pool_t *p, int status, const char *content_type, const char *body)
-{
-    return response_n(p, status, content_type, body, strlen(body));
 }
 
 /* ---- whoami ---- */
@@ -86,6 +69,26 @@ static void test_whoami_unknown_token(void **state)
     assert_contains(errmsg, "HTTP 401");
 }
 
+/* A signed OAuth 1 call that Bitbucket refuses says why in WWW-Authenticate: the message names it and the fix. */
+static void test_refusal_names_the_oauth_problem(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *username, *errmsg;
+    bb_http_response_t *resp = response(p, 401, "text/plain", "oauth_problem=token_rejected");
+    bb_user_t *user;
+
+    apr_table_set(resp->headers, "WWW-Authenticate", "OAuth realm=\"https://bb\", oauth_problem=\"token_rejected\"");
+    assert_int_equal(whoami(p, resp, &username, &errmsg), BB_DENIED);
+    assert_contains(errmsg, "HTTP 401: Bitbucket refused the credential: oauth_problem=token_rejected: ");
+    assert_contains(errmsg, "start again");
+    apr_table_set(resp->headers, "WWW-Authenticate", "OAuth realm=\"https://bb\", oauth_problem=\"timestamp_refused\"");
+    assert_int_equal(bb_bitbucket_parse_users(p, resp, users_url, "jane", &user, &errmsg), BB_DENIED);
+    assert_contains(errmsg, "oauth_problem=timestamp_refused: this server's time");
+    apr_table_set(resp->headers, "WWW-Authenticate", "Bearer realm=\"x\"");
+    assert_int_equal(whoami(p, resp, &username, &errmsg), BB_DENIED);
+    assert_null(strstr(errmsg, "oauth_problem"));
+}
+
 /* Never treat HTML (or anything else that is not a plain name) as a username. */
 static void test_whoami_never_html(void **state)
 {
@@ -124,7 +127,7 @@ static void test_whoami_never_html(void **state)
     name256[256] = '\0';
     assert_int_equal(whoami(p, response(p, 200, "text/plain", name256), &username, &errmsg), BB_BAD_RESPONSE);
     /* A NUL would cut the name short if the body were read as a C string. */
-    assert_int_equal(whoami(p, response_n(p, 200, "text/plain", "jane\0admin", 10), &username, &errmsg),
+    assert_int_equal(whoami(p, response_full(p, 200, "text/plain", "jane\0admin", 10, NULL), &username, &errmsg),
                      BB_BAD_RESPONSE);
 }
 
@@ -321,6 +324,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         UNIT_TEST(test_whoami_username),
         UNIT_TEST(test_whoami_unknown_token),
+        UNIT_TEST(test_refusal_names_the_oauth_problem),
         UNIT_TEST(test_whoami_never_html),
         UNIT_TEST(test_users_exact_match_slug_differs),
         UNIT_TEST(test_users_case_insensitive_fallback),

@@ -1,5 +1,6 @@
 /* test_http: bb_http against an in-process TLS server on 127.0.0.1: trust, caps, redirects, failures, describe. */
 #include "unit.h"
+#include "fake_response.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -532,47 +533,54 @@ static void test_header_injection_refused(void **state)
 
 /* ---- bb_http_describe ---- */
 
-static bb_http_response_t *response(apr_pool_t *p, int status, const char *content_type, const char *location)
-{
-    bb_http_response_t *resp = apr_pcalloc(p, sizeof(*resp));
+#define SECRET_BODY "<html>SECRET-BODY</html>"
 
-    resp->status = status;
-    resp->content_type = content_type;
-    resp->body = "<html>SECRET-BODY</html>";
-    resp->body_len = strlen(resp->body);
-    resp->headers = apr_table_make(p, 2);
-    if (location) {
-        apr_table_set(resp->headers, "Location", location);
-    }
-    return resp;
+/* An answer whose body must never show in a description. */
+static bb_http_response_t *answer(apr_pool_t *p, int status, const char *content_type, const char *location)
+{
+    return response_at(p, status, content_type, SECRET_BODY, location);
 }
 
 static void test_describe(void **state)
 {
     apr_pool_t *p = *state;
-    bb_http_response_t *no_headers = response(p, 307, "", NULL);
+    bb_http_response_t *no_headers = answer(p, 307, "", NULL);
     const char *text;
 
-    text = bb_http_describe(p, response(p, 302, "text/html", "https://evil.example/2fa?code=SECRET"));
+    text = bb_http_describe(p, answer(p, 302, "text/html", "https://evil.example/2fa?code=SECRET"));
     assert_contains(text, "HTTP 302 redirect to evil.example (");
     assert_contains(text, "two-factor");
     assert_null(strstr(text, "SECRET"));
     assert_null(strstr(text, "/2fa"));
-    assert_contains(bb_http_describe(p, response(p, 303, "", "/login?next=SECRET")), "HTTP 303 redirect within the "
+    assert_contains(bb_http_describe(p, answer(p, 303, "", "/login?next=SECRET")), "HTTP 303 redirect within the "
                                                                                       "same server (");
-    assert_contains(bb_http_describe(p, response(p, 302, "", "https://ev\"il<b>/x")), "HTTP 302 redirect to another "
+    assert_contains(bb_http_describe(p, answer(p, 302, "", "https://ev\"il<b>/x")), "HTTP 302 redirect to another "
                                                                                       "host (");
-    assert_contains(bb_http_describe(p, response(p, 301, "", NULL)), "HTTP 301 redirect (");
+    assert_contains(bb_http_describe(p, answer(p, 301, "", NULL)), "HTTP 301 redirect (");
     no_headers->headers = NULL;
     assert_contains(bb_http_describe(p, no_headers), "HTTP 307 redirect (");
 
-    text = bb_http_describe(p, response(p, 200, "text/html", NULL));
+    text = bb_http_describe(p, answer(p, 200, "text/html", NULL));
     assert_contains(text, "HTTP 200 HTML page (");
     assert_contains(text, "two-factor");
     assert_null(strstr(text, "SECRET"));
-    assert_string_equal(bb_http_describe(p, response(p, 404, "text/html", NULL)), "HTTP 404 HTML page");
-    assert_string_equal(bb_http_describe(p, response(p, 500, "", NULL)), "HTTP 500");
-    assert_string_equal(bb_http_describe(p, response(p, 200, "application/json", NULL)), "HTTP 200 (application/json)");
+    assert_string_equal(bb_http_describe(p, answer(p, 404, "text/html", NULL)), "HTTP 404 HTML page");
+    assert_string_equal(bb_http_describe(p, answer(p, 500, "", NULL)), "HTTP 500");
+    assert_string_equal(bb_http_describe(p, answer(p, 200, "application/json", NULL)), "HTTP 200 (application/json)");
+}
+
+/* The glue names the two-factor cause on the user's page exactly when the message carries the hint. */
+static void test_is_foreign_page(void **state)
+{
+    apr_pool_t *p = *state;
+
+    assert_true(bb_http_is_foreign_page(apr_pstrcat(p, "token exchange at https://bb/x: unusable answer: ",
+                                                    bb_http_describe(p, answer(p, 302, "", "https://e/")), NULL)));
+    assert_true(bb_http_is_foreign_page(bb_http_describe(p, answer(p, 200, "text/html", NULL))));
+    assert_false(bb_http_is_foreign_page(bb_http_describe(p, answer(p, 404, "text/html", NULL))));
+    assert_false(bb_http_is_foreign_page(bb_http_describe(p, answer(p, 500, "application/json", NULL))));
+    assert_false(bb_http_is_foreign_page("whoami at https://bb/x: HTTP 401: Bitbucket refused the credential"));
+    assert_false(bb_http_is_foreign_page(NULL));
 }
 
 int main(void)
@@ -593,6 +601,7 @@ int main(void)
         UNIT_TEST(test_only_https_fetched),
         UNIT_TEST(test_header_injection_refused),
         UNIT_TEST(test_describe),
+        UNIT_TEST(test_is_foreign_page),
     };
 
     /* The server's writes to a client that gave up must not kill the test. */

@@ -1,6 +1,7 @@
 /* test_oauth1: OAuth 1.0a RSA-SHA1 signing against published vectors, the Authorization header, token answers,
  * problem reporting and consumer-key loading. */
 #include "unit.h"
+#include "fake_response.h"
 #include <apr_file_io.h>
 #include <apr_time.h>
 #include <openssl/evp.h>
@@ -328,17 +329,6 @@ static void test_authorize_url(void **state)
 }
 
 /* ---- token answers ---- */
-
-static bb_http_response_t *response(apr_pool_t *p, int status, const char *content_type, const char *body)
-{
-    bb_http_response_t *resp = apr_pcalloc(p, sizeof(*resp));
-    resp->status = status;
-    resp->content_type = content_type;
-    resp->body = body;
-    resp->body_len = strlen(body);
-    resp->headers = apr_table_make(p, 4);
-    return resp;
-}
 
 static const char *token_url = "https://bitbucket.example.com/bitbucket/plugins/servlet/oauth/request-token";
 

@@ -1,5 +1,6 @@
 /* test_oauth2: the authorize URL, and reading every kind of token-endpoint answer without leaking a token. */
 #include "unit.h"
+#include "fake_response.h"
 #include "bb_oauth2.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -53,18 +54,6 @@ static void test_authorize_url(void **state)
                         "&state=st4te-_x"
                         "&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
                         "&code_challenge_method=S256");
-}
-
-static bb_http_response_t *response(apr_pool_t *p, int status, const char *content_type, const char *body)
-{
-    bb_http_response_t *resp = apr_pcalloc(p, sizeof(*resp));
-
-    resp->status = status;
-    resp->content_type = content_type;
-    resp->body = body;
-    resp->body_len = strlen(body);
-    resp->headers = apr_table_make(p, 2);
-    return resp;
 }
 
 static bb_status_t parse(apr_pool_t *p, const bb_http_response_t *resp, bb_oauth2_tokens_t **tokens,

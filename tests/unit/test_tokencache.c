@@ -6,6 +6,8 @@
 #include <openssl/hmac.h>
 #include "bb_util.h"
 #include "bb_tokencache.h"
+#include "bb_hmac.h"
+#include "bb_memo.h"
 
 #define NOW    1700000000
 #define TOKEN  "BBDC-MzE2NjY5NTk4NzU5OrJl4m+Ju/w7rQ=="
@@ -310,6 +312,49 @@ static void test_short_secret_caches_nothing(void **state)
     assert_int_equal(bb_tokencache_store_invalid(p, &f->tc, TOKEN, NOW, 30), APR_EINVAL);
 }
 
+/* With this process's memo, a verdict stored or read once is served without the shared cache (here emptied
+ * behind its back) until its own expiry, with every field; the MAC key set up once gives the same keys. */
+static void test_memo_serves_verdicts(void **state)
+{
+    apr_pool_t *p = *state;
+    fixture_t *f = fixture(p, 0x5a), *other_host = fixture(p, 0x5a);
+    bb_tokencache_entry_t *entry = NULL;
+    const char *plain_key = bb_tokencache_key(p, &f->tc, TOKEN);
+
+    f->tc.hmac = bb_hmac_key_create(p, f->secret, sizeof(f->secret));
+    f->tc.memo = bb_memo_create(p, 16);
+    assert_string_equal(bb_tokencache_key(p, &f->tc, TOKEN), plain_key);
+    assert_int_equal(bb_tokencache_store_valid(p, &f->tc, TOKEN, &alice, NOW, 300), APR_SUCCESS);
+    apr_hash_clear(f->fc.entries);
+    assert_int_equal(lookup(p, f, TOKEN, NOW + 299, &entry), BB_TOKENCACHE_HIT_VALID);
+    assert_string_equal(entry->user->name, "alice@example.com");
+    assert_string_equal(entry->user->slug, "alice_example.com");
+    assert_string_equal(entry->user->display_name, "Alice Liddell");
+    assert_string_equal(entry->user->email, "alice@example.com");
+    assert_string_equal(entry->user->type, "NORMAL");
+    assert_int_equal(entry->user->id, 103);
+    assert_int_equal(entry->user->active, 1);
+    assert_int_equal(entry->validated_at, NOW);
+    assert_int_equal(entry->expires, NOW + 300);
+    assert_int_equal(lookup(p, f, TOKEN, NOW + 300, &entry), BB_TOKENCACHE_MISS);
+    assert_int_equal(lookup(p, f, OTHER, NOW, &entry), BB_TOKENCACHE_MISS);
+
+    /* A refusal is remembered too, for its own 30 s. */
+    assert_int_equal(bb_tokencache_store_invalid(p, &f->tc, OTHER, NOW, 30), APR_SUCCESS);
+    apr_hash_clear(f->fc.entries);
+    assert_int_equal(lookup(p, f, OTHER, NOW + 29, &entry), BB_TOKENCACHE_HIT_INVALID);
+    assert_null(entry->user);
+    assert_int_equal(lookup(p, f, OTHER, NOW + 30, &entry), BB_TOKENCACHE_MISS);
+
+    /* A verdict another host stored in the shared cache is remembered once read. */
+    other_host->fc.entries = f->fc.entries;
+    assert_int_equal(bb_tokencache_store_valid(p, &other_host->tc, TOKEN, &alice, NOW + 400, 300), APR_SUCCESS);
+    assert_int_equal(lookup(p, f, TOKEN, NOW + 400, &entry), BB_TOKENCACHE_HIT_VALID);
+    apr_hash_clear(f->fc.entries);
+    assert_int_equal(lookup(p, f, TOKEN, NOW + 401, &entry), BB_TOKENCACHE_HIT_VALID);
+    assert_int_equal(entry->validated_at, NOW + 400);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -323,6 +368,7 @@ int main(void)
         UNIT_TEST(test_changed_or_moved_records_are_misses),
         UNIT_TEST(test_refused_stores),
         UNIT_TEST(test_short_secret_caches_nothing),
+        UNIT_TEST(test_memo_serves_verdicts),
     };
     return UNIT_RUN("tokencache", tests);
 }

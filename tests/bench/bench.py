@@ -1,0 +1,272 @@
+#!/usr/bin/python3
+"""`make bench`: requests/s and p99 latency of mod_bbauth against httpd's own floor, in one run on one Apache.
+
+Targets (tests/bench/benchsite.py; all serve the same 1 KiB static file):
+    open, floor, cookie, token, oidc-shm, oidc-cookie   (see benchsite.TARGETS_DOC)
+wrk (BENCH_CONNECTIONS=16 connections, BENCH_THREADS=2 threads) runs BENCH_SECONDS=5 s per target, the targets
+alternating, BENCH_ROUNDS=3 rounds (each round in another order); a ratio is taken within a round (the same
+minute of the machine's life) and the median over rounds is reported.
+
+Then each of open, floor, cookie and token runs under `valgrind --tool=callgrind` in a single apache2 -X without
+mod_auth_openidc, counting only inside ap_run_process_connection (start-up varies between runs by more than a
+request costs): instructions per request are the difference between a run of BENCH_CG_SHORT and one of
+BENCH_CG_LONG requests on one keep-alive connection, divided by the difference (so first-request work is not
+counted either); the module's own share is the inclusive count of its hooks. cookie and oidc-cookie are counted
+again with mod_auth_openidc loaded (its hooks run for every AuthType request).
+
+Writes tests/bench/results.md (or $BENCH_RESULTS); BENCH_KEEP=1 keeps the ServerRoot with the callgrind outputs.
+No assertion on times: the targets (cookie >= 95% of floor, token >= 90% of floor, cookie >= 2x mod_auth_openidc)
+are reported as met or not.
+BBAUTH_MODULE: the module to measure (make bench sets it to .build/mod_bbauth.so).
+"""
+
+import datetime
+import http.client
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import benchsite  # noqa: E402
+from benchsite import harness  # noqa: E402
+from wrkrun import run_wrk  # noqa: E402
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+CG_SHORT = int(os.environ.get("BENCH_CG_SHORT", "50"))
+CG_LONG = int(os.environ.get("BENCH_CG_LONG", "550"))
+RESULTS = Path(os.environ.get("BENCH_RESULTS", HERE / "results.md"))
+MODULE_HOOKS = ("strip_identity_headers", "check_authn", "fixups_pass")
+
+# (target, reference, goal ratio of requests/s) as the issue sets them
+GOALS = [("cookie", "floor", 0.95), ("token", "floor", 0.90), ("cookie", "oidc-shm", 2.0),
+         ("cookie", "oidc-cookie", 2.0)]
+
+
+def machine():
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    oidc = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libapache2-mod-auth-openidc"],
+                          capture_output=True, text=True).stdout.strip()
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True)
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "httpd": harness.apache_version(),
+        "wrk": (wrk.stdout + wrk.stderr).splitlines()[0] if (wrk.stdout + wrk.stderr) else "?",
+        "mod_auth_openidc": oidc or "not installed",
+        "load average at start (other work on the machine)": " ".join(open("/proc/loadavg").read().split()[:3]),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- wrk
+
+def run_rounds(site):
+    names = list(site.targets)
+    for name in names:                                   # warm-up: caches, keep-alive, the token cache
+        run_wrk(site.targets[name].url, site.targets[name].headers, 1, CONNECTIONS, THREADS)
+    rounds = []
+    for r in range(ROUNDS):
+        order = names[r % len(names):] + names[:r % len(names)]
+        results = {}
+        for name in order:
+            t = site.targets[name]
+            res = run_wrk(t.url, t.headers, SECONDS, CONNECTIONS, THREADS)
+            if res.errors:
+                raise SystemExit(f"{name}: {res.errors} errors (non-2xx or socket errors) under load:\n{res.text}")
+            results[name] = res
+            print(f"  round {r + 1} {name:12s} {res.rps:10.0f} req/s   p99 {res.p99:7.2f} ms", flush=True)
+        rounds.append(results)
+    return rounds
+
+
+def summarize(rounds):
+    names = list(rounds[0])
+    rows = []
+    for name in names:
+        rps = [r[name].rps for r in rounds]
+        p99 = [r[name].p99 for r in rounds]
+        rows.append((name, statistics.median(rps), min(rps), max(rps), statistics.median(p99)))
+    return rows
+
+
+def ratio(rounds, a, b):
+    """Median, min and max over rounds of rps(a) / rps(b) measured in the same round."""
+    if a not in rounds[0] or b not in rounds[0]:
+        return None
+    vals = [r[a].rps / r[b].rps for r in rounds]
+    return statistics.median(vals), min(vals), max(vals)
+
+
+# ---------------------------------------------------------------------------------------------- callgrind
+
+def callgrind_once(apache, target, n, tag):
+    """Total instructions of one `apache2 -X` under callgrind that served n requests of target, and the inclusive
+    instructions of the module's hooks."""
+    out = apache.logs_dir / f"callgrind.{target.name}.{'oidc' if 'auth_openidc' in apache.modules else 'plain'}.{tag}.out"
+    if out.exists():
+        out.unlink()
+    # Only what runs inside ap_run_process_connection (reading, handling and logging requests) is counted: start-up
+    # (key set-up, OpenSSL's lazy initialisation, ...) varies between runs by more than a request costs.
+    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--collect-atstart=no",
+           "--toggle-collect=ap_run_process_connection", *apache._cmd("-X")]
+    # Started as root, apache2 would switch to www-data after callgrind opened its output file as root, and could
+    # not write it at the end: so it starts as the harness's unprivileged user, which owns logs/ and run/.
+    for f in apache.logs_dir.iterdir():
+        os.chown(f, apache.run_uid, apache.run_gid)
+    as_user = {"user": apache.run_uid, "group": apache.run_gid, "extra_groups": []} if os.geteuid() == 0 else {}
+    proc = subprocess.Popen(cmd, env=apache._apache_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, cwd=str(apache.root), **as_user)
+    try:
+        u = urlsplit(target.url)
+        deadline = time.monotonic() + 180
+        while not harness.port_open(u.port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"apache2 -X under callgrind did not start: {proc.stdout.read().decode()}")
+            time.sleep(0.2)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
+        for i in range(n):
+            conn.request("GET", u.path, headers=target.headers)
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200 or body.decode() != benchsite.PAYLOAD:
+                raise RuntimeError(f"callgrind {target.name}: request {i}: {resp.status} {body[:200]!r}")
+        conn.close()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    text = out.read_text()
+    m = re.search(r"^(?:summary|totals):\s*(\d+)", text, re.M)
+    if not m:
+        raise RuntimeError(f"no totals in {out}")
+    ann = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", "--auto=no", str(out)],
+                         capture_output=True, text=True, cwd="/").stdout
+    # A function can be listed more than once (by file, by object, "???"): its inclusive count is the largest.
+    found = {}
+    for line in ann.splitlines():
+        fm = re.match(r"^\s*([\d,]+)\s.*:(\w+)(?:\s+\[.*\])?\s*$", line)
+        if fm and fm.group(2) in MODULE_HOOKS:
+            found[fm.group(2)] = max(found.get(fm.group(2), 0), int(fm.group(1).replace(",", "")))
+    return int(m.group(1)), sum(found.values())
+
+
+def run_callgrind(site):
+    if not shutil.which("valgrind") or not shutil.which("callgrind_annotate"):
+        return None, "valgrind is not installed (build/deps.sh --bench)"
+    site.apache.stop()
+    results = {}
+    plan = [(name, name, False) for name in ("open", "floor", "cookie", "token")]
+    if "oidc-cookie" in site.targets:
+        plan += [("cookie", "cookie, mod_auth_openidc loaded", True), ("oidc-cookie", "oidc-cookie", True)]
+    for name, label, oidc in plan:
+        site.load_oidc(oidc)
+        t = site.targets[name]
+        short_total, short_hooks = callgrind_once(site.apache, t, CG_SHORT, "short")
+        long_total, long_hooks = callgrind_once(site.apache, t, CG_LONG, "long")
+        n = CG_LONG - CG_SHORT
+        results[label] = ((long_total - short_total) / n, (long_hooks - short_hooks) / n)
+        print(f"  callgrind {label:32s} {results[label][0]:10,.0f} instructions/request, module hooks "
+              f"{results[label][1]:8,.0f}", flush=True)
+    site.load_oidc(True)
+    return results, None
+
+
+# --------------------------------------------------------------------------------------------------- report
+
+def report(info, rounds, rows, cg, cg_note, notes):
+    lines = ["# mod_bbauth benchmark", "",
+             "Written by `make bench` (tests/bench/bench.py); numbers from one run on the machine below. wrk and",
+             "Apache share the machine, so absolute numbers say little; the ratios within a round are the result.", "",
+             "## Machine", ""]
+    lines += [f"- {k}: {v}" for k, v in info.items()]
+    lines += ["", "## Targets", "", "```", benchsite.TARGETS_DOC, "```", "",
+              f"Apache event MPM, 2 processes x {site_threads} threads (so that no connection waits for a thread), KeepAlive, a 1 KiB static file; wrk "
+              f"-t{THREADS} -c{CONNECTIONS}, {SECONDS} s per target, {ROUNDS} rounds, targets alternating.", "",
+              "## Throughput and latency (median over rounds)", "",
+              "| target | requests/s | min | max | p99 ms |", "|---|---:|---:|---:|---:|"]
+    for name, med, lo, hi, p99 in rows:
+        lines.append(f"| {name} | {med:,.0f} | {lo:,.0f} | {hi:,.0f} | {p99:.2f} |")
+    lines += ["", "## Paired ratios (requests/s of A / B within the same round: median [min, max])", "",
+              "| A / B | ratio | goal | met |", "|---|---:|---:|---|"]
+    done = set()
+    for a, b, goal in GOALS:
+        r = ratio(rounds, a, b)
+        if r:
+            done.add((a, b))
+            lines.append(f"| {a} / {b} | {r[0]:.3f} [{r[1]:.3f}, {r[2]:.3f}] | >= {goal:g} | "
+                         f"{'yes' if r[0] >= goal else 'NO'} |")
+    for a in rows:
+        for b in ("open", "floor"):
+            r = ratio(rounds, a[0], b)
+            if r and a[0] != b and (a[0], b) not in done:
+                lines.append(f"| {a[0]} / {b} | {r[0]:.3f} [{r[1]:.3f}, {r[2]:.3f}] | | |")
+    lines += ["", "## Instructions per request (callgrind, one apache2 -X)", ""]
+    if cg:
+        lines += [f"Counted inside ap_run_process_connection only; the difference between {CG_LONG} and {CG_SHORT} "
+                  f"requests on one keep-alive connection, divided by {CG_LONG - CG_SHORT}. Without mod_auth_openidc "
+                  f"unless the target says so. \"module hooks\": inclusive instructions of mod_bbauth's hooks "
+                  f"({', '.join(MODULE_HOOKS)}). Valgrind hides the CPU's SHA extensions, so HMAC counts more "
+                  f"here than it costs on the machine.", "",
+                  "| target | instructions/request | of which module hooks | vs floor |", "|---|---:|---:|---:|"]
+        for name, (total, hooks) in cg.items():
+            lines.append(f"| {name} | {total:,.0f} | {hooks:,.0f} | {total - cg['floor'][0]:+,.0f} |")
+    else:
+        lines.append(f"Not measured: {cg_note}.")
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+site_threads = 32
+
+
+def main():
+    info = machine()
+    notes = []
+    workdir = Path(tempfile.mkdtemp(prefix="bbauth-bench-", dir=os.environ.get("BBAUTH_TEST_TMPDIR", "/tmp")))
+    print(f"bench: ServerRoot and fake Bitbucket in {workdir}", flush=True)
+    with benchsite.BenchSite(workdir, threads=site_threads) as site:
+        if site.oidc_note:
+            notes.append(site.oidc_note)
+        print(f"bench: targets {', '.join(site.targets)}; {ROUNDS} rounds x {SECONDS} s each", flush=True)
+        rounds = run_rounds(site)
+        cg, cg_note = run_callgrind(site)
+    rows = summarize(rounds)
+    text = report(info, rounds, rows, cg, cg_note, notes)
+    RESULTS.write_text(text)
+    print("\n" + text)
+    print(f"bench: written to {RESULTS}")
+    if os.environ.get("BENCH_KEEP"):
+        print(f"bench: kept {workdir} (callgrind outputs in httpd/logs/)")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Running wrk (Debian's) against one URL and reading its report: requests/s, latency percentiles, errors."""
+
+import re
+import shutil
+import subprocess
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+class WrkResult:
+    def __init__(self, text):
+        self.text = text
+        m = re.search(r"Requests/sec:\s*([\d.]+)", text)
+        if not m:
+            raise RuntimeError("wrk printed no Requests/sec:\n" + text)
+        self.rps = float(m.group(1))
+        self.latency_ms = {}
+        for pct, value, unit in re.findall(r"^\s*(\d+)%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M):
+            self.latency_ms[int(pct)] = float(value) * UNITS[unit]
+        m = re.search(r"(\d+) requests in", text)
+        self.requests = int(m.group(1)) if m else 0
+        m = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", text)
+        self.non_2xx = int(m.group(1)) if m else 0
+        m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+        self.socket_errors = sum(int(x) for x in m.groups()) if m else 0
+        self.socket_error_line = m.group(0) if m else "no socket errors"
+
+    @property
+    def p99(self):
+        return self.latency_ms.get(99)
+
+    @property
+    def errors(self):
+        return self.non_2xx + self.socket_errors
+
+
+def wrk_path():
+    path = shutil.which("wrk")
+    if not path:
+        raise SystemExit("wrk is not installed: run build/deps.sh --bench")
+    return path
+
+
+def run_wrk(url, headers=None, seconds=5, connections=16, threads=2, script=None, timeout_s=5):
+    cmd = [wrk_path(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", f"--timeout={timeout_s}s", "--latency"]
+    for name, value in (headers or {}).items():
+        cmd += ["-H", f"{name}: {value}"]
+    if script:
+        cmd += ["-s", str(script)]
+    cmd.append(url)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    if p.returncode != 0:
+        raise RuntimeError(f"wrk failed ({p.returncode}): {p.stderr or p.stdout}")
+    return WrkResult(p.stdout)
