@@ -18,6 +18,10 @@ static const grant_t code_grant = {
     "token exchange",
     "the code was already used or has expired, or the PKCE verifier or redirect_uri did not match: log in again"
 };
+static const grant_t revocation = {
+    "token revocation",
+    "Bitbucket no longer knows the token"
+};
 static const grant_t refresh_grant = {
     "token refresh",
     "the refresh token has expired, was revoked or was already used by a concurrent refresh, or "
@@ -304,4 +308,32 @@ bb_status_t bb_oauth2_refresh(apr_pool_t *p, const bb_oauth2_client_t *client, c
                                    (char *)NULL);
 
     return token_request(p, client, http, &refresh_grant, form, tokens, errmsg);
+}
+
+bb_status_t bb_oauth2_revoke(apr_pool_t *p, const bb_oauth2_client_t *client, const bb_http_opts_t *http,
+                             const char *token, const char *token_type_hint, const char **errmsg)
+{
+    const char *url = bb_url_join(p, client->base_url, BB_OAUTH2_REVOKE_PATH);
+    const char *form = bb_url_form(p, "token", token,
+                                   "token_type_hint", token_type_hint,
+                                   "client_id", client->client_id,
+                                   "client_secret", client->client_secret,
+                                   (char *)NULL);
+    apr_table_t *headers = apr_table_make(p, 1);
+    bb_http_response_t *resp;
+    bb_oauth2_tokens_t *ignored;
+    bb_status_t status;
+
+    apr_table_setn(headers, "Accept", "application/json");
+    status = bb_http_request(p, http, "POST", url, headers, form, "application/x-www-form-urlencoded", &resp,
+                             errmsg);
+    if (status != BB_OK) {
+        *errmsg = apr_psprintf(p, "%s: %s", revocation.what, *errmsg);
+        return status;
+    }
+    if (resp->status == 200) {
+        return BB_OK;
+    }
+    /* Not a 200: read_answer words the refusal (a 4xx with an error code) or the unusable answer. */
+    return read_answer(p, resp, url, &revocation, &ignored, errmsg);
 }

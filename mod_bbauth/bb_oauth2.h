@@ -1,4 +1,4 @@
-/* bb_oauth2: Bitbucket's OAuth 2 provider: the authorize URL, the authorization-code exchange and the refresh grant. */
+/* bb_oauth2: Bitbucket's OAuth 2 provider: the authorize URL, the authorization-code exchange, the refresh grant and revocation. */
 #ifndef BB_OAUTH2_H
 #define BB_OAUTH2_H
 
@@ -9,6 +9,7 @@
 /* The provider's endpoints, under the base URL. */
 #define BB_OAUTH2_AUTHORIZE_PATH "/rest/oauth2/latest/authorize"
 #define BB_OAUTH2_TOKEN_PATH     "/rest/oauth2/latest/token"
+#define BB_OAUTH2_REVOKE_PATH    "/rest/oauth2/latest/revoke"
 
 typedef struct {
     const char *base_url;        /* Bitbucket base URL, no trailing '/' */
@@ -41,6 +42,12 @@ bb_status_t bb_oauth2_exchange_code(apr_pool_t *p, const bb_oauth2_client_t *cli
 /* POST <base>/rest/oauth2/latest/token, grant_type=refresh_token (redirect_uri sent too, as some versions want). */
 bb_status_t bb_oauth2_refresh(apr_pool_t *p, const bb_oauth2_client_t *client, const bb_http_opts_t *http,
                               const char *refresh_token, bb_oauth2_tokens_t **tokens, const char **errmsg);
+
+/* POST <base>/rest/oauth2/latest/revoke with token, token_type_hint ("refresh_token" or "access_token"),
+ * client_id and client_secret. BB_OK for a 200 (also when Bitbucket no longer knew the token); a 4xx with a JSON
+ * "error" → BB_DENIED; anything else as the token endpoint ("token revocation at <url>: ..."). */
+bb_status_t bb_oauth2_revoke(apr_pool_t *p, const bb_oauth2_client_t *client, const bb_http_opts_t *http,
+                             const char *token, const char *token_type_hint, const char **errmsg);
 
 /* Reads a token-endpoint answer (its messages are worded for the code exchange; the refresh has its own):
  *   BB_OK            200 JSON object with a string access_token; token_type, if given, is bearer in any case;

@@ -85,6 +85,7 @@ typedef struct {
     bbauth_unauth_action unauth_action;
     const char *header_prefix;
     int token_auth;                  /* BBAuthTokenAuth: BBAUTH_UNSET (off), 0 or 1 */
+    int needs_grant;                 /* a Require line here asks Bitbucket with a session's OAuth grant */
 } bbauth_dir_conf;
 
 /* mod_bbauth_config.c */
@@ -136,6 +137,11 @@ void bbauth_grant_save(request_rec *r, const bbauth_server_conf *conf, const cha
 const char *bbauth_grant_access_token(request_rec *r, const bbauth_server_conf *conf, const char *sid,
                                       int force_refresh, const char **errmsg, int *unavailable);
 void bbauth_grant_forget(request_rec *r, const char *sid);
+/* Logout: revokes the session's grant at Bitbucket (its refresh token, which ends the whole grant), so that the
+ * tokens are worthless even to whoever copied them; a failure is logged and the logout goes on. */
+void bbauth_grant_revoke(request_rec *r, const bbauth_server_conf *conf, const char *sid);
+/* 1 when the session's grant is kept (or the integration has none to keep: OAuth 1). */
+int bbauth_grant_kept(request_rec *r, const bbauth_server_conf *conf, const char *sid);
 /* BBAuthSessionRevalidate: 0 when Bitbucket no longer accepts the session's grant (user deactivated, grant
  * revoked, or none kept), 1 otherwise; asks Bitbucket at most once per period per session. */
 int bbauth_session_revalidate(request_rec *r, const bbauth_server_conf *conf, const bb_session_t *session);

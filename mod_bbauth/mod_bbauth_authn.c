@@ -177,7 +177,8 @@ static int has_error_document(request_rec *r, int status)
     return core->response_code_strings && core->response_code_strings[ap_index_of_response(status)];
 }
 
-/* The WWW-Authenticate challenge: Basic with BBAuthTokenAuth, so that composer, pip and npm send their token. */
+/* WWW-Authenticate for this location: Basic with BBAuthTokenAuth, so that composer, pip and npm send their
+ * configured token; else the module's own scheme. */
 static void set_challenge(request_rec *r, const bbauth_dir_conf *dconf)
 {
     const char *realm = ap_escape_quotes(r->pool, ap_auth_name(r) ? ap_auth_name(r) : BBAUTH_AUTH_TYPE);
@@ -188,20 +189,26 @@ static void set_challenge(request_rec *r, const bbauth_dir_conf *dconf)
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
 }
 
-/* 401 with a challenge and, unless the admin set an ErrorDocument, a short text instead of httpd's HTML page. */
-static int unauthorized(request_rec *r, const bbauth_dir_conf *dconf)
+/* 401 with the challenge and, unless the admin set an ErrorDocument, a short text instead of httpd's HTML page. */
+static int unauthorized_because(request_rec *r, const bbauth_dir_conf *dconf, const char *text)
 {
     set_challenge(r, dconf);
     if (!has_error_document(r, HTTP_UNAUTHORIZED)) {
-        ap_custom_response(r, HTTP_UNAUTHORIZED, token_auth_on(dconf)
-                           ? "Authentication required: send a Bitbucket HTTP access token, or log in with Bitbucket in a browser.\n"
-                           : "Authentication required: log in with Bitbucket in a browser.\n");
+        ap_custom_response(r, HTTP_UNAUTHORIZED, text);
     }
     return HTTP_UNAUTHORIZED;
 }
 
-/* A Require line refused a user who is logged in: httpd answers 401 and asks the AuthType for its challenge.
- * (AuthzSendForbiddenOnFailure On makes that a 403 instead.) */
+static int unauthorized(request_rec *r, const bbauth_dir_conf *dconf)
+{
+    return unauthorized_because(r, dconf, token_auth_on(dconf)
+                                ? "Authentication required: send a Bitbucket HTTP access token, or log in with "
+                                  "Bitbucket in a browser.\n"
+                                : "Authentication required: log in with Bitbucket in a browser.\n");
+}
+
+/* A Require line refused an authenticated user and httpd answers 401 (unless AuthzSendForbiddenOnFailure): a 401
+ * carries a challenge (RFC 7235), which httpd asks of the AuthType. */
 static int note_auth_failure(request_rec *r, const char *auth_type)
 {
     if (strcasecmp(auth_type, BBAUTH_AUTH_TYPE)) {
@@ -251,7 +258,9 @@ static int check_token(request_rec *r, const bbauth_server_conf *conf, const bba
     case HTTP_SERVICE_UNAVAILABLE:
         return HTTP_SERVICE_UNAVAILABLE;
     default:
-        return unauthorized(r, dconf);
+        return unauthorized_because(r, dconf, "The credentials sent were refused: Bitbucket does not accept this "
+                                    "access token (unknown, expired or revoked; project and repository tokens "
+                                    "only as Bearer).\n");
     }
 }
 
@@ -274,6 +283,14 @@ static int check_authn(request_rec *r)
     session = bbauth_request_session(r, conf);
     if (session && ap_is_initial_req(r) && !bbauth_session_revalidate(r, conf, session)) {
         bbauth_set_cookie(r, bbauth_session_cookie(r, conf, "", 0));
+        session = NULL;
+    }
+    /* A Require line here asks Bitbucket with the session's grant: without it (the cache was emptied, or Bitbucket
+     * refused to refresh it) the browser goes through the login again, which makes a new one. */
+    if (session && dconf->needs_grant && !bbauth_grant_kept(r, conf, session->sid)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: no Bitbucket grant is kept for the session of %s "
+                      "any more (cache emptied, or grant revoked): logging in again",
+                      bb_strip_controls(r->pool, session->sub));
         session = NULL;
     }
     if (session) {
@@ -361,4 +378,5 @@ void bbauth_register_authn_hooks(void)
     ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_authn(check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_fixups(fixups_pass, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
 }

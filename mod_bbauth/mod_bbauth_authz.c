@@ -7,6 +7,7 @@
 #include <mod_auth.h>
 
 #include "mod_bbauth.h"
+#include "bb_authzcache.h"
 
 /* The names of a "Require bitbucket-user" line, split once at startup. */
 static const char *parse_user_list(cmd_parms *cmd, const char *require_args, const void **parsed)
@@ -84,6 +85,9 @@ static const char *parse_ask(cmd_parms *cmd, const char *require_args, const voi
         }
         ask->project = ask->what;
     }
+    /* Browser sessions ask with their OAuth grant here: check_authn sends one without it through the login. */
+    ((bbauth_dir_conf *)ap_set_config_vectors(cmd->server, cmd->context, cmd->path, &bbauth_module,
+                                              cmd->pool))->needs_grant = 1;
     *parsed = ask;
     return NULL;
 }
@@ -103,35 +107,48 @@ static const char *parse_group(cmd_parms *cmd, const char *line, const void **pa
     return parse_ask(cmd, line, parsed, ASK_GROUP);
 }
 
-/* Decisions are shared through the cache for BBAuthAuthzCacheTTL, keyed by user and question, and for access
- * tokens by the token too (each may be limited to less than its owner may do). The key is a hash of all that. */
-static const char *decision_key(request_rec *r, const ask_t *ask)
-{
-    const char *token = bbauth_request_credential(r)->token;
+/* Decisions are shared through the cache for BBAuthAuthzCacheTTL, per user and question, and for access tokens per
+ * token too (each may be limited to less than its owner may do). Keyed and authenticated by HMAC under the
+ * server's secret (bb_authzcache): whoever can write to a memcached or redis cannot forge a "yes", and no token
+ * goes into a key even hashed plain. */
+typedef struct {
+    bb_authzcache_t cache;
+    const char *principal;
+    const char *question;
+} decision_t;
 
-    return bb_cache_key(r->pool, "authz", apr_pstrcat(r->pool, r->user, "\n", ask_names[ask->kind], "\n",
-                                                      ask->what, "\n", token ? token : "(session)", NULL));
+static decision_t *decision_of(request_rec *r, const bbauth_server_conf *conf, const ask_t *ask)
+{
+    const bb_key_t *key = &APR_ARRAY_IDX(conf->token_keys->keys, 0, bb_key_t);
+    const char *token = bbauth_request_credential(r)->token;
+    decision_t *d = apr_pcalloc(r->pool, sizeof(*d));
+    bb_tokencache_t tc = { bbauth_cache(), key->secret, key->len, key->hmac, NULL };
+
+    d->cache.cache = bbauth_cache();
+    d->cache.secret = key->secret;
+    d->cache.secret_len = key->len;
+    d->principal = apr_pstrcat(r->pool, r->user, "\n",
+                               token ? bb_tokencache_key(r->pool, &tc, token) : "(session)", NULL);
+    d->question = apr_pstrcat(r->pool, ask_names[ask->kind], " ", ask->what, NULL);
+    return d;
 }
 
-static int cached_decision(request_rec *r, const char *key)
+/* -1 when nothing usable is cached, else 0 or 1. */
+static int cached_decision(request_rec *r, const decision_t *d)
 {
-    const bb_cache_t *cache = bbauth_cache();
-    unsigned char value[1];
-    unsigned int len = sizeof(value);
-
-    if (cache->retrieve(cache->baton, (const unsigned char *)key, (unsigned int)strlen(key), value, &len, r->pool)
-        != APR_SUCCESS || len != 1) {
+    switch (bb_authzcache_lookup(r->pool, &d->cache, d->principal, d->question, bbauth_now())) {
+    case BB_AUTHZCACHE_GRANTED:
+        return 1;
+    case BB_AUTHZCACHE_DENIED:
+        return 0;
+    default:
         return -1;
     }
-    return value[0] == 'y';
 }
 
-static void remember_decision(request_rec *r, const bbauth_server_conf *conf, const char *key, int granted)
+static void remember_decision(request_rec *r, const bbauth_server_conf *conf, const decision_t *d, int granted)
 {
-    const bb_cache_t *cache = bbauth_cache();
-    cache->store(cache->baton, (const unsigned char *)key, (unsigned int)strlen(key),
-                 apr_time_from_sec(bbauth_now() + conf->authz_cache_ttl),
-                 (const unsigned char *)(granted ? "y" : "n"), 1, r->pool);
+    bb_authzcache_store(r->pool, &d->cache, d->principal, d->question, granted, bbauth_now(), conf->authz_cache_ttl);
 }
 
 /* The token to ask Bitbucket with: the client's access token, or the session's OAuth grant. */
@@ -201,15 +218,16 @@ static authz_status check_ask(request_rec *r, const char *require_args, const vo
 {
     const ask_t *ask = parsed;
     const bbauth_server_conf *conf = ap_get_module_config(r->server->module_config, &bbauth_module);
-    const char *key, *token, *errmsg = NULL;
+    const char *token, *errmsg = NULL;
+    const decision_t *decision;
     int cached, unavailable;
     bb_status_t status;
 
     if (!r->user) {
         return AUTHZ_DENIED_NO_USER;
     }
-    key = decision_key(r, ask);
-    cached = cached_decision(r, key);
+    decision = decision_of(r, conf, ask);
+    cached = cached_decision(r, decision);
     if (cached >= 0) {
         return cached ? AUTHZ_GRANTED : AUTHZ_DENIED;
     }
@@ -225,7 +243,7 @@ static authz_status check_ask(request_rec *r, const char *require_args, const vo
         return unavailable ? bitbucket_unavailable(r) : AUTHZ_DENIED;
     }
     if (status == BB_OK || status == BB_DENIED) {
-        remember_decision(r, conf, key, status == BB_OK);
+        remember_decision(r, conf, decision, status == BB_OK);
         if (status == BB_DENIED) {
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: Require %s %s denies %s: %s",
                           ask_names[ask->kind], ask->what, r->user, errmsg);

@@ -94,6 +94,7 @@ void *bbauth_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     merged->unauth_action = add->unauth_action ? add->unauth_action : base->unauth_action;
     MERGE_PTR(header_prefix);
     MERGE_NUM(token_auth);
+    merged->needs_grant = add->needs_grant || base->needs_grant;
     return merged;
 }
 

@@ -83,9 +83,29 @@ const char *bbauth_grant_access_token(request_rec *r, const bbauth_server_conf *
     return grant->access_token;
 }
 
+int bbauth_grant_kept(request_rec *r, const bbauth_server_conf *conf, const char *sid)
+{
+    return conf->oauth_version != 2 || bb_grant_load(r->pool, bbauth_cache(), conf->grant_sealer, sid) != NULL;
+}
+
 void bbauth_grant_forget(request_rec *r, const char *sid)
 {
     bb_grant_remove(r->pool, bbauth_cache(), sid);
+}
+
+void bbauth_grant_revoke(request_rec *r, const bbauth_server_conf *conf, const char *sid)
+{
+    bb_grant_t *grant = conf->oauth_version == 2 ? bb_grant_load(r->pool, bbauth_cache(), conf->grant_sealer, sid)
+                                                 : NULL;
+    int refresh = grant && *grant->refresh_token;
+    const char *errmsg = NULL;
+
+    if (grant && bb_oauth2_revoke(r->pool, &conf->oauth2, &conf->http,
+                                  refresh ? grant->refresh_token : grant->access_token,
+                                  refresh ? "refresh_token" : "access_token", &errmsg) != BB_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mod_bbauth: logout: the session's grant stays valid at "
+                      "Bitbucket until it expires: %s", errmsg);
+    }
 }
 
 /* The session was checked at Bitbucket less than BBAuthSessionRevalidate ago (on any server sharing the cache). */

@@ -340,6 +340,7 @@ static int logout_handler(request_rec *r)
     conf = server_conf(r);
     session = conf->missing ? NULL : bbauth_request_session(r, conf);
     if (session) {
+        bbauth_grant_revoke(r, conf, session->sid);
         bbauth_session_end(r, session);
     }
     bbauth_set_cookie(r, bbauth_session_cookie(r, conf, "", 0));

@@ -59,6 +59,17 @@ static int refused(request_rec *r, const char *why)
     return HTTP_UNAUTHORIZED;
 }
 
+/* Bitbucket takes project and repository tokens as Bearer only, never with a username in Basic: neither does
+ * the module, whatever their owner (a service user) may do. */
+static int accepted(request_rec *r, const bb_credential_t *cred, const bb_user_t *user, const bb_user_t **owner)
+{
+    if (cred->scheme == BB_CRED_SCHEME_BASIC && !strcmp(user->type, "SERVICE")) {
+        return refused(r, "a project or repository token sent as Basic: Bitbucket takes them as Bearer only");
+    }
+    *owner = user;
+    return OK;
+}
+
 const char *bbauth_token_of(request_rec *r)
 {
     bb_credential_t *cred = NULL;
@@ -88,8 +99,7 @@ int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, co
     }
     switch (bb_tokencache_lookup(r->pool, &tc, cred->token, now, &entry)) {
     case BB_TOKENCACHE_HIT_VALID:
-        *owner = entry->user;
-        return OK;
+        return accepted(r, cred, entry->user, owner);
     case BB_TOKENCACHE_HIT_INVALID:
         return refused(r, "Bitbucket refused it recently (cached)");
     default:
@@ -105,6 +115,5 @@ int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, co
         return HTTP_SERVICE_UNAVAILABLE;
     }
     bb_tokencache_store_valid(r->pool, &tc, cred->token, user, now, conf->token_cache_ttl);
-    *owner = user;
-    return OK;
+    return accepted(r, cred, user, owner);
 }

@@ -231,6 +231,11 @@ static void test_grants_unreachable(void **state)
     assert_int_equal(bb_oauth2_refresh(p, &closed, &http, REFRESH_TOKEN, &tokens, &errmsg), BB_UNAVAILABLE);
     assert_contains(errmsg, "token refresh: POST https://127.0.0.1:1/bitbucket/rest/oauth2/latest/token: ");
     assert_no_secret(errmsg);
+
+    errmsg = NULL;
+    assert_int_equal(bb_oauth2_revoke(p, &closed, &http, REFRESH_TOKEN, "refresh_token", &errmsg), BB_UNAVAILABLE);
+    assert_contains(errmsg, "token revocation: POST https://127.0.0.1:1/bitbucket/rest/oauth2/latest/revoke: ");
+    assert_no_secret(errmsg);
 }
 
 int main(void)
