@@ -89,6 +89,20 @@ static void refresh_session_cookie(request_rec *r, const bbauth_server_conf *con
     }
 }
 
+/* s without control characters (a header or CGI variable must not carry them); s itself when it has none, which
+ * is always for what Bitbucket sends, so no copy is made on every request. */
+static const char *without_controls(apr_pool_t *p, const char *s)
+{
+    const unsigned char *c;
+
+    for (c = (const unsigned char *)(s ? s : ""); *c; c++) {
+        if (*c < 0x20 || *c == 0x7f) {
+            return bb_strip_controls(p, s);
+        }
+    }
+    return s ? s : "";
+}
+
 /* "<prefix><field>"; no allocation for the default prefix (this runs on every authenticated request). */
 static const char *identity_header(request_rec *r, const bbauth_dir_conf *dconf, const char *field,
                                    const char *default_name)
@@ -101,9 +115,9 @@ static void set_identity(request_rec *r, const bbauth_dir_conf *dconf, const cha
                          const char *display_name, const char *email_address, apr_int64_t user_id)
 {
     const char *uid = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, user_id);
-    const char *name = bb_strip_controls(r->pool, display_name);
-    const char *email = bb_strip_controls(r->pool, email_address);
-    const char *user = bb_strip_controls(r->pool, username);
+    const char *name = without_controls(r->pool, display_name);
+    const char *email = without_controls(r->pool, email_address);
+    const char *user = without_controls(r->pool, username);
 
     r->user = (char *)user;
     r->ap_auth_type = (char *)BBAUTH_AUTH_TYPE;

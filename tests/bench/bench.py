@@ -4,7 +4,7 @@
 Targets (tests/bench/benchsite.py; all serve the same 1 KiB static file):
     open, floor, cookie, token, oidc-shm, oidc-cookie   (see benchsite.TARGETS_DOC)
 wrk (BENCH_CONNECTIONS=16 connections, BENCH_THREADS=2 threads) runs BENCH_SECONDS=5 s per target, the targets
-alternating, BENCH_ROUNDS=3 rounds (each round in another order); a ratio is taken within a round (the same
+alternating, BENCH_ROUNDS=5 rounds (each round in another order); a ratio is taken within a round (the same
 minute of the machine's life) and the median over rounds is reported.
 
 Then each of open, floor, cookie and token runs under `valgrind --tool=callgrind` in a single apache2 -X without
@@ -43,7 +43,7 @@ from benchsite import harness  # noqa: E402
 from wrkrun import run_wrk  # noqa: E402
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 CG_SHORT = int(os.environ.get("BENCH_CG_SHORT", "50"))
