@@ -260,22 +260,34 @@ bb_status_t bb_oauth2_parse_token_response(apr_pool_t *p, const bb_http_response
     return read_answer(p, resp, url, &code_grant, tokens, errmsg);
 }
 
+/* POSTs the form to url (one of Bitbucket's OAuth 2 endpoints); a failure's *errmsg begins with the step. */
+static bb_status_t post_form(apr_pool_t *p, const bb_http_opts_t *http, const char *url, const grant_t *step,
+                             const char *form, bb_http_response_t **resp, const char **errmsg)
+{
+    apr_table_t *headers = apr_table_make(p, 1);
+    bb_status_t status;
+
+    apr_table_setn(headers, "Accept", "application/json");
+    status = bb_http_request(p, http, "POST", url, headers, form, "application/x-www-form-urlencoded", resp,
+                             errmsg);
+    if (status != BB_OK) {
+        *errmsg = apr_psprintf(p, "%s: %s", step->what, *errmsg);
+    }
+    return status;
+}
+
 /* POSTs the form to the token endpoint and reads the answer. */
 static bb_status_t token_request(apr_pool_t *p, const bb_oauth2_client_t *client, const bb_http_opts_t *http,
                                  const grant_t *grant, const char *form, bb_oauth2_tokens_t **tokens,
                                  const char **errmsg)
 {
     const char *url = bb_url_join(p, client->base_url, BB_OAUTH2_TOKEN_PATH);
-    apr_table_t *headers = apr_table_make(p, 1);
     bb_http_response_t *resp;
     bb_status_t status;
 
     *tokens = NULL;
-    apr_table_setn(headers, "Accept", "application/json");
-    status = bb_http_request(p, http, "POST", url, headers, form, "application/x-www-form-urlencoded", &resp,
-                             errmsg);
+    status = post_form(p, http, url, grant, form, &resp, errmsg);
     if (status != BB_OK) {
-        *errmsg = apr_psprintf(p, "%s: %s", grant->what, *errmsg);
         return status;
     }
     return read_answer(p, resp, url, grant, tokens, errmsg);
@@ -319,16 +331,11 @@ bb_status_t bb_oauth2_revoke(apr_pool_t *p, const bb_oauth2_client_t *client, co
                                    "client_id", client->client_id,
                                    "client_secret", client->client_secret,
                                    (char *)NULL);
-    apr_table_t *headers = apr_table_make(p, 1);
     bb_http_response_t *resp;
     bb_oauth2_tokens_t *ignored;
-    bb_status_t status;
+    bb_status_t status = post_form(p, http, url, &revocation, form, &resp, errmsg);
 
-    apr_table_setn(headers, "Accept", "application/json");
-    status = bb_http_request(p, http, "POST", url, headers, form, "application/x-www-form-urlencoded", &resp,
-                             errmsg);
     if (status != BB_OK) {
-        *errmsg = apr_psprintf(p, "%s: %s", revocation.what, *errmsg);
         return status;
     }
     if (resp->status == 200) {
