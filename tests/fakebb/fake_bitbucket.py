@@ -1818,14 +1818,28 @@ class FakeBitbucket:
                 "links": {"clone": [{"href": href, "name": "http"}],
                           "self": [{"href": f"{self.base_url}/projects/{p['key']}/repos/{r['slug']}/browse"}]}}
 
+    @staticmethod
+    def wanted_level(perm, grants):
+        """The level a ?permission= filter asks for (public when absent), or None for a permission Bitbucket refuses."""
+        if not perm:
+            return L_PUBLIC
+        return GRANT_LEVEL[perm] if perm in grants else None
+
+    def viewable_project(self, rq, key):
+        """(project, None), or (None, the 404/401 reply Bitbucket gives); call with self.lock held."""
+        p = self.find_project(key)
+        if p is None:
+            return None, self.json_reply(404, errors_body(f"Project {key} does not exist.", EXC_NO_PROJECT))
+        if self.project_view_level(rq.principal, p) < L_PUBLIC:
+            return None, self.json_reply(401, errors_body(MSG_NOT_PERMITTED, EXC_AUTHZ))
+        return p, None
+
     def h_projects(self, rq):
         self.rest_auth(rq, required=False)
         perm = rq.qfirst("permission")
-        need = L_PUBLIC
-        if perm:
-            if perm not in PROJECT_GRANTS:
-                return self.json_reply(400, errors_body(f"Invalid permission {perm}", EXC_BAD_ARG))
-            need = GRANT_LEVEL[perm]
+        need = self.wanted_level(perm, PROJECT_GRANTS)
+        if need is None:
+            return self.json_reply(400, errors_body(f"Invalid permission {perm}", EXC_BAD_ARG))
         name = (rq.qfirst("name") or "").strip().lower()
         with self.lock:
             out = []
@@ -1840,21 +1854,17 @@ class FakeBitbucket:
     def h_project(self, rq, key):
         self.rest_auth(rq, required=False)
         with self.lock:
-            p = self.find_project(key)
-            if p is None:
-                return self.json_reply(404, errors_body(f"Project {key} does not exist.", EXC_NO_PROJECT))
-            if self.project_view_level(rq.principal, p) < L_PUBLIC:
-                return self.json_reply(401, errors_body(MSG_NOT_PERMITTED, EXC_AUTHZ))
+            p, refusal = self.viewable_project(rq, key)
+            if refusal:
+                return refusal
             return self.json_reply(200, self.rest_project(p))
 
     def h_project_repos(self, rq, key):
         self.rest_auth(rq, required=False)
         with self.lock:
-            p = self.find_project(key)
-            if p is None:
-                return self.json_reply(404, errors_body(f"Project {key} does not exist.", EXC_NO_PROJECT))
-            if self.project_view_level(rq.principal, p) < L_PUBLIC:
-                return self.json_reply(401, errors_body(MSG_NOT_PERMITTED, EXC_AUTHZ))
+            p, refusal = self.viewable_project(rq, key)
+            if refusal:
+                return refusal
             out = [self.rest_repo(p, r) for r in sorted(p["repos"].values(), key=lambda x: x["slug"])
                    if self.level(rq.principal, p, r) >= L_PUBLIC]
         return self.paged(rq, out)
@@ -1876,11 +1886,9 @@ class FakeBitbucket:
     def h_repos(self, rq):
         self.rest_auth(rq, required=False)
         perm = rq.qfirst("permission")
-        need = L_PUBLIC
-        if perm:
-            if perm not in REPO_GRANTS:
-                return self.json_reply(400, errors_body(f"Invalid permission {perm}", EXC_BAD_ARG))
-            need = GRANT_LEVEL[perm]
+        need = self.wanted_level(perm, REPO_GRANTS)
+        if need is None:
+            return self.json_reply(400, errors_body(f"Invalid permission {perm}", EXC_BAD_ARG))
         pk = (rq.qfirst("projectkey") or "").strip().upper()
         name = (rq.qfirst("name") or "").strip().lower()
         pname = (rq.qfirst("projectname") or "").strip().lower()

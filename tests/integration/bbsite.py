@@ -190,6 +190,21 @@ class Site:
             thief.cookies.set(name, value, path=CALLBACK_PATH)
         return thief.get(callback, allow_redirects=False)
 
+    def login_tabs(self, s, count=3):
+        """Starts `count` logins in as many tabs of one browser, tab i returning to /packages/echo?tab=i; their
+        callback URLs, in tab order."""
+        starts = [self.start_login(s, f"/packages/echo?tab={i}") for i in range(count)]
+        return [self.authorize(s, r.headers["Location"]) for r in starts]
+
+    def completed_then_replayed(self, s):
+        """Completes one login, then another browser that stole its callback URL and state cookies sends them
+        again; the replay's response."""
+        r = self.start_login(s, "/packages/echo")
+        state_cookies = self.state_cookies(s)
+        callback = self.authorize(s, r.headers["Location"])
+        assert s.get(callback, allow_redirects=False).status_code == 302
+        return self.replay_elsewhere(callback, state_cookies)
+
     def echo(self, s, path="/packages/echo", **kw):
         r = s.get(self.url(path), allow_redirects=False, **kw)
         assert r.status_code == 200, (r.status_code, r.text[:300])

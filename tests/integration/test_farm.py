@@ -3,7 +3,6 @@ httpd's own socache providers (BBAuthCache): a login on A works on B, a logout o
 token validated on A is not validated again on B, and a callback completed on A cannot be replayed on B."""
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -44,17 +43,13 @@ def shared_cache(request):
         proc.wait(5)
 
 
-@pytest.fixture
-def farm(site_factory, apache_factory, shared_cache):
+def start_farm(site_factory, apache_factory, shared_cache, extra_conf):
+    """Two Apaches, A and B, sharing the cache, with the protected site's configuration plus extra_conf."""
     kind, port = shared_cache
 
     def conf(site):
-        return bbsite.protected_conf(site) + f"""
-BBAuthCache {kind}:127.0.0.1:{port}
-<Location /packages>
-    BBAuthTokenAuth On
-</Location>
-"""
+        return bbsite.protected_conf(site) + f"BBAuthCache {kind}:127.0.0.1:{port}\n" + extra_conf
+
     a = site_factory(conf=conf, modules=(f"socache_{kind}",))
     # B: same key file, same Bitbucket, same redirect URI (a load balancer would send the callback anywhere).
     b_apache = apache_factory(start=False, modules=(f"socache_{kind}",))
@@ -62,6 +57,15 @@ BBAuthCache {kind}:127.0.0.1:{port}
     b_apache.extra_conf = lambda _a: conf(a)
     b_apache.start()
     return a, b
+
+
+@pytest.fixture
+def farm(site_factory, apache_factory, shared_cache):
+    return start_farm(site_factory, apache_factory, shared_cache, """
+<Location /packages>
+    BBAuthTokenAuth On
+</Location>
+""")
 
 
 def on(site, s, path="/packages/echo", **kw):

@@ -9,28 +9,19 @@ import socket
 import jwt
 import pytest
 
-import bbsite
-from test_farm import shared_cache  # noqa: F401  (the parametrized memcached / redis fixture)
+from test_farm import shared_cache, start_farm  # noqa: F401  (shared_cache: the parametrized memcached / redis fixture)
 
 
 @pytest.fixture
 def farm(site_factory, apache_factory, shared_cache):  # noqa: F811
-    kind, port = shared_cache
-
-    def conf(site):
-        return bbsite.protected_conf(site) + f"""
-BBAuthCache {kind}:127.0.0.1:{port}
+    a, b = start_farm(site_factory, apache_factory, shared_cache, """
 ScriptAlias /alpha/echo @ECHO@
 <Location /alpha>
     AuthType Bitbucket
     Require bitbucket-repo PROJ/alpha
 </Location>
-"""
-    a = site_factory(conf=conf, modules=(f"socache_{kind}",))
-    b_apache = apache_factory(start=False, modules=(f"socache_{kind}",))
-    b = bbsite.Site(b_apache, a.fb, a.pki, a.key_file, a.keys, a.redirect_uri)
-    b_apache.extra_conf = lambda _a: conf(a)
-    b_apache.start()
+""")
+    kind, port = shared_cache
     return a, b, kind, port
 
 

@@ -2,10 +2,7 @@
 
 import base64
 import re
-import hashlib
-import json
 
-import jwt
 import pytest
 
 import bbsite
@@ -109,8 +106,7 @@ def test_pass_lets_anonymous_through_and_sets_identity_with_a_session(site):
 
 def test_parallel_logins_in_several_tabs_all_complete(site):
     s = site.session()
-    starts = [site.start_login(s, f"/packages/echo?tab={i}") for i in range(3)]
-    callbacks = [site.authorize(s, r.headers["Location"]) for r in starts]
+    callbacks = site.login_tabs(s)
     for i in (2, 0, 1):
         r = s.get(callbacks[i], allow_redirects=False)
         assert r.status_code == 302 and r.headers["Location"] == f"/packages/echo?tab={i}"
@@ -119,12 +115,7 @@ def test_parallel_logins_in_several_tabs_all_complete(site):
 
 def test_replayed_callback_is_refused_even_with_its_state_cookie(site):
     s = site.session()
-    r = site.start_login(s, "/packages/echo")
-    state_cookies = site.state_cookies(s)
-    callback = site.authorize(s, r.headers["Location"])
-    assert s.get(callback, allow_redirects=False).status_code == 302
-
-    replay = site.replay_elsewhere(callback, state_cookies)
+    replay = site.completed_then_replayed(s)
     assert replay.status_code == 400
     assert "bbauth_session=" not in replay.headers.get("Set-Cookie", "")
     assert site.fb.calls().get("token") == 1  # the code was not even sent again

@@ -126,8 +126,7 @@ def test_login_handler_and_context_path(site_factory, tmp_serverroot):
 
 def test_parallel_logins_in_several_tabs_all_complete(site):
     s = site.session()
-    starts = [site.start_login(s, f"/packages/echo?tab={i}") for i in range(3)]
-    callbacks = [site.authorize(s, r.headers["Location"]) for r in starts]
+    callbacks = site.login_tabs(s)
     for i in (1, 2, 0):
         r = s.get(callbacks[i], allow_redirects=False)
         assert r.status_code == 302 and r.headers["Location"] == f"/packages/echo?tab={i}"
@@ -155,12 +154,7 @@ def test_approve_on_the_consent_page_logs_in(site):
 
 def test_replayed_callback_is_refused_even_with_its_state_cookie(site):
     s = site.session()
-    r = site.start_login(s, "/packages/echo")
-    state_cookies = site.state_cookies(s)
-    callback = site.authorize(s, r.headers["Location"])
-    assert s.get(callback, allow_redirects=False).status_code == 302
-
-    replay = site.replay_elsewhere(callback, state_cookies)
+    replay = site.completed_then_replayed(s)
     assert replay.status_code == 400 and "already used" in replay.text
     assert "bbauth_session=" not in replay.headers.get("Set-Cookie", "")
     assert site.fb.calls()["oauth1_access_token"] == 1  # the request token was not even sent again
