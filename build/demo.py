@@ -59,7 +59,7 @@ def choose_port():
 
 
 def demo_conf(site):
-    return bbsite.server_conf(site) + f"""
+    return bbsite.server_conf(site) + """
 BBAuthCookieName bbauth_demo
 ScriptAlias /packages/whoami "@CGIBIN@/whoami"
 <Location /packages>

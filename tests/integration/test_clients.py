@@ -3,7 +3,6 @@ protects, authenticating with a Bitbucket HTTP access token; with a wrong token 
 following a redirect. The mirror is the one `make demo` serves (build/demo.py builds its repositories)."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -11,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import bbsite
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "build"))

@@ -2,9 +2,7 @@
 it at Bitbucket; a session whose grant is gone goes through login again where a Require line needs it, and ends at
 its next revalidation; a grant that expires within the refresh margin is refreshed and the rotated pair kept."""
 
-import time
 
-import pytest
 
 import bbsite
 

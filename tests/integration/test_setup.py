@@ -7,7 +7,6 @@ import re
 import stat
 import subprocess
 
-import pytest
 from cryptography.hazmat.primitives import serialization
 
 import bbsite
