@@ -1,6 +1,6 @@
 # mod_bbauth: build, test and demo.
 #   make            build the module (.build/mod_bbauth.so) with apxs
-#   make install    install it with the Debian .load/.conf files (then: a2enmod bbauth)
+#   make install    install it with the Debian .load/.conf files (then: a2enmod bbauth) and bbauth-keygen
 #   make test       unit tests (cmocka) and integration tests (pytest, real Apache, fake Bitbucket)
 #   make demo       run the module in front of a sample package mirror and the bundled fake Bitbucket
 #   make bench      throughput and latency against a real Apache (wrk), callgrind: tests/bench/results.md
@@ -9,6 +9,9 @@
 #   make fuzz       libFuzzer on every parser of the core, FUZZ_SECONDS (default 60) each, from tests/fuzz/<target>/
 
 APXS    ?= apxs
+SBINDIR ?= /usr/local/sbin
+# Where httpd looks for modules (Debian: /usr/lib/apache2/modules); DESTDIR goes before it, as before SBINDIR.
+MODULES_DIR = $(shell $(APXS) -q LIBEXECDIR)
 PYTHON  ?= /usr/bin/python3
 BUILD   := .build
 PYTEST_ARGS ?=
@@ -153,9 +156,11 @@ fuzz:
 	done
 
 install: module
-	$(APXS) -i -n bbauth $(BUILD)/mod_bbauth.so
-	install -m 0644 conf/bbauth.load $(DESTDIR)/etc/apache2/mods-available/bbauth.load
-	install -m 0644 conf/bbauth.conf $(DESTDIR)/etc/apache2/mods-available/bbauth.conf
+	install -d $(DESTDIR)$(MODULES_DIR)
+	$(APXS) -i -S LIBEXECDIR=$(DESTDIR)$(MODULES_DIR) -n bbauth $(BUILD)/mod_bbauth.so
+	install -D -m 0644 conf/bbauth.load $(DESTDIR)/etc/apache2/mods-available/bbauth.load
+	install -D -m 0644 conf/bbauth.conf $(DESTDIR)/etc/apache2/mods-available/bbauth.conf
+	install -D -m 0755 build/bbauth-keygen $(DESTDIR)$(SBINDIR)/bbauth-keygen
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) mod_bbauth/*.lo mod_bbauth/*.slo mod_bbauth/*.o mod_bbauth/*.la mod_bbauth/.libs mod_bbauth.la .libs
