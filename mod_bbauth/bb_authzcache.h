@@ -5,15 +5,12 @@
 #include <apr_pools.h>
 #include "bb_cache.h"
 
-/* Shortest secret accepted; with a shorter one nothing is cached (every lookup misses, every store fails). */
-#define BB_AUTHZCACHE_MIN_SECRET 32
-
-/* Where answers go and the server secret they are keyed and authenticated with (the glue derives it from the
- * session key ring with a label of its own, so every host of a farm has the same one). */
+/* Where answers go and the server key they are keyed and authenticated with (the glue derives it from the session
+ * key ring with a label of its own, so every host of a farm has the same one). With a key shorter than
+ * BB_CACHE_MIN_SECRET nothing is cached (every lookup misses, every store fails). */
 typedef struct {
     const bb_cache_t *cache;
-    const unsigned char *secret;
-    apr_size_t secret_len;
+    const bb_key_t *key;
 } bb_authzcache_t;
 
 typedef enum {
@@ -23,8 +20,8 @@ typedef enum {
 } bb_authzcache_result_t;
 
 /* The cache key of a question asked for a principal (a string naming the credential, e.g. "sid:<session id>"):
- * "authz:" + base64url(HMAC-SHA256(secret, principal NUL question)). NULL when ac has no cache or too short a
- * secret, or principal or question is NULL. */
+ * "authz:" + base64url(HMAC-SHA256(key, principal NUL question)). NULL when ac has no cache or too short a
+ * key, or principal or question is NULL. */
 const char *bb_authzcache_key(apr_pool_t *p, const bb_authzcache_t *ac, const char *principal,
                               const char *question);
 
@@ -33,7 +30,7 @@ const char *bb_authzcache_key(apr_pool_t *p, const bb_authzcache_t *ac, const ch
 bb_authzcache_result_t bb_authzcache_lookup(apr_pool_t *p, const bb_authzcache_t *ac, const char *principal,
                                             const char *question, apr_int64_t now);
 
-/* Remembers the answer for ttl seconds: HMAC-SHA256(secret, key NUL text) (32 bytes) then the text
+/* Remembers the answer for ttl seconds as an authentic record (bb_cache_store_authentic) of the text
  * "v1 <0|1> <expiry>". APR_EINVAL for an unusable ac or ttl <= 0; otherwise what the cache's store returns. */
 apr_status_t bb_authzcache_store(apr_pool_t *p, const bb_authzcache_t *ac, const char *principal,
                                  const char *question, int granted, apr_int64_t now, apr_int64_t ttl);

@@ -4,6 +4,7 @@
 
 #include <apr_pools.h>
 #include <apr_time.h>
+#include "bb_keys.h"
 
 /* Longest value the core stores. */
 #define BB_CACHE_MAX_VALUE 4096
@@ -31,5 +32,27 @@ const char *bb_cache_key(apr_pool_t *p, const char *ns, const char *id);
  * the callers' second line of defence is that Bitbucket's codes and tokens are themselves single-use. */
 apr_status_t bb_cache_use_once(const bb_cache_t *cache, const char *ns, const char *id, apr_time_t expiry,
                                apr_pool_t *p);
+
+/* Shortest secret that keys and authenticates records (bb_key_t.len); with a shorter one nothing is stored or read. */
+#define BB_CACHE_MIN_SECRET 32
+
+/* 1 when key is there with a secret of at least BB_CACHE_MIN_SECRET bytes. */
+int bb_cache_secret_usable(const bb_key_t *key);
+
+/* HMAC-SHA256 under key (its prepared hmac when set, else one-shot from its secret) of a, then, when b is not NULL,
+ * a NUL and b's blen bytes: the NUL keeps (a, b) pairs apart and apart from a alone. 1 on success. */
+int bb_cache_mac(apr_pool_t *p, const bb_key_t *key, const char *a, const void *b, apr_size_t blen,
+                 unsigned char mac[BB_HMAC_LEN]);
+
+/* Stores HMAC(cache key NUL body) then body under cache_key until expiry (unix seconds), so that only a holder of
+ * the secret can write a record bb_cache_retrieve_authentic accepts, and a record copied to another cache key is
+ * refused. APR_ENOSPC when the record exceeds BB_CACHE_MAX_VALUE; otherwise what the cache's store returns. */
+apr_status_t bb_cache_store_authentic(apr_pool_t *p, const bb_cache_t *cache, const bb_key_t *key,
+                                      const char *cache_key, apr_int64_t expiry, const void *body, apr_size_t len);
+
+/* The body of the authentic record under cache_key (pool-owned, NUL-terminated, *len its length), or NULL when it is
+ * absent, cannot be read or is not authentic: nothing that this server did not write is handed on to a parser. */
+const unsigned char *bb_cache_retrieve_authentic(apr_pool_t *p, const bb_cache_t *cache, const bb_key_t *key,
+                                                 const char *cache_key, apr_size_t *len);
 
 #endif

@@ -3,48 +3,21 @@
 #include <apr_strings.h>
 #include <apr_time.h>
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include "bb_util.h"
 #include "bb_tokencache.h"
 
 #define KEY_NAMESPACE  "tok:"
-#define MAC_LEN        32
 #define RECORD_VERSION 1
-
-static int hmac_sha256(const bb_tokencache_t *tc, const void *data, apr_size_t len, unsigned char mac[MAC_LEN])
-{
-    unsigned int mac_len = 0;
-
-    if (tc->hmac) {
-        return bb_hmac_sha256(tc->hmac, data, len, mac);
-    }
-    return HMAC(EVP_sha256(), tc->secret, (int)tc->secret_len, data, len, mac, &mac_len) != NULL
-        && mac_len == MAC_LEN;
-}
 
 const char *bb_tokencache_key(apr_pool_t *p, const bb_tokencache_t *tc, const char *token)
 {
-    unsigned char mac[MAC_LEN];
+    unsigned char mac[BB_HMAC_LEN];
 
-    if (tc == NULL || tc->cache == NULL || tc->secret == NULL || tc->secret_len < BB_TOKENCACHE_MIN_SECRET
-        || token == NULL || !hmac_sha256(tc, token, strlen(token), mac)) {
+    if (tc == NULL || tc->cache == NULL || !bb_cache_secret_usable(tc->key) || token == NULL
+        || !bb_cache_mac(p, tc->key, token, NULL, 0, mac)) {
         return NULL;
     }
-    return apr_pstrcat(p, KEY_NAMESPACE, bb_base64url_encode(p, mac, MAC_LEN), NULL);
-}
-
-/* MAC of a record under its key. The message is key, NUL, JSON: binding the key stops a record from being
- * copied to another token's key, and the NUL keeps the message different from every token (a C string). */
-static int record_mac(apr_pool_t *p, const bb_tokencache_t *tc, const char *key, const unsigned char *json,
-                      apr_size_t json_len, unsigned char mac[MAC_LEN])
-{
-    apr_size_t key_len = strlen(key) + 1;
-    unsigned char *msg = apr_palloc(p, key_len + json_len);
-
-    memcpy(msg, key, key_len);
-    memcpy(msg + key_len, json, json_len);
-    return hmac_sha256(tc, msg, key_len + json_len, mac);
+    return apr_pstrcat(p, KEY_NAMESPACE, bb_base64url_encode(p, mac, BB_HMAC_LEN), NULL);
 }
 
 static const char *or_empty(const char *s)
@@ -119,30 +92,26 @@ static bb_tokencache_entry_t *remembered_verdict(apr_pool_t *p, const bb_tokenca
     return entry;
 }
 
-/* Stores MAC | JSON under the token's key until now + ttl. user NULL: the token is invalid. */
+/* Stores the JSON record under the token's key until now + ttl. user NULL: the token is invalid. */
 static apr_status_t store_record(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
                                  const bb_user_t *user, apr_int64_t now, apr_int64_t ttl)
 {
     const char *key = bb_tokencache_key(p, tc, token);
     json_t *rec = key && ttl > 0 ? make_record(p, user, now, ttl) : NULL;
-    unsigned char *value;
+    char *json;
     size_t json_len;
     apr_status_t rv;
 
     if (rec == NULL) {
         return APR_EINVAL;
     }
-    value = apr_palloc(p, BB_CACHE_MAX_VALUE);
+    json = apr_palloc(p, BB_CACHE_MAX_VALUE);
     /* json_dumpb returns the length the JSON needs even when it does not fit. */
-    json_len = json_dumpb(rec, (char *)value + MAC_LEN, BB_CACHE_MAX_VALUE - MAC_LEN, JSON_COMPACT);
-    if (json_len == 0 || json_len > BB_CACHE_MAX_VALUE - MAC_LEN) {
+    json_len = json_dumpb(rec, json, BB_CACHE_MAX_VALUE, JSON_COMPACT);
+    if (json_len == 0 || json_len > BB_CACHE_MAX_VALUE) {
         return APR_ENOSPC;
     }
-    if (!record_mac(p, tc, key, value + MAC_LEN, json_len, value)) {
-        return APR_EGENERAL;
-    }
-    rv = tc->cache->store(tc->cache->baton, (const unsigned char *)key, (unsigned int)strlen(key),
-                          apr_time_from_sec(now + ttl), value, (unsigned int)(MAC_LEN + json_len), p);
+    rv = bb_cache_store_authentic(p, tc->cache, tc->key, key, now + ttl, json, json_len);
     if (rv == APR_SUCCESS) {
         bb_tokencache_entry_t stored = { now, now + ttl, (bb_user_t *)user };
         memo_verdict(tc, key, &stored);
@@ -209,31 +178,22 @@ bb_tokencache_result_t bb_tokencache_lookup(apr_pool_t *p, const bb_tokencache_t
                                             apr_int64_t now, bb_tokencache_entry_t **entry)
 {
     const char *key = bb_tokencache_key(p, tc, token);
-    unsigned char *value = key ? apr_palloc(p, BB_CACHE_MAX_VALUE) : NULL;
-    unsigned int len = BB_CACHE_MAX_VALUE;
-    unsigned char mac[MAC_LEN];
+    const unsigned char *json;
+    apr_size_t len;
     bb_tokencache_entry_t *found;
 
-    if (key && (found = remembered_verdict(p, tc, key, now)) != NULL) {
-        *entry = found;
-        return found->user ? BB_TOKENCACHE_HIT_VALID : BB_TOKENCACHE_HIT_INVALID;
-    }
-    if (key == NULL
-        || tc->cache->retrieve(tc->cache->baton, (const unsigned char *)key, (unsigned int)strlen(key), value,
-                               &len, p) != APR_SUCCESS
-        || len <= MAC_LEN || len > BB_CACHE_MAX_VALUE) {
+    if (key == NULL) {
         return BB_TOKENCACHE_MISS;
     }
-    /* Authenticate before parsing: only this server's own records are ever read as JSON. */
-    if (!record_mac(p, tc, key, value + MAC_LEN, len - MAC_LEN, mac)
-        || !bb_secure_equals(mac, MAC_LEN, value, MAC_LEN)) {
-        return BB_TOKENCACHE_MISS;
-    }
-    found = parse_record(p, value + MAC_LEN, len - MAC_LEN, now);
+    found = remembered_verdict(p, tc, key, now);
     if (found == NULL) {
-        return BB_TOKENCACHE_MISS;
+        json = bb_cache_retrieve_authentic(p, tc->cache, tc->key, key, &len);
+        found = json ? parse_record(p, json, len, now) : NULL;
+        if (found == NULL) {
+            return BB_TOKENCACHE_MISS;
+        }
+        memo_verdict(tc, key, found);
     }
-    memo_verdict(tc, key, found);
     *entry = found;
     return found->user ? BB_TOKENCACHE_HIT_VALID : BB_TOKENCACHE_HIT_INVALID;
 }

@@ -5,19 +5,14 @@
 #include <apr_pools.h>
 #include "bb_cache.h"
 #include "bb_bitbucket.h"
-#include "bb_hmac.h"
 #include "bb_memo.h"
 
-/* Shortest server secret accepted; with a shorter one nothing is cached (every lookup misses). */
-#define BB_TOKENCACHE_MIN_SECRET 32
-
-/* Where verdicts go and the secret they are keyed and authenticated with. The secret is the server's own
- * (e.g. keys[0] of bb_keyring_derive(session ring, a label of its own)); a new secret simply empties the cache. */
+/* Where verdicts go and the server key they are keyed and authenticated with (e.g. keys[0] of
+ * bb_keyring_derive(session ring, a label of its own)); a new key simply empties the cache. With a key shorter than
+ * BB_CACHE_MIN_SECRET nothing is cached (every lookup misses). */
 typedef struct {
     const bb_cache_t *cache;
-    const unsigned char *secret;
-    apr_size_t secret_len;
-    const bb_hmac_key_t *hmac;     /* the secret set up once (bb_keys gives every key one); NULL: one-shot HMACs */
+    const bb_key_t *key;
     bb_memo_t *memo;               /* this process's memo of verdicts read or stored here (keyed by the cache key,
                                     * never by the token), or NULL: every lookup reads the shared cache */
 } bb_tokencache_t;
@@ -34,9 +29,9 @@ typedef struct {
     bb_user_t *user;               /* HIT_VALID: the owner (every field set; email may be ""); else NULL */
 } bb_tokencache_entry_t;
 
-/* The cache key of a token: "tok:" + base64url(HMAC-SHA256(secret, token)), 47 characters. Keyed, not a plain
+/* The cache key of a token: "tok:" + base64url(HMAC-SHA256(key, token)), 47 characters. Keyed, not a plain
  * hash, so that a copy of the cache gives no way to test guesses of tokens offline. NULL when tc has no cache
- * or its secret is shorter than BB_TOKENCACHE_MIN_SECRET. */
+ * or its key is shorter than BB_CACHE_MIN_SECRET. */
 const char *bb_tokencache_key(apr_pool_t *p, const bb_tokencache_t *tc, const char *token);
 
 /* Looks the token up at unix time now. A hit sets *entry. Everything that is not a well-formed, authentic,
@@ -47,8 +42,8 @@ bb_tokencache_result_t bb_tokencache_lookup(apr_pool_t *p, const bb_tokencache_t
                                             apr_int64_t now, bb_tokencache_entry_t **entry);
 
 /* Remembers for ttl seconds (the glue uses 300) that Bitbucket accepted the token as user's (name must be set;
- * a NULL string field is kept as ""). The stored value is HMAC-SHA256(secret, key NUL json) (32 bytes) then
- * JSON: {"v":1,"valid":true,"at":now,"exp":now+ttl,"name","slug","display_name","email","type","id","active"}.
+ * a NULL string field is kept as ""). The stored value is an authentic record (bb_cache_store_authentic) of
+ * the JSON {"v":1,"valid":true,"at":now,"exp":now+ttl,"name","slug","display_name","email","type","id","active"}.
  * APR_EINVAL for an unusable tc, ttl <= 0, no user name or strings that are not UTF-8; APR_ENOSPC when the
  * value would exceed BB_CACHE_MAX_VALUE; otherwise what the cache's store returns. */
 apr_status_t bb_tokencache_store_valid(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,

@@ -122,11 +122,10 @@ static decision_t *decision_of(request_rec *r, const bbauth_server_conf *conf, c
     const bb_key_t *key = &APR_ARRAY_IDX(conf->token_keys->keys, 0, bb_key_t);
     const char *token = bbauth_request_credential(r)->token;
     decision_t *d = apr_pcalloc(r->pool, sizeof(*d));
-    bb_tokencache_t tc = { bbauth_cache(), key->secret, key->len, key->hmac, NULL };
+    bb_tokencache_t tc = { bbauth_cache(), key, NULL };
 
     d->cache.cache = bbauth_cache();
-    d->cache.secret = key->secret;
-    d->cache.secret_len = key->len;
+    d->cache.key = key;
     d->principal = apr_pstrcat(r->pool, r->user, "\n",
                                token ? bb_tokencache_key(r->pool, &tc, token) : "(session)", NULL);
     d->question = apr_pstrcat(r->pool, ask_names[ask->kind], " ", ask->what, NULL);

@@ -40,7 +40,8 @@ static void lookup(apr_pool_t *p, const unsigned char *value, size_t len)
 {
     one_value_t v = { value, len };
     bb_cache_t cache = { &v, NULL, retrieve, NULL };
-    bb_tokencache_t tc = { &cache, (const unsigned char *)SECRET, strlen(SECRET) };
+    bb_key_t server_key = { "fuzz", (const unsigned char *)SECRET, strlen(SECRET), NULL };
+    bb_tokencache_t tc = { &cache, &server_key, NULL };
     bb_tokencache_entry_t *entry = NULL;
     bb_tokencache_result_t result = bb_tokencache_lookup(p, &tc, TOKEN, NOW, &entry);
 
@@ -59,7 +60,8 @@ static void lookup(apr_pool_t *p, const unsigned char *value, size_t len)
 static void lookup_authentic(apr_pool_t *p, const char *json, size_t len)
 {
     bb_cache_t cache = { NULL, NULL, retrieve, NULL };
-    bb_tokencache_t tc = { &cache, (const unsigned char *)SECRET, strlen(SECRET) };
+    bb_key_t server_key = { "fuzz", (const unsigned char *)SECRET, strlen(SECRET), NULL };
+    bb_tokencache_t tc = { &cache, &server_key, NULL };
     const char *key = bb_tokencache_key(p, &tc, TOKEN);
     size_t key_len = strlen(key) + 1;
     unsigned char *msg = apr_palloc(p, key_len + len), *value = apr_palloc(p, 32 + len);

@@ -13,6 +13,7 @@ typedef struct {
     bb_cache_t cache;
     bb_authzcache_t ac;
     unsigned char secret[32];
+    bb_key_t key;
 } fixture_t;
 
 static fixture_t *fixture(apr_pool_t *p, unsigned char secret_byte)
@@ -21,9 +22,10 @@ static fixture_t *fixture(apr_pool_t *p, unsigned char secret_byte)
 
     fake_cache_init(&f->fc, &f->cache, p, NOW);
     memset(f->secret, secret_byte, sizeof(f->secret));
+    f->key.secret = f->secret;
+    f->key.len = sizeof(f->secret);
     f->ac.cache = &f->cache;
-    f->ac.secret = f->secret;
-    f->ac.secret_len = sizeof(f->secret);
+    f->ac.key = &f->key;
     return f;
 }
 
@@ -88,7 +90,7 @@ static void test_keys(void **state)
     assert_string_not_equal(bb_authzcache_key(p, &f->ac, "a", "bc"), bb_authzcache_key(p, &f->ac, "ab", "c"));
     assert_null(bb_authzcache_key(p, &f->ac, NULL, QUESTION));
     assert_null(bb_authzcache_key(p, &f->ac, PRINCIPAL, NULL));
-    f->ac.secret_len = BB_AUTHZCACHE_MIN_SECRET - 1;
+    f->key.len = BB_CACHE_MIN_SECRET - 1;
     assert_null(bb_authzcache_key(p, &f->ac, PRINCIPAL, QUESTION));
     assert_int_equal(bb_authzcache_store(p, &f->ac, PRINCIPAL, QUESTION, 1, NOW, 300), APR_EINVAL);
     assert_int_equal(lookup(p, f, PRINCIPAL, QUESTION, NOW), BB_AUTHZCACHE_MISS);

@@ -1,7 +1,10 @@
-/* test_cache: hashed cache keys and the one-use marker over an in-memory bb_cache_t, with expiry and failing caches. */
+/* test_cache: hashed cache keys, the one-use marker and authenticated records over an in-memory bb_cache_t, with
+ * expiry and failing caches. */
 #include "unit.h"
 #include "fake_cache.h"
 #include <apr_hash.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include "bb_cache.h"
 
 #define NOW_SEC  1700000000
@@ -132,6 +135,73 @@ static void test_no_cache(void **state)
     assert_int_equal(f->fc.stores, 0);
 }
 
+/* An authenticated record is HMAC-SHA256(secret, cache key NUL body) then the body, computed here with OpenSSL
+ * directly; it reads back whole, and any change to it, a copy under another key or another secret reads nothing. */
+static void test_authentic_records(void **state)
+{
+    fixture_t *f = fixture(*state);
+    apr_pool_t *p = *state;
+    unsigned char secret[32], mac[32];
+    bb_key_t key = { "k", secret, sizeof(secret), NULL }, other = key;
+    const char msg[] = "rec:1\0v1 body";          /* the cache key, its NUL, the body */
+    const unsigned char *body;
+    apr_size_t len = 0;
+    unsigned int mac_len = 0;
+    fake_entry_t *e;
+
+    memset(secret, 0x42, sizeof(secret));
+    assert_int_equal(bb_cache_store_authentic(p, &f->cache, &key, "rec:1", NOW_SEC + 60, "v1 body", 7), APR_SUCCESS);
+    e = entry(f, "rec:1");
+    assert_non_null(HMAC(EVP_sha256(), secret, sizeof(secret), (const unsigned char *)msg, sizeof(msg) - 1, mac,
+                         &mac_len));
+    assert_int_equal(e->len, 32 + 7);
+    assert_memory_equal(e->value, mac, 32);
+    assert_memory_equal(e->value + 32, "v1 body", 7);
+    assert_int_equal(e->expiry, apr_time_from_sec(NOW_SEC + 60));
+    body = bb_cache_retrieve_authentic(p, &f->cache, &key, "rec:1", &len);
+    assert_non_null(body);
+    assert_int_equal(len, 7);
+    assert_string_equal((const char *)body, "v1 body");
+
+    /* Copied under another key, or read with another secret: nothing. */
+    fake_store(&f->fc, (const unsigned char *)"rec:2", 5, e->expiry, e->value, e->len, p);
+    assert_null(bb_cache_retrieve_authentic(p, &f->cache, &key, "rec:2", &len));
+    other.secret = (const unsigned char *)"another secret of thirty-two bytes";
+    assert_null(bb_cache_retrieve_authentic(p, &f->cache, &other, "rec:1", &len));
+    /* One bit changed in the body or the MAC, or cut to the MAC alone: nothing. */
+    e->value[32] ^= 1;
+    assert_null(bb_cache_retrieve_authentic(p, &f->cache, &key, "rec:1", &len));
+    e->value[32] ^= 1;
+    e->value[0] ^= 1;
+    assert_null(bb_cache_retrieve_authentic(p, &f->cache, &key, "rec:1", &len));
+    e->value[0] ^= 1;
+    e->len = 32;
+    assert_null(bb_cache_retrieve_authentic(p, &f->cache, &key, "rec:1", &len));
+}
+
+/* Too long a body, too short a secret, no cache: refused before the cache is touched. */
+static void test_authentic_records_refused(void **state)
+{
+    fixture_t *f = fixture(*state);
+    apr_pool_t *p = *state;
+    unsigned char secret[32];
+    bb_key_t key = { "k", secret, sizeof(secret), NULL }, short_key = { "s", secret, BB_CACHE_MIN_SECRET - 1, NULL };
+    char *big = apr_pcalloc(p, BB_CACHE_MAX_VALUE);
+    apr_size_t len;
+
+    memset(secret, 0x42, sizeof(secret));
+    assert_int_equal(bb_cache_store_authentic(p, &f->cache, &key, "rec:1", NOW_SEC + 60, big,
+                                              BB_CACHE_MAX_VALUE - 32 + 1), APR_ENOSPC);
+    assert_int_equal(bb_cache_store_authentic(p, &f->cache, &short_key, "rec:1", NOW_SEC + 60, "x", 1),
+                     APR_EINVAL);
+    assert_int_equal(bb_cache_store_authentic(p, NULL, &key, "rec:1", NOW_SEC + 60, "x", 1), APR_EINVAL);
+    assert_int_equal(f->fc.stores, 0);
+    assert_int_equal(bb_cache_store_authentic(p, &f->cache, &key, "rec:1", NOW_SEC + 60, big,
+                                              BB_CACHE_MAX_VALUE - 32), APR_SUCCESS);
+    assert_non_null(bb_cache_retrieve_authentic(p, &f->cache, &key, "rec:1", &len));
+    assert_null(bb_cache_retrieve_authentic(p, &f->cache, &short_key, "rec:1", &len));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -142,6 +212,8 @@ int main(void)
         UNIT_TEST(test_store_failure_fails_closed),
         UNIT_TEST(test_unexpected_value_fails_closed),
         UNIT_TEST(test_no_cache),
+        UNIT_TEST(test_authentic_records),
+        UNIT_TEST(test_authentic_records_refused),
     };
     return UNIT_RUN("cache", tests);
 }

@@ -20,6 +20,7 @@ typedef struct {
     bb_cache_t cache;
     bb_tokencache_t tc;
     unsigned char secret[32];
+    bb_key_t key;
 } fixture_t;
 
 static fixture_t *fixture(apr_pool_t *p, unsigned char secret_byte)
@@ -28,9 +29,10 @@ static fixture_t *fixture(apr_pool_t *p, unsigned char secret_byte)
 
     fake_cache_init(&f->fc, &f->cache, p, NOW);
     memset(f->secret, secret_byte, sizeof(f->secret));
+    f->key.secret = f->secret;
+    f->key.len = sizeof(f->secret);
     f->tc.cache = &f->cache;
-    f->tc.secret = f->secret;
-    f->tc.secret_len = sizeof(f->secret);
+    f->tc.key = &f->key;
     return f;
 }
 
@@ -302,12 +304,12 @@ static void test_short_secret_caches_nothing(void **state)
     fixture_t *f = fixture(p, 0x5a);
     bb_tokencache_entry_t *entry = NULL;
 
-    f->tc.secret_len = BB_TOKENCACHE_MIN_SECRET - 1;
+    f->key.len = BB_CACHE_MIN_SECRET - 1;
     assert_null(bb_tokencache_key(p, &f->tc, TOKEN));
     assert_int_equal(bb_tokencache_store_valid(p, &f->tc, TOKEN, &alice, NOW, 300), APR_EINVAL);
     assert_int_equal(lookup(p, f, TOKEN, NOW, &entry), BB_TOKENCACHE_MISS);
     f->tc.cache = NULL;
-    f->tc.secret_len = sizeof(f->secret);
+    f->key.len = sizeof(f->secret);
     assert_int_equal(bb_tokencache_lookup(p, &f->tc, TOKEN, NOW, &entry), BB_TOKENCACHE_MISS);
     assert_int_equal(bb_tokencache_store_invalid(p, &f->tc, TOKEN, NOW, 30), APR_EINVAL);
 }
@@ -321,7 +323,7 @@ static void test_memo_serves_verdicts(void **state)
     bb_tokencache_entry_t *entry = NULL;
     const char *plain_key = bb_tokencache_key(p, &f->tc, TOKEN);
 
-    f->tc.hmac = bb_hmac_key_create(p, f->secret, sizeof(f->secret));
+    f->key.hmac = bb_hmac_key_create(p, f->secret, sizeof(f->secret));
     f->tc.memo = bb_memo_create(p, 16);
     assert_string_equal(bb_tokencache_key(p, &f->tc, TOKEN), plain_key);
     assert_int_equal(bb_tokencache_store_valid(p, &f->tc, TOKEN, &alice, NOW, 300), APR_SUCCESS);
