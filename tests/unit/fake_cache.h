@@ -81,4 +81,22 @@ static void fake_cache_init(fake_cache_t *fc, bb_cache_t *cache, apr_pool_t *p, 
     cache->remove = fake_remove;
 }
 
+/* A fake cache and a 32-byte server key of one repeated byte: what the caches keyed by a server secret need. */
+typedef struct {
+    fake_cache_t fc;
+    bb_cache_t cache;
+    unsigned char secret[32];
+    bb_key_t key;
+} keyed_cache_t;
+
+static void keyed_cache_init(keyed_cache_t *kc, apr_pool_t *p, apr_int64_t now_sec, unsigned char secret_byte)
+{
+    fake_cache_init(&kc->fc, &kc->cache, p, now_sec);
+    memset(kc->secret, secret_byte, sizeof(kc->secret));
+    kc->key.kid = "test";
+    kc->key.secret = kc->secret;
+    kc->key.len = sizeof(kc->secret);
+    kc->key.hmac = NULL;
+}
+
 #endif

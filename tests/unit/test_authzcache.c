@@ -9,37 +9,31 @@
 #define QUESTION  "repo PROJ/alpha"
 
 typedef struct {
-    fake_cache_t fc;
-    bb_cache_t cache;
+    keyed_cache_t kc;
     bb_authzcache_t ac;
-    unsigned char secret[32];
-    bb_key_t key;
 } fixture_t;
 
 static fixture_t *fixture(apr_pool_t *p, unsigned char secret_byte)
 {
     fixture_t *f = apr_pcalloc(p, sizeof(*f));
 
-    fake_cache_init(&f->fc, &f->cache, p, NOW);
-    memset(f->secret, secret_byte, sizeof(f->secret));
-    f->key.secret = f->secret;
-    f->key.len = sizeof(f->secret);
-    f->ac.cache = &f->cache;
-    f->ac.key = &f->key;
+    keyed_cache_init(&f->kc, p, NOW, secret_byte);
+    f->ac.cache = &f->kc.cache;
+    f->ac.key = &f->kc.key;
     return f;
 }
 
 static bb_authzcache_result_t lookup(apr_pool_t *p, fixture_t *f, const char *principal, const char *question,
                                      apr_int64_t now)
 {
-    f->fc.now = apr_time_from_sec(now);
+    f->kc.fc.now = apr_time_from_sec(now);
     return bb_authzcache_lookup(p, &f->ac, principal, question, now);
 }
 
 static fake_entry_t *entry_of(apr_pool_t *p, fixture_t *f, const char *principal, const char *question)
 {
     const char *key = bb_authzcache_key(p, &f->ac, principal, question);
-    return apr_hash_get(f->fc.entries, key, (apr_ssize_t)strlen(key));
+    return apr_hash_get(f->kc.fc.entries, key, (apr_ssize_t)strlen(key));
 }
 
 static void test_granted_and_denied(void **state)
@@ -68,7 +62,7 @@ static void test_expiry(void **state)
 
     bb_authzcache_store(p, &f->ac, PRINCIPAL, QUESTION, 1, NOW, 300);
     assert_int_equal(entry_of(p, f, PRINCIPAL, QUESTION)->expiry, apr_time_from_sec(NOW + 300));
-    f->fc.keeps_expired = 1;
+    f->kc.fc.keeps_expired = 1;
     assert_int_equal(lookup(p, f, PRINCIPAL, QUESTION, NOW + 300), BB_AUTHZCACHE_MISS);
     assert_int_equal(bb_authzcache_store(p, &f->ac, PRINCIPAL, QUESTION, 1, NOW, 0), APR_EINVAL);
 }
@@ -90,7 +84,7 @@ static void test_keys(void **state)
     assert_string_not_equal(bb_authzcache_key(p, &f->ac, "a", "bc"), bb_authzcache_key(p, &f->ac, "ab", "c"));
     assert_null(bb_authzcache_key(p, &f->ac, NULL, QUESTION));
     assert_null(bb_authzcache_key(p, &f->ac, PRINCIPAL, NULL));
-    f->key.len = BB_CACHE_MIN_SECRET - 1;
+    f->kc.key.len = BB_CACHE_MIN_SECRET - 1;
     assert_null(bb_authzcache_key(p, &f->ac, PRINCIPAL, QUESTION));
     assert_int_equal(bb_authzcache_store(p, &f->ac, PRINCIPAL, QUESTION, 1, NOW, 300), APR_EINVAL);
     assert_int_equal(lookup(p, f, PRINCIPAL, QUESTION, NOW), BB_AUTHZCACHE_MISS);
@@ -106,17 +100,17 @@ static void test_forgeries_miss(void **state)
     fake_entry_t *granted;
     static const char plain[] = "00000000000000000000000000000000v1 1 9999999999";
 
-    f->cache.store(&f->fc, (const unsigned char *)key, (unsigned int)strlen(key), apr_time_from_sec(NOW + 60),
+    f->kc.cache.store(&f->kc.fc, (const unsigned char *)key, (unsigned int)strlen(key), apr_time_from_sec(NOW + 60),
                    (const unsigned char *)plain, sizeof(plain) - 1, p);
     assert_int_equal(lookup(p, f, PRINCIPAL, QUESTION, NOW), BB_AUTHZCACHE_MISS);
 
     bb_authzcache_store(p, &f->ac, "sid:someone-else", QUESTION, 1, NOW, 300);
     granted = entry_of(p, f, "sid:someone-else", QUESTION);
-    f->cache.store(&f->fc, (const unsigned char *)key, (unsigned int)strlen(key), apr_time_from_sec(NOW + 60),
+    f->kc.cache.store(&f->kc.fc, (const unsigned char *)key, (unsigned int)strlen(key), apr_time_from_sec(NOW + 60),
                    granted->value, granted->len, p);
     assert_int_equal(lookup(p, f, PRINCIPAL, QUESTION, NOW), BB_AUTHZCACHE_MISS);
 
-    other->fc.entries = f->fc.entries;          /* one cache, another secret */
+    other->kc.fc.entries = f->kc.fc.entries;          /* one cache, another secret */
     bb_authzcache_store(p, &f->ac, PRINCIPAL, QUESTION, 1, NOW, 300);
     assert_int_equal(lookup(p, other, PRINCIPAL, QUESTION, NOW), BB_AUTHZCACHE_MISS);
 

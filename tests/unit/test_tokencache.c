@@ -16,23 +16,17 @@
 /* ---- Fixtures ---- */
 
 typedef struct {
-    fake_cache_t fc;
-    bb_cache_t cache;
+    keyed_cache_t kc;
     bb_tokencache_t tc;
-    unsigned char secret[32];
-    bb_key_t key;
 } fixture_t;
 
 static fixture_t *fixture(apr_pool_t *p, unsigned char secret_byte)
 {
     fixture_t *f = apr_pcalloc(p, sizeof(*f));
 
-    fake_cache_init(&f->fc, &f->cache, p, NOW);
-    memset(f->secret, secret_byte, sizeof(f->secret));
-    f->key.secret = f->secret;
-    f->key.len = sizeof(f->secret);
-    f->tc.cache = &f->cache;
-    f->tc.key = &f->key;
+    keyed_cache_init(&f->kc, p, NOW, secret_byte);
+    f->tc.cache = &f->kc.cache;
+    f->tc.key = &f->kc.key;
     return f;
 }
 
@@ -43,7 +37,7 @@ static const bb_user_t alice = {
 static bb_tokencache_result_t lookup(apr_pool_t *p, fixture_t *f, const char *token, apr_int64_t now,
                                      bb_tokencache_entry_t **entry)
 {
-    f->fc.now = apr_time_from_sec(now);
+    f->kc.fc.now = apr_time_from_sec(now);
     return bb_tokencache_lookup(p, &f->tc, token, now, entry);
 }
 
@@ -51,7 +45,7 @@ static bb_tokencache_result_t lookup(apr_pool_t *p, fixture_t *f, const char *to
 static void put_raw(apr_pool_t *p, fixture_t *f, const char *token, const void *value, apr_size_t len)
 {
     const char *key = bb_tokencache_key(p, &f->tc, token);
-    fake_store(&f->fc, (const unsigned char *)key, (unsigned int)strlen(key), apr_time_from_sec(NOW + 300),
+    fake_store(&f->kc.fc, (const unsigned char *)key, (unsigned int)strlen(key), apr_time_from_sec(NOW + 300),
                value, (unsigned int)len, p);
 }
 
@@ -67,15 +61,15 @@ static void put_authentic(apr_pool_t *p, fixture_t *f, const char *token, const 
 
     memcpy(msg, key, key_len);
     memcpy(msg + key_len, json, json_len);
-    HMAC(EVP_sha256(), f->secret, sizeof(f->secret), msg, key_len + json_len, value, &mac_len);
+    HMAC(EVP_sha256(), f->kc.secret, sizeof(f->kc.secret), msg, key_len + json_len, value, &mac_len);
     memcpy(value + 32, json, json_len);
     put_raw(p, f, token, value, 32 + json_len);
 }
 
 static fake_entry_t *only_entry(fixture_t *f)
 {
-    apr_hash_index_t *hi = apr_hash_first(f->fc.pool, f->fc.entries);
-    assert_int_equal(apr_hash_count(f->fc.entries), 1);
+    apr_hash_index_t *hi = apr_hash_first(f->kc.fc.pool, f->kc.fc.entries);
+    assert_int_equal(apr_hash_count(f->kc.fc.entries), 1);
     return apr_hash_this_val(hi);
 }
 
@@ -156,7 +150,7 @@ static void test_expiry(void **state)
     assert_int_equal(lookup(p, f, TOKEN, NOW + 299, &entry), BB_TOKENCACHE_HIT_VALID);
     assert_int_equal(lookup(p, f, TOKEN, NOW + 300, &entry), BB_TOKENCACHE_MISS);
     /* The record's own expiry holds even when the cache keeps it longer (or an old copy is put back). */
-    f->fc.keeps_expired = 1;
+    f->kc.fc.keeps_expired = 1;
     assert_int_equal(lookup(p, f, TOKEN, NOW + 300, &entry), BB_TOKENCACHE_MISS);
     assert_int_equal(bb_tokencache_store_invalid(p, &f->tc, TOKEN, NOW, 30), APR_SUCCESS);
     assert_int_equal(lookup(p, f, TOKEN, NOW + 30, &entry), BB_TOKENCACHE_MISS);
@@ -189,12 +183,12 @@ static void test_key_hides_the_token(void **state)
     /* Neither the stored key nor the stored value holds the token. */
     assert_int_equal(bb_tokencache_store_valid(p, &f->tc, TOKEN, &alice, NOW, 300), APR_SUCCESS);
     e = only_entry(f);
-    apr_hash_this(apr_hash_first(p, f->fc.entries), &stored_key, &stored_len, NULL);
+    apr_hash_this(apr_hash_first(p, f->kc.fc.entries), &stored_key, &stored_len, NULL);
     assert_int_equal(stored_len, 47);
     assert_memory_equal(stored_key, key, 47);
     assert_null(memmem(e->value, e->len, "MzE2NjY5NTk4NzU5", 16));
     /* Records made under one secret are misses under another. */
-    g->fc.entries = f->fc.entries;
+    g->kc.fc.entries = f->kc.fc.entries;
     assert_int_equal(lookup(p, g, TOKEN, NOW, &entry), BB_TOKENCACHE_MISS);
 }
 
@@ -294,7 +288,7 @@ static void test_refused_stores(void **state)
     big.display_name = "\xff\xfe not UTF-8";
     assert_int_equal(bb_tokencache_store_valid(p, &f->tc, TOKEN, &big, NOW, 300), APR_EINVAL);
     assert_int_equal(bb_tokencache_store_invalid(p, &f->tc, TOKEN, NOW, 0), APR_EINVAL);
-    assert_int_equal(apr_hash_count(f->fc.entries), 0);
+    assert_int_equal(apr_hash_count(f->kc.fc.entries), 0);
     assert_int_equal(lookup(p, f, TOKEN, NOW, &entry), BB_TOKENCACHE_MISS);
 }
 
@@ -304,12 +298,12 @@ static void test_short_secret_caches_nothing(void **state)
     fixture_t *f = fixture(p, 0x5a);
     bb_tokencache_entry_t *entry = NULL;
 
-    f->key.len = BB_CACHE_MIN_SECRET - 1;
+    f->kc.key.len = BB_CACHE_MIN_SECRET - 1;
     assert_null(bb_tokencache_key(p, &f->tc, TOKEN));
     assert_int_equal(bb_tokencache_store_valid(p, &f->tc, TOKEN, &alice, NOW, 300), APR_EINVAL);
     assert_int_equal(lookup(p, f, TOKEN, NOW, &entry), BB_TOKENCACHE_MISS);
     f->tc.cache = NULL;
-    f->key.len = sizeof(f->secret);
+    f->kc.key.len = sizeof(f->kc.secret);
     assert_int_equal(bb_tokencache_lookup(p, &f->tc, TOKEN, NOW, &entry), BB_TOKENCACHE_MISS);
     assert_int_equal(bb_tokencache_store_invalid(p, &f->tc, TOKEN, NOW, 30), APR_EINVAL);
 }
@@ -323,11 +317,11 @@ static void test_memo_serves_verdicts(void **state)
     bb_tokencache_entry_t *entry = NULL;
     const char *plain_key = bb_tokencache_key(p, &f->tc, TOKEN);
 
-    f->key.hmac = bb_hmac_key_create(p, f->secret, sizeof(f->secret));
+    f->kc.key.hmac = bb_hmac_key_create(p, f->kc.secret, sizeof(f->kc.secret));
     f->tc.memo = bb_memo_create(p, 16);
     assert_string_equal(bb_tokencache_key(p, &f->tc, TOKEN), plain_key);
     assert_int_equal(bb_tokencache_store_valid(p, &f->tc, TOKEN, &alice, NOW, 300), APR_SUCCESS);
-    apr_hash_clear(f->fc.entries);
+    apr_hash_clear(f->kc.fc.entries);
     assert_int_equal(lookup(p, f, TOKEN, NOW + 299, &entry), BB_TOKENCACHE_HIT_VALID);
     assert_string_equal(entry->user->name, "alice@example.com");
     assert_string_equal(entry->user->slug, "alice_example.com");
@@ -343,16 +337,16 @@ static void test_memo_serves_verdicts(void **state)
 
     /* A refusal is remembered too, for its own 30 s. */
     assert_int_equal(bb_tokencache_store_invalid(p, &f->tc, OTHER, NOW, 30), APR_SUCCESS);
-    apr_hash_clear(f->fc.entries);
+    apr_hash_clear(f->kc.fc.entries);
     assert_int_equal(lookup(p, f, OTHER, NOW + 29, &entry), BB_TOKENCACHE_HIT_INVALID);
     assert_null(entry->user);
     assert_int_equal(lookup(p, f, OTHER, NOW + 30, &entry), BB_TOKENCACHE_MISS);
 
     /* A verdict another host stored in the shared cache is remembered once read. */
-    other_host->fc.entries = f->fc.entries;
+    other_host->kc.fc.entries = f->kc.fc.entries;
     assert_int_equal(bb_tokencache_store_valid(p, &other_host->tc, TOKEN, &alice, NOW + 400, 300), APR_SUCCESS);
     assert_int_equal(lookup(p, f, TOKEN, NOW + 400, &entry), BB_TOKENCACHE_HIT_VALID);
-    apr_hash_clear(f->fc.entries);
+    apr_hash_clear(f->kc.fc.entries);
     assert_int_equal(lookup(p, f, TOKEN, NOW + 401, &entry), BB_TOKENCACHE_HIT_VALID);
     assert_int_equal(entry->validated_at, NOW + 400);
 }
