@@ -190,11 +190,15 @@ class Site:
             thief.cookies.set(name, value, path=CALLBACK_PATH)
         return thief.get(callback, allow_redirects=False)
 
-    def login_tabs(self, s, count=3):
-        """Starts `count` logins in as many tabs of one browser, tab i returning to /packages/echo?tab=i; their
-        callback URLs, in tab order."""
-        starts = [self.start_login(s, f"/packages/echo?tab={i}") for i in range(count)]
-        return [self.authorize(s, r.headers["Location"]) for r in starts]
+    def tabs_complete_in(self, s, order):
+        """Starts as many logins in tabs of one browser as `order` names and completes them in that order: each
+        callback returns to its own tab's page, and the browser ends up logged in as alice."""
+        starts = [self.start_login(s, f"/packages/echo?tab={i}") for i in range(len(order))]
+        callbacks = [self.authorize(s, r.headers["Location"]) for r in starts]
+        for i in order:
+            r = s.get(callbacks[i], allow_redirects=False)
+            assert r.status_code == 302 and r.headers["Location"] == f"/packages/echo?tab={i}"
+        assert self.echo(s)["remote_user"] == "alice"
 
     def completed_then_replayed(self, s):
         """Completes one login, then another browser that stole its callback URL and state cookies sends them

@@ -125,12 +125,7 @@ def test_login_handler_and_context_path(site_factory, tmp_serverroot):
 
 
 def test_parallel_logins_in_several_tabs_all_complete(site):
-    s = site.session()
-    callbacks = site.login_tabs(s)
-    for i in (1, 2, 0):
-        r = s.get(callbacks[i], allow_redirects=False)
-        assert r.status_code == 302 and r.headers["Location"] == f"/packages/echo?tab={i}"
-    assert site.echo(s)["remote_user"] == "alice"
+    site.tabs_complete_in(site.session(), (1, 2, 0))
 
 
 def test_deny_on_the_consent_page_gives_403(site):

@@ -73,6 +73,20 @@ static fake_entry_t *only_entry(fixture_t *f)
     return apr_hash_this_val(hi);
 }
 
+/* entry is alice's verdict, every field as stored, validated at NOW for 300 s. */
+static void assert_alice_validated_at_now(const bb_tokencache_entry_t *entry)
+{
+    assert_string_equal(entry->user->name, "alice@example.com");
+    assert_string_equal(entry->user->slug, "alice_example.com");
+    assert_string_equal(entry->user->display_name, "Alice Liddell");
+    assert_string_equal(entry->user->email, "alice@example.com");
+    assert_string_equal(entry->user->type, "NORMAL");
+    assert_int_equal(entry->user->id, 103);
+    assert_int_equal(entry->user->active, 1);
+    assert_int_equal(entry->validated_at, NOW);
+    assert_int_equal(entry->expires, NOW + 300);
+}
+
 /* ---- Tests ---- */
 
 static void test_miss_when_empty(void **state)
@@ -94,15 +108,7 @@ static void test_valid_hit_has_every_field(void **state)
     assert_int_equal(bb_tokencache_store_valid(p, &f->tc, TOKEN, &alice, NOW, 300), APR_SUCCESS);
     assert_int_equal(lookup(p, f, TOKEN, NOW + 10, &entry), BB_TOKENCACHE_HIT_VALID);
     assert_non_null(entry->user);
-    assert_string_equal(entry->user->name, "alice@example.com");
-    assert_string_equal(entry->user->slug, "alice_example.com");
-    assert_string_equal(entry->user->display_name, "Alice Liddell");
-    assert_string_equal(entry->user->email, "alice@example.com");
-    assert_string_equal(entry->user->type, "NORMAL");
-    assert_int_equal(entry->user->id, 103);
-    assert_int_equal(entry->user->active, 1);
-    assert_int_equal(entry->validated_at, NOW);
-    assert_int_equal(entry->expires, NOW + 300);
+    assert_alice_validated_at_now(entry);
     /* Another token is not this one. */
     assert_int_equal(lookup(p, f, OTHER, NOW + 10, &entry), BB_TOKENCACHE_MISS);
 }
@@ -323,15 +329,7 @@ static void test_memo_serves_verdicts(void **state)
     assert_int_equal(bb_tokencache_store_valid(p, &f->tc, TOKEN, &alice, NOW, 300), APR_SUCCESS);
     apr_hash_clear(f->kc.fc.entries);
     assert_int_equal(lookup(p, f, TOKEN, NOW + 299, &entry), BB_TOKENCACHE_HIT_VALID);
-    assert_string_equal(entry->user->name, "alice@example.com");
-    assert_string_equal(entry->user->slug, "alice_example.com");
-    assert_string_equal(entry->user->display_name, "Alice Liddell");
-    assert_string_equal(entry->user->email, "alice@example.com");
-    assert_string_equal(entry->user->type, "NORMAL");
-    assert_int_equal(entry->user->id, 103);
-    assert_int_equal(entry->user->active, 1);
-    assert_int_equal(entry->validated_at, NOW);
-    assert_int_equal(entry->expires, NOW + 300);
+    assert_alice_validated_at_now(entry);
     assert_int_equal(lookup(p, f, TOKEN, NOW + 300, &entry), BB_TOKENCACHE_MISS);
     assert_int_equal(lookup(p, f, OTHER, NOW, &entry), BB_TOKENCACHE_MISS);
 
