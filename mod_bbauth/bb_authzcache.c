@@ -47,8 +47,8 @@ bb_authzcache_result_t bb_authzcache_lookup(apr_pool_t *p, const bb_authzcache_t
     apr_int64_t expiry;
     int granted, end = 0;
 
-    text = key ? (const char *)bb_cache_retrieve_authentic(p, ac->cache, ac->key, key, &len) : NULL;
-    if (text == NULL || len >= MAX_TEXT
+    text = key ? (const char *)bb_cache_retrieve_authentic(p, ac->cache, ac->key, key, MAX_TEXT - 1, &len) : NULL;
+    if (text == NULL
         || sscanf(text, "v1 %d %" APR_INT64_T_FMT "%n", &granted, &expiry, &end) != 2 || (apr_size_t)end != len
         || (granted != 0 && granted != 1) || now >= expiry) {
         return BB_AUTHZCACHE_MISS;

@@ -93,19 +93,24 @@ apr_status_t bb_cache_store_authentic(apr_pool_t *p, const bb_cache_t *cache, co
 }
 
 const unsigned char *bb_cache_retrieve_authentic(apr_pool_t *p, const bb_cache_t *cache, const bb_key_t *key,
-                                                 const char *cache_key, apr_size_t *len)
+                                                 const char *cache_key, apr_size_t max_len, apr_size_t *len)
 {
     unsigned char *value;
-    unsigned int value_len = BB_CACHE_MAX_VALUE;
+    unsigned int value_len;
     unsigned char mac[BB_HMAC_LEN];
 
     if (cache == NULL || !bb_cache_secret_usable(key) || cache_key == NULL) {
         return NULL;
     }
-    value = apr_palloc(p, BB_CACHE_MAX_VALUE + 1);
+    if (max_len > BB_CACHE_MAX_VALUE - BB_HMAC_LEN) {
+        max_len = BB_CACHE_MAX_VALUE - BB_HMAC_LEN;
+    }
+    value_len = (unsigned int)(BB_HMAC_LEN + max_len);
+    value = apr_palloc(p, value_len + 1);
+    /* A record longer than the buffer fails to be read (the cache says APR_ENOSPC): nothing. */
     if (cache->retrieve(cache->baton, (const unsigned char *)cache_key, (unsigned int)strlen(cache_key), value,
                         &value_len, p) != APR_SUCCESS
-        || value_len <= BB_HMAC_LEN || value_len > BB_CACHE_MAX_VALUE) {
+        || value_len <= BB_HMAC_LEN || value_len > BB_HMAC_LEN + max_len) {
         return NULL;
     }
     /* Authenticate before anything reads the body. */

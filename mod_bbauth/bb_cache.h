@@ -51,8 +51,9 @@ apr_status_t bb_cache_store_authentic(apr_pool_t *p, const bb_cache_t *cache, co
                                       const char *cache_key, apr_int64_t expiry, const void *body, apr_size_t len);
 
 /* The body of the authentic record under cache_key (pool-owned, NUL-terminated, *len its length), or NULL when it is
- * absent, cannot be read or is not authentic: nothing that this server did not write is handed on to a parser. */
+ * absent, longer than max_len (at most BB_CACHE_MAX_VALUE - BB_HMAC_LEN), cannot be read or is not authentic: nothing
+ * that this server did not write is handed on to a parser. max_len sizes the buffer: small records stay cheap. */
 const unsigned char *bb_cache_retrieve_authentic(apr_pool_t *p, const bb_cache_t *cache, const bb_key_t *key,
-                                                 const char *cache_key, apr_size_t *len);
+                                                 const char *cache_key, apr_size_t max_len, apr_size_t *len);
 
 #endif

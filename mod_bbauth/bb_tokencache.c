@@ -187,7 +187,7 @@ bb_tokencache_result_t bb_tokencache_lookup(apr_pool_t *p, const bb_tokencache_t
     }
     found = remembered_verdict(p, tc, key, now);
     if (found == NULL) {
-        json = bb_cache_retrieve_authentic(p, tc->cache, tc->key, key, &len);
+        json = bb_cache_retrieve_authentic(p, tc->cache, tc->key, key, BB_CACHE_MAX_VALUE, &len);
         found = json ? parse_record(p, json, len, now) : NULL;
         if (found == NULL) {
             return BB_TOKENCACHE_MISS;

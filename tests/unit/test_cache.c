@@ -158,25 +158,25 @@ static void test_authentic_records(void **state)
     assert_memory_equal(e->value, mac, 32);
     assert_memory_equal(e->value + 32, "v1 body", 7);
     assert_int_equal(e->expiry, apr_time_from_sec(NOW_SEC + 60));
-    body = bb_cache_retrieve_authentic(p, &f->cache, &key, "rec:1", &len);
+    body = bb_cache_retrieve_authentic(p, &f->cache, &key, "rec:1", BB_CACHE_MAX_VALUE, &len);
     assert_non_null(body);
     assert_int_equal(len, 7);
     assert_string_equal((const char *)body, "v1 body");
 
     /* Copied under another key, or read with another secret: nothing. */
     fake_store(&f->fc, (const unsigned char *)"rec:2", 5, e->expiry, e->value, e->len, p);
-    assert_null(bb_cache_retrieve_authentic(p, &f->cache, &key, "rec:2", &len));
+    assert_null(bb_cache_retrieve_authentic(p, &f->cache, &key, "rec:2", BB_CACHE_MAX_VALUE, &len));
     other.secret = (const unsigned char *)"another secret of thirty-two bytes";
-    assert_null(bb_cache_retrieve_authentic(p, &f->cache, &other, "rec:1", &len));
+    assert_null(bb_cache_retrieve_authentic(p, &f->cache, &other, "rec:1", BB_CACHE_MAX_VALUE, &len));
     /* One bit changed in the body or the MAC, or cut to the MAC alone: nothing. */
     e->value[32] ^= 1;
-    assert_null(bb_cache_retrieve_authentic(p, &f->cache, &key, "rec:1", &len));
+    assert_null(bb_cache_retrieve_authentic(p, &f->cache, &key, "rec:1", BB_CACHE_MAX_VALUE, &len));
     e->value[32] ^= 1;
     e->value[0] ^= 1;
-    assert_null(bb_cache_retrieve_authentic(p, &f->cache, &key, "rec:1", &len));
+    assert_null(bb_cache_retrieve_authentic(p, &f->cache, &key, "rec:1", BB_CACHE_MAX_VALUE, &len));
     e->value[0] ^= 1;
     e->len = 32;
-    assert_null(bb_cache_retrieve_authentic(p, &f->cache, &key, "rec:1", &len));
+    assert_null(bb_cache_retrieve_authentic(p, &f->cache, &key, "rec:1", BB_CACHE_MAX_VALUE, &len));
 }
 
 /* Too long a body, too short a secret, no cache: refused before the cache is touched. */
@@ -198,8 +198,10 @@ static void test_authentic_records_refused(void **state)
     assert_int_equal(f->fc.stores, 0);
     assert_int_equal(bb_cache_store_authentic(p, &f->cache, &key, "rec:1", NOW_SEC + 60, big,
                                               BB_CACHE_MAX_VALUE - 32), APR_SUCCESS);
-    assert_non_null(bb_cache_retrieve_authentic(p, &f->cache, &key, "rec:1", &len));
-    assert_null(bb_cache_retrieve_authentic(p, &f->cache, &short_key, "rec:1", &len));
+    assert_non_null(bb_cache_retrieve_authentic(p, &f->cache, &key, "rec:1", BB_CACHE_MAX_VALUE, &len));
+    /* A reader that wants less than is there gets nothing, not a cut record. */
+    assert_null(bb_cache_retrieve_authentic(p, &f->cache, &key, "rec:1", BB_CACHE_MAX_VALUE - 32 - 1, &len));
+    assert_null(bb_cache_retrieve_authentic(p, &f->cache, &short_key, "rec:1", BB_CACHE_MAX_VALUE, &len));
 }
 
 int main(void)
