@@ -12,10 +12,9 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include "bb_oauth1.h"
+#include "bb_pkey.h"
 #include "bb_url.h"
 
-/* A PEM key file is a few KB even for 16384-bit RSA; anything bigger is not a key. */
-#define KEY_FILE_MAX (64 * 1024)
 /* Bytes of randomness in a nonce (base64url: 22 characters, all unreserved). */
 #define NONCE_BYTES 16
 /* Caps on what Bitbucket's problem names may put into a log line. */
@@ -28,44 +27,13 @@ struct bb_oauth1_key {
 
 /* ---- OpenSSL objects owned by pools ---- */
 
-static apr_status_t pkey_cleanup(void *pkey)
-{
-    EVP_PKEY_free(pkey);
-    return APR_SUCCESS;
-}
-
-static apr_status_t bio_cleanup(void *bio)
-{
-    BIO_free(bio);
-    return APR_SUCCESS;
-}
-
 static apr_status_t md_ctx_cleanup(void *ctx)
 {
     EVP_MD_CTX_free(ctx);
     return APR_SUCCESS;
 }
 
-/* A memory BIO freed with the pool: over `len` bytes of data, or empty and writable when data is NULL. */
-static BIO *pool_bio(apr_pool_t *p, const char *data, apr_size_t len)
-{
-    BIO *bio = data ? BIO_new_mem_buf(data, (int)len) : BIO_new(BIO_s_mem());
-
-    if (bio) {
-        apr_pool_cleanup_register(p, bio, bio_cleanup, apr_pool_cleanup_null);
-    }
-    return bio;
-}
-
 /* ---- the consumer's private key ---- */
-
-/* PEM passphrase callback that never supplies one, so an encrypted key is refused instead of prompted for
- * (OpenSSL's default callback would read the terminal). Notes that a passphrase was wanted. */
-static int refuse_passphrase(char *buf, int size, int rwflag, void *passphrase_wanted)
-{
-    *(int *)passphrase_wanted = 1;
-    return -1;
-}
 
 /* Why pkey cannot be the consumer key, or NULL when it can. */
 static const char *key_unusable(apr_pool_t *p, EVP_PKEY *pkey, const char *name, int min_bits)
@@ -81,25 +49,12 @@ static const char *key_unusable(apr_pool_t *p, EVP_PKEY *pkey, const char *name,
     return NULL;
 }
 
-bb_oauth1_key_t *bb_oauth1_key_from_pem(apr_pool_t *p, const char *pem, apr_size_t len, const char *name,
-                                        int min_bits, const char **err)
+/* pkey as the consumer key, or NULL with *err when it cannot be one. */
+static bb_oauth1_key_t *consumer_key(apr_pool_t *p, EVP_PKEY *pkey, const char *name, int min_bits,
+                                     const char **err)
 {
-    int passphrase_wanted = 0;
-    BIO *bio = len <= KEY_FILE_MAX ? pool_bio(p, pem, len) : NULL;
-    EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, refuse_passphrase, &passphrase_wanted) : NULL;
     bb_oauth1_key_t *key;
 
-    /* The failed decoders' errors would otherwise stay in this thread's queue and confuse later TLS calls. */
-    ERR_clear_error();
-    if (pkey == NULL) {
-        *err = passphrase_wanted
-            ? apr_psprintf(p, "%s: the key is encrypted; remove the passphrase (openssl pkey -in %s -out %s.plain) "
-                           "and use the new file", name, name, name)
-            : apr_psprintf(p, "%s: no PEM private key found (expected \"-----BEGIN PRIVATE KEY-----\" or "
-                           "\"-----BEGIN RSA PRIVATE KEY-----\")", name);
-        return NULL;
-    }
-    apr_pool_cleanup_register(p, pkey, pkey_cleanup, apr_pool_cleanup_null);
     *err = key_unusable(p, pkey, name, min_bits);
     if (*err) {
         return NULL;
@@ -109,60 +64,24 @@ bb_oauth1_key_t *bb_oauth1_key_from_pem(apr_pool_t *p, const char *pem, apr_size
     return key;
 }
 
-static const char *cannot_read(apr_pool_t *p, const char *path, apr_status_t rv)
+bb_oauth1_key_t *bb_oauth1_key_from_pem(apr_pool_t *p, const char *pem, apr_size_t len, const char *name,
+                                        int min_bits, const char **err)
 {
-    char reason[120];
-    return apr_psprintf(p, "%s: cannot read the key file: %s", path, apr_strerror(rv, reason, sizeof(reason)));
-}
+    EVP_PKEY *pkey = bb_pkey_from_pem(p, pem, len, name, err);
 
-/* The whole file, NUL-terminated, or NULL with *err. */
-static char *read_key_file(apr_pool_t *p, const char *path, apr_size_t *len, const char **err)
-{
-    apr_file_t *file;
-    apr_finfo_t info;
-    char *text = NULL;
-    apr_status_t rv = apr_file_open(&file, path, APR_FOPEN_READ | APR_FOPEN_BINARY, APR_FPROT_OS_DEFAULT, p);
-
-    if (rv != APR_SUCCESS) {
-        *err = cannot_read(p, path, rv);
-        return NULL;
-    }
-    rv = apr_file_info_get(&info, APR_FINFO_SIZE, file);
-    if (rv == APR_SUCCESS && info.size <= KEY_FILE_MAX) {
-        text = apr_palloc(p, (apr_size_t)info.size + 1);
-        rv = apr_file_read_full(file, text, (apr_size_t)info.size, len);
-    }
-    apr_file_close(file);
-    if (rv != APR_SUCCESS && rv != APR_EOF) {
-        *err = cannot_read(p, path, rv);
-        return NULL;
-    }
-    if (text == NULL) {
-        *err = apr_psprintf(p, "%s: %" APR_OFF_T_FMT " bytes is too large for a PEM key", path, info.size);
-        return NULL;
-    }
-    text[*len] = '\0';
-    return text;
+    return pkey ? consumer_key(p, pkey, name, min_bits, err) : NULL;
 }
 
 bb_oauth1_key_t *bb_oauth1_load_key(apr_pool_t *p, const char *path, const char **err)
 {
-    apr_size_t len = 0;
-    char *pem = read_key_file(p, path, &len, err);
-    bb_oauth1_key_t *key;
+    EVP_PKEY *pkey = bb_pkey_load(p, path, err);
 
-    if (pem == NULL) {
-        return NULL;
-    }
-    key = bb_oauth1_key_from_pem(p, pem, len, path, BB_OAUTH1_MIN_KEY_BITS, err);
-    /* The pool outlives this call (it is the configuration pool): do not leave the key's text in it. */
-    OPENSSL_cleanse(pem, len);
-    return key;
+    return pkey ? consumer_key(p, pkey, path, BB_OAUTH1_MIN_KEY_BITS, err) : NULL;
 }
 
 char *bb_oauth1_public_key_pem(apr_pool_t *p, const bb_oauth1_key_t *key)
 {
-    BIO *bio = pool_bio(p, NULL, 0);
+    BIO *bio = bb_pool_bio(p, NULL, 0);
     char *data;
     long len;
 
