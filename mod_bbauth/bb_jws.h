@@ -1,4 +1,4 @@
-/* bb_jws: JWS compact serialization (RFC 7515) of a JSON claims object, signed and verified with HS256. */
+/* bb_jws: JWS compact serialization (RFC 7515) of a JSON claims object, signed and verified with HS256, ES256 or EdDSA. */
 #ifndef BB_JWS_H
 #define BB_JWS_H
 
@@ -16,13 +16,14 @@ typedef enum {
     BB_JWS_OK = 0,
     BB_JWS_MALFORMED,      /* not three base64url parts, header or payload not a JSON object, too long,
                             * header members other than alg, typ and kid */
-    BB_JWS_BAD_ALG,        /* alg is not exactly "HS256" (none, RS256, ...), or typ is not the expected one */
-    BB_JWS_UNKNOWN_KID,    /* kid missing or not in the key ring */
+    BB_JWS_BAD_ALG,        /* alg is not exactly "HS256", "ES256" or "EdDSA" (none, RS256, ...), names a key of
+                            * another type, or typ is not the expected one */
+    BB_JWS_UNKNOWN_KID,    /* kid missing or not in the key ring (HS256: its HMAC keys; others: its signers) */
     BB_JWS_BAD_SIGNATURE
 } bb_jws_status_t;
 
 /* Header {"alg":"HS256","kid":<kid of keys[0]>,"typ":typ} (compact, members sorted, as PyJWT writes it), signed
- * with keys[0]. NULL if claims cannot be encoded, or if the token would be longer than BB_JWS_MAX_LEN (which
+ * with keys[0]; when the ring has signers, alg "ES256" or "EdDSA" and the kid of signers[0], which signs. NULL if claims cannot be encoded, or if the token would be longer than BB_JWS_MAX_LEN (which
  * bb_jws_verify would refuse). */
 char *bb_jws_sign(apr_pool_t *p, const bb_keyring_t *ring, const char *typ, const json_t *claims);
 

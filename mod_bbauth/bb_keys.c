@@ -232,6 +232,18 @@ const bb_key_t *bb_keyring_find(const bb_keyring_t *ring, const char *kid)
     return NULL;
 }
 
+bb_keyring_t *bb_keyring_with_signers(apr_pool_t *p, const bb_keyring_t *ring, const apr_array_header_t *signers)
+{
+    bb_keyring_t *copy;
+
+    if (ring == NULL) {
+        return NULL;
+    }
+    copy = apr_pmemdup(p, ring, sizeof(*ring));
+    copy->signers = signers && signers->nelts > 0 ? signers : NULL;
+    return copy;
+}
+
 bb_keyring_t *bb_keyring_derive(apr_pool_t *p, const bb_keyring_t *ring, const char *label)
 {
     bb_keyring_t *derived;

@@ -5,6 +5,7 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include "bb_hmac.h"
+#include "bb_sign.h"
 
 #define BB_KEY_MIN_BYTES 32
 
@@ -16,7 +17,9 @@ typedef struct {
 } bb_key_t;
 
 typedef struct {
-    apr_array_header_t *keys;     /* of bb_key_t; keys[0] signs, every key verifies */
+    apr_array_header_t *keys;     /* of bb_key_t; keys[0] signs (HS256) unless there are signers, every key verifies */
+    const apr_array_header_t *signers; /* of bb_signkey_t * (BBAuthSigningKey), or NULL: when there are any,
+                                        * signers[0] signs (ES256/EdDSA), and every signer verifies too */
 } bb_keyring_t;
 
 /* Parses key-file text: each line is trimmed of surrounding whitespace; blank lines and lines starting with '#'
@@ -29,8 +32,12 @@ bb_keyring_t *bb_keyring_parse(apr_pool_t *p, const char *text, apr_size_t len, 
 bb_keyring_t *bb_keyring_load(apr_pool_t *p, const char *path, const char **err);
 /* The key named kid, or NULL. */
 const bb_key_t *bb_keyring_find(const bb_keyring_t *ring, const char *kid);
+/* A copy of ring (same HMAC keys) whose tokens are signed by signers[0] and verified by any of them as well as by
+ * the HMAC keys (so switching from HS256 logs nobody out). signers NULL or empty: the ring's HS256 alone. */
+bb_keyring_t *bb_keyring_with_signers(apr_pool_t *p, const bb_keyring_t *ring, const apr_array_header_t *signers);
 /* A ring of keys for another purpose: each secret becomes HMAC-SHA256(secret, label); kids are kept, so rotation
- * works the same way. Used so that a login-state cookie can never pass for a session cookie. NULL for a NULL ring. */
+ * works the same way; the derived ring has no signers. Used so that a login-state cookie can never pass for a
+ * session cookie. NULL for a NULL ring. */
 bb_keyring_t *bb_keyring_derive(apr_pool_t *p, const bb_keyring_t *ring, const char *label);
 
 #endif
