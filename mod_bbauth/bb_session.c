@@ -61,6 +61,19 @@ char *bb_session_encode(apr_pool_t *p, const bb_keyring_t *ring, const bb_sessio
     return claims ? bb_jws_sign(p, ring, SESSION_TYP, claims) : NULL;
 }
 
+char *bb_session_assertion(apr_pool_t *p, const bb_keyring_t *ring, const char *issuer, const char *audience,
+                           const bb_session_t *who, apr_int64_t now)
+{
+    json_t *claims = bb_json_pool_own(p, json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:I}",
+                                                   "iss", issuer, "aud", audience, "sub", who->sub,
+                                                   "uid", (json_int_t)who->uid, "name", who->name,
+                                                   "email", who->email, "iat", (json_int_t)now,
+                                                   "exp", (json_int_t)(now + BB_ASSERTION_LIFETIME),
+                                                   "auth_time", (json_int_t)who->auth_time));
+
+    return claims ? bb_jws_sign(p, ring, SESSION_TYP, claims) : NULL;
+}
+
 /* A non-empty string claim, or NULL. */
 static const char *required_string(const json_t *claims, const char *name)
 {

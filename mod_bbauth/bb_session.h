@@ -54,6 +54,16 @@ bb_session_status_t bb_session_decode_memo(apr_pool_t *p, bb_memo_t *memo, const
                                            const bb_session_policy_t *policy, const char *value, apr_int64_t now,
                                            bb_session_t **out);
 
+/* Seconds an identity assertion is valid. */
+#define BB_ASSERTION_LIFETIME 60
+
+/* The identity assertion for an upstream app: a JWT {"iss","aud","sub","uid","name","email","iat":now,
+ * "exp":now + BB_ASSERTION_LIFETIME,"auth_time"} signed like a cookie (with ring's first signer) and typ "JWT".
+ * It carries no sid, so it never passes for a session cookie; a cookie carries no aud, so an app that checks aud
+ * never takes a cookie for an assertion. NULL when the claims cannot be encoded. */
+char *bb_session_assertion(apr_pool_t *p, const bb_keyring_t *ring, const char *issuer, const char *audience,
+                           const bb_session_t *who, apr_int64_t now);
+
 /* 1 when the cookie should be re-issued now to slide the idle window (idle timeout on, and at least
  * max(1, idle_timeout / 10) seconds since iat), so an active user is not logged out. */
 int bb_session_needs_refresh(const bb_session_policy_t *policy, const bb_session_t *s, apr_int64_t now);

@@ -91,8 +91,8 @@ static const char *describe_key(apr_pool_t *p, bb_signkey_t *key, const char *na
     if (EVP_PKEY_is_a(key->pkey, "ED25519")) {
         return ed25519_public(p, key, name);
     }
-    return apr_psprintf(p, "%s: a %s key; BBAuthSigningKey takes an EC P-256 (ES256) or Ed25519 (EdDSA) private "
-                        "key (bbauth-keygen --signing makes one)", name, EVP_PKEY_get0_type_name(key->pkey));
+    return apr_psprintf(p, "%s: the key is of type %s; BBAuthSigningKey takes an EC P-256 (ES256) or Ed25519 "
+                        "(EdDSA) private key (bbauth-keygen --signing makes one)", name, EVP_PKEY_get0_type_name(key->pkey));
 }
 
 /* Completes a loaded key: type checked, public members, kid. */

@@ -44,7 +44,10 @@ typedef struct {
     const char *redirect_origin;     /* scheme://host[:port] of redirect_uri: the session's iss */
     const char *callback_path;       /* path of redirect_uri, answered by the module itself */
     const char *scope;
-    bb_keyring_t *session_keys;      /* from BBAuthSessionKey: the first signs, all verify */
+    bb_keyring_t *session_keys;      /* from BBAuthSessionKey: the first signs, all verify; once finalized it also
+                                      * carries signing_keys (bb_keyring_with_signers), which then sign */
+    apr_array_header_t *signing_keys; /* of bb_signkey_t *, from BBAuthSigningKey: the first signs, all are
+                                      * published (bbauth-jwks) and verify; NULL: HS256 sessions, no assertions */
     bb_keyring_t *state_keys;        /* derived from session_keys for login-state cookies */
     apr_int64_t max_age;
     apr_int64_t idle_timeout;
@@ -70,6 +73,7 @@ typedef struct {
     bb_sealer_t *grant_sealer;       /* derived from session_keys: seals sessions' OAuth tokens in the cache */
     bb_memo_t *session_memo;         /* cookies this process verified already (bb_session_decode_memo) */
     bb_memo_t *token_memo;           /* token verdicts this process read or stored (bb_tokencache_t.memo) */
+    bb_memo_t *assertion_memo;       /* identity assertions this process signed, by session or token and audience */
 } bbauth_server_conf;
 
 typedef enum {
@@ -86,6 +90,8 @@ typedef struct {
     const char *header_prefix;
     int token_auth;                  /* BBAuthTokenAuth: BBAUTH_UNSET (off), 0 or 1 */
     int needs_grant;                 /* a Require line here asks Bitbucket with a session's OAuth grant */
+    int identity_assertion;          /* BBAuthIdentityAssertion: BBAUTH_UNSET (off), 0 or 1 */
+    const char *assertion_path;      /* the <Location> path where it was set ("/" at server level): the aud's path */
 } bbauth_dir_conf;
 
 /* mod_bbauth_config.c */
@@ -153,6 +159,8 @@ int bbauth_session_revalidate(request_rec *r, const bbauth_server_conf *conf, co
 int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, const bb_user_t **user);
 /* The access token in the request's Authorization header, or NULL. */
 const char *bbauth_token_of(request_rec *r);
+/* The token's key in the token cache (a keyed hash: never the token), or NULL. */
+const char *bbauth_token_cache_key(request_rec *r, const bbauth_server_conf *conf, const char *token);
 
 /* mod_bbauth_authz.c */
 void bbauth_register_authz_providers(apr_pool_t *p);
@@ -185,6 +193,17 @@ int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, cons
 int bbauth_oauth1_start_login(request_rec *r, const bbauth_server_conf *conf, const char *return_to);
 /* Bitbucket's answer on the callback path: ?oauth_token&oauth_verifier. */
 int bbauth_oauth1_callback(request_rec *r, const bbauth_server_conf *conf);
+
+/* mod_bbauth_assert.c */
+/* BBAuthIdentityAssertion: sets <prefix>Assertion to a JWT of the identity `who` (a session, or a token owner with
+ * sid NULL) signed with the first BBAuthSigningKey. memo_id names the credential (the session id, or the token's
+ * cache key): the signed assertion is reused for it in this process while more than 30 s of validity remain. */
+void bbauth_assertion_set(request_rec *r, const bbauth_server_conf *conf, const bbauth_dir_conf *dconf,
+                          const bb_session_t *who, const char *memo_id);
+/* The same for an access token's owner (the memo is keyed by the token's cache key, never by the token). */
+void bbauth_assertion_set_for_token(request_rec *r, const bbauth_server_conf *conf, const bbauth_dir_conf *dconf,
+                                    const bb_user_t *owner, const char *token);
+void bbauth_register_assert_hooks(void);
 
 /* mod_bbauth_setup.c */
 void bbauth_register_setup_hooks(void);

@@ -132,10 +132,12 @@ static void set_identity(request_rec *r, const bbauth_dir_conf *dconf, const cha
     apr_table_setn(r->subprocess_env, "BITBUCKET_ID", uid);
 }
 
-static void set_session_identity(request_rec *r, const bbauth_dir_conf *dconf, const bb_session_t *session)
+static void set_session_identity(request_rec *r, const bbauth_server_conf *conf, const bbauth_dir_conf *dconf,
+                                 const bb_session_t *session)
 {
     set_identity(r, dconf, session->sub, session->name, session->email, session->uid);
     bbauth_note_credential(r, NULL, session->sid);
+    bbauth_assertion_set(r, conf, dconf, session, session->sid);
 }
 
 static int token_auth_on(const bbauth_dir_conf *dconf)
@@ -266,6 +268,7 @@ static int check_token(request_rec *r, const bbauth_server_conf *conf, const bba
     case OK:
         set_identity(r, dconf, owner->name, owner->display_name, owner->email, owner->id);
         bbauth_note_credential(r, bbauth_token_of(r), NULL);
+        bbauth_assertion_set_for_token(r, conf, dconf, owner, bbauth_token_of(r));
         return OK;
     case DECLINED:
         return unauthenticated(r, conf, dconf);
@@ -308,7 +311,7 @@ static int check_authn(request_rec *r)
         session = NULL;
     }
     if (session) {
-        set_session_identity(r, dconf, session);
+        set_session_identity(r, conf, dconf, session);
         refresh_session_cookie(r, conf, session);
         return OK;
     }
@@ -336,7 +339,7 @@ static int fixups_pass(request_rec *r)
     }
     session = bbauth_request_session(r, conf);
     if (session) {
-        set_session_identity(r, dconf, session);
+        set_session_identity(r, conf, dconf, session);
         refresh_session_cookie(r, conf, session);
     }
     return DECLINED;

@@ -52,6 +52,7 @@ void *bbauth_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(oauth1_key);
     MERGE_PTR(scope);
     MERGE_PTR(session_keys);
+    MERGE_PTR(signing_keys);
     MERGE_NUM(max_age);
     MERGE_NUM(idle_timeout);
     MERGE_PTR(cookie_name);
@@ -83,6 +84,7 @@ void *bbauth_create_dir_conf(apr_pool_t *p, char *dir)
     bbauth_dir_conf *conf = apr_pcalloc(p, sizeof(*conf));
 
     conf->token_auth = BBAUTH_UNSET;
+    conf->identity_assertion = BBAUTH_UNSET;
     return conf;
 }
 
@@ -95,6 +97,15 @@ void *bbauth_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(header_prefix);
     MERGE_NUM(token_auth);
     merged->needs_grant = add->needs_grant || base->needs_grant;
+    /* The switch and the path its audience names belong together. */
+    if (add->identity_assertion != BBAUTH_UNSET) {
+        merged->identity_assertion = add->identity_assertion;
+        merged->assertion_path = add->assertion_path;
+    }
+    else {
+        merged->identity_assertion = base->identity_assertion;
+        merged->assertion_path = base->assertion_path;
+    }
     return merged;
 }
 
@@ -126,6 +137,12 @@ void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf)
     if (conf->session_keys && !conf->session_memo) {
         conf->session_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
         conf->token_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
+    }
+    /* Session cookies are signed with the first signing key from now on; the HMAC keys still verify the cookies
+     * they signed, and still derive the other keys above. */
+    conf->session_keys = bb_keyring_with_signers(p, conf->session_keys, conf->signing_keys);
+    if (conf->signing_keys && !conf->assertion_memo) {
+        conf->assertion_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
     }
 
     /* Secure whenever the public URL is https, even when TLS ends at a proxy in front of this server. */
@@ -323,6 +340,27 @@ static const char *set_session_key(cmd_parms *cmd, void *dummy, const char *arg)
     return NULL;
 }
 
+/* Repeatable: the first key signs, every one is published and verifies. Read now, as root, like the others. */
+static const char *add_signing_key(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    bbauth_server_conf *conf = server_conf_of(cmd);
+    const char *err = NULL;
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    bb_signkey_t *key = path ? bb_signkey_load(cmd->pool, path, &err) : NULL;
+
+    if (!key) {
+        return directive_error(cmd, err ? err : "invalid file path");
+    }
+    if (!conf->signing_keys) {
+        conf->signing_keys = apr_array_make(cmd->pool, 2, sizeof(bb_signkey_t *));
+    }
+    if (bb_signkeys_find(conf->signing_keys, key->kid)) {
+        return directive_error(cmd, apr_psprintf(cmd->pool, "%s: the same key is given twice", path));
+    }
+    APR_ARRAY_PUSH(conf->signing_keys, bb_signkey_t *) = key;
+    return NULL;
+}
+
 /* A whole number of seconds within [min, max]. */
 static const char *parse_seconds(cmd_parms *cmd, const char *arg, apr_int64_t min, apr_int64_t max,
                                  apr_int64_t *out)
@@ -479,6 +517,27 @@ static const char *set_unauth_action(cmd_parms *cmd, void *dconf, const char *ar
     return NULL;
 }
 
+/* The audience names the <Location> the switch is in; a path that is a pattern or a directory names none. */
+static const char *set_identity_assertion(cmd_parms *cmd, void *dconf, int on)
+{
+    bbauth_dir_conf *conf = dconf;
+    const ap_directive_t *section = cmd->directive ? cmd->directive->parent : NULL;
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIRECTORY | NOT_IN_FILES);
+
+    if (err) {
+        return err;
+    }
+    if (section && strcasecmp(section->directive, "<VirtualHost")
+        && (strcasecmp(section->directive, "<Location") || section->args == NULL || section->args[0] == '~'
+            || cmd->path == NULL || cmd->path[0] != '/')) {
+        return directive_error(cmd, "belongs in a <Location /path> (whose path becomes the assertion's audience), "
+                               "a <VirtualHost> or the server");
+    }
+    conf->identity_assertion = on;
+    conf->assertion_path = section && cmd->path ? cmd->path : "/";
+    return NULL;
+}
+
 static const char *set_header_prefix(cmd_parms *cmd, void *dconf, const char *arg)
 {
     const char *c;
@@ -512,6 +571,9 @@ const command_rec bbauth_directives[] = {
                     "OAuth 2 scopes to ask for (default REPO_READ)"),
     AP_INIT_TAKE1("BBAuthSessionKey", set_session_key, NULL, RSRC_CONF,
                   "File with the session signing keys, one per line; the first signs"),
+    AP_INIT_ITERATE("BBAuthSigningKey", add_signing_key, NULL, RSRC_CONF,
+                    "EC P-256 (ES256) or Ed25519 (EdDSA) private key (PEM) that signs session cookies and identity "
+                    "assertions; repeatable: the first signs, all are published (bbauth-jwks) and verify"),
     AP_INIT_TAKE1("BBAuthSessionMaxAge", set_max_age, NULL, RSRC_CONF,
                   "Seconds a session lasts from login (default 28800)"),
     AP_INIT_TAKE1("BBAuthSessionIdleTimeout", set_idle_timeout, NULL, RSRC_CONF,
@@ -540,6 +602,8 @@ const command_rec bbauth_directives[] = {
                  "On: accept Bitbucket HTTP access tokens (Basic or Bearer) from command-line clients"),
     AP_INIT_TAKE1("BBAuthUnauthAction", set_unauth_action, NULL, OR_AUTHCFG,
                   "What an unauthenticated request gets: auto (default), redirect, 401 or pass"),
+    AP_INIT_FLAG("BBAuthIdentityAssertion", set_identity_assertion, NULL, ACCESS_CONF | RSRC_CONF,
+                 "On: send the upstream app <prefix>Assertion, a JWT of the identity signed with BBAuthSigningKey"),
     AP_INIT_TAKE1("BBAuthHeaderPrefix", set_header_prefix, NULL, OR_AUTHCFG,
                   "Prefix of the identity headers for the upstream app (default X-Bitbucket-)"),
     { NULL }
@@ -589,6 +653,15 @@ static server_rec *server_of_section(server_rec *main_server, const ap_directive
     return main_server;
 }
 
+/* Whether a node needs a BBAuthSigningKey: the JWK Set handler, and identity assertions turned on. */
+static int needs_signing_key(apr_pool_t *p, const ap_directive_t *node)
+{
+    const char *arg = node->args ? first_arg(p, node) : "";
+
+    return (!strcasecmp(node->directive, "SetHandler") && !strcasecmp(arg, "bbauth-jwks"))
+        || (!strcasecmp(node->directive, "BBAuthIdentityAssertion") && !strcasecmp(arg, "on"));
+}
+
 /* Whether a use is a Require line that asks Bitbucket with the credential (not bitbucket-user). */
 static int asks_bitbucket(const char *use)
 {
@@ -615,6 +688,16 @@ static int check_tree(apr_pool_t *ptemp, server_rec *main_server, server_rec *s,
                              "mod_bbauth: %s on line %d of %s: logins with BBAuthOAuthVersion 1 keep no Bitbucket "
                              "grant to ask with, so only access tokens (BBAuthTokenAuth) can pass it, never a browser "
                              "session; use OAuth 2 for those", use, node->line_num, node->filename);
+            }
+        }
+        if (needs_signing_key(ptemp, node)) {
+            const bbauth_server_conf *conf = ap_get_module_config(s->module_config, &bbauth_module);
+            if (!conf->signing_keys) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, main_server,
+                             "mod_bbauth: %s %s on line %d of %s needs BBAuthSigningKey set for %s",
+                             node->directive, node->args, node->line_num, node->filename,
+                             s == main_server ? "the main server" : "its virtual host");
+                return HTTP_INTERNAL_SERVER_ERROR;
             }
         }
         if (!strcasecmp(node->directive, "<VirtualHost")) {

@@ -78,6 +78,12 @@ const char *bbauth_token_of(request_rec *r)
     return bb_credential_parse(r->pool, header, &cred) == BB_CRED_OK ? cred->token : NULL;
 }
 
+const char *bbauth_token_cache_key(request_rec *r, const bbauth_server_conf *conf, const char *token)
+{
+    bb_tokencache_t tc = token_cache_of(conf);
+    return token ? bb_tokencache_key(r->pool, &tc, token) : NULL;
+}
+
 int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, const bb_user_t **owner)
 {
     const char *header = apr_table_get(r->headers_in, "Authorization");

@@ -378,3 +378,90 @@ def test_root_only_files_work(site_factory, tmp_serverroot):
     s = site.session()
     site.login(s, "/packages/echo")
     assert site.echo(s)["remote_user"] == "alice"
+
+
+# ---- signing keys (BBAuthSigningKey), the JWK Set handler and identity assertions
+
+def pem_private(key, encryption=None):
+    from cryptography.hazmat.primitives import serialization
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             encryption or serialization.NoEncryption())
+
+
+def signing_key_content(case):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+    if case == "encrypted":
+        return pem_private(ec.generate_private_key(ec.SECP256R1()), serialization.BestAvailableEncryption(b"pw"))
+    if case == "RSA":
+        return pem_private(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    if case == "P-384":
+        return pem_private(ec.generate_private_key(ec.SECP384R1()))
+    if case == "Ed448":
+        return pem_private(ed448.Ed448PrivateKey.generate())
+    if case == "public only":
+        return ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return b"not a key\n"
+
+
+@pytest.mark.parametrize("case,says", [
+    ("encrypted", "the key is encrypted"), ("RSA", "of type RSA"), ("P-384", "not on curve P-256"),
+    ("Ed448", "of type ED448"), ("public only", "only a public key"), ("garbage", "no PEM private key found"),
+])
+def test_unusable_signing_key(site, case, says):
+    path = key_file_with(site, "signing.pem", signing_key_content(case), mode=0o600)
+    text = server_lines(site, BBAuthSigningKey=path) + PROTECTED
+    out = assert_refused(site, text, "BBAuthSigningKey", line_of(text, "BBAuthSigningKey"))
+    assert path in out and says in out, out
+
+
+@pytest.mark.parametrize("case", ["missing", "a directory"])
+def test_unreadable_signing_key(site, case):
+    path = "/nonexistent/signing.pem" if case == "missing" else str(site.apache.root)
+    text = server_lines(site, BBAuthSigningKey=path) + PROTECTED
+    out = assert_refused(site, text, "BBAuthSigningKey", line_of(text, "BBAuthSigningKey"))
+    assert path in out
+
+
+def good_signing_keys(site):
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+    return (key_file_with(site, "es256.pem", pem_private(ec.generate_private_key(ec.SECP256R1())), mode=0o600),
+            key_file_with(site, "eddsa.pem", pem_private(ed25519.Ed25519PrivateKey.generate()), mode=0o600))
+
+
+def test_signing_keys_that_are_fine(site):
+    """Two keys (root-only files), assertions in a <Location> and the virtual host, the JWK Set handler."""
+    es256, eddsa = good_signing_keys(site)
+    assert_passes(site, server_lines(site) + f"BBAuthSigningKey {es256}\nBBAuthSigningKey {eddsa}\n" + PROTECTED
+                  + """<Location /packages>
+    BBAuthIdentityAssertion On
+</Location>
+<Location /jwks>
+    SetHandler bbauth-jwks
+</Location>
+BBAuthIdentityAssertion Off
+""")
+
+
+def test_same_signing_key_twice(site):
+    es256, _ = good_signing_keys(site)
+    text = server_lines(site) + f"BBAuthSigningKey {es256}\nBBAuthSigningKey {es256}\n" + PROTECTED
+    out = assert_refused(site, text, "BBAuthSigningKey", line_of(text, "BBAuthSigningKey") + 1)
+    assert "the same key is given twice" in out
+
+
+@pytest.mark.parametrize("use", ["SetHandler bbauth-jwks", "BBAuthIdentityAssertion On"])
+def test_uses_without_a_signing_key(site, use):
+    text = server_lines(site) + PROTECTED + f"<Location /x>\n    {use}\n</Location>\n"
+    out = assert_refused(site, text, "BBAuthSigningKey", line_of(text, use))
+    assert use.split()[0] in out
+
+
+@pytest.mark.parametrize("section", ["<Directory /tmp>", "<LocationMatch ^/x>", "<Location ~ ^/x>"])
+def test_assertion_outside_a_location_path(site, section):
+    es256, _ = good_signing_keys(site)
+    end = "</" + section[1:].split()[0] + ">"
+    text = (server_lines(site) + f"BBAuthSigningKey {es256}\n" + PROTECTED
+            + f"{section}\n    BBAuthIdentityAssertion On\n{end}\n")
+    assert_refused(site, text, "BBAuthIdentityAssertion", line_of(text, "BBAuthIdentityAssertion"))

@@ -9,6 +9,7 @@
 #include "bb_jwk.h"
 #include "bb_pkey.h"
 #include "bb_sign.h"
+#include "bb_session.h"
 
 #define HMAC_KEY_FILE "1111111111111111111111111111111111111111111111111111111111111111\n"
 
@@ -158,9 +159,9 @@ static void test_refusals(void **state)
 {
     apr_pool_t *p = *state;
 
-    assert_refused(p, fresh_pem(p, EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024), 0), "a RSA key");
+    assert_refused(p, fresh_pem(p, EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024), 0), "of type RSA");
     assert_refused(p, fresh_pem(p, EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384"), 0), "not on curve P-256");
-    assert_refused(p, fresh_pem(p, EVP_PKEY_Q_keygen(NULL, NULL, "X25519"), 0), "a X25519 key");
+    assert_refused(p, fresh_pem(p, EVP_PKEY_Q_keygen(NULL, NULL, "X25519"), 0), "of type X25519");
     assert_refused(p, fresh_pem(p, EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"), 1), "the key is encrypted");
     assert_refused(p, P256_PUBLIC_PEM, "only a public key");
     assert_refused(p, "not a key\n", "no PEM private key found");
@@ -312,6 +313,32 @@ static void test_jwk_set_has_public_members_only(void **state)
     assert_string_equal(bb_jwk_set(p, apr_array_make(p, 0, sizeof(bb_signkey_t *))), "{\"keys\":[]}");
 }
 
+static void test_assertion_claims_and_no_session(void **state)
+{
+    apr_pool_t *p = *state;
+    bb_keyring_t *ring = ring_with(p, key_of(p, P256_PEM), NULL);
+    bb_session_policy_t policy = { "https://mirror.example.com", 28800, 3600 };
+    bb_session_t *who = bb_session_new(p, "alice", 42, "Alice", "alice@example.com", 1700000000);
+    bb_session_t *decoded = NULL;
+    json_t *claims = NULL;
+    apr_int64_t n = 0;
+    char *assertion = bb_session_assertion(p, ring, policy.issuer, "https://mirror.example.com/packages", who,
+                                           1700000100);
+
+    assert_non_null(assertion);
+    assert_int_equal(bb_jws_verify(p, ring, "JWT", assertion, strlen(assertion), &claims), BB_JWS_OK);
+    assert_string_equal(bb_jws_claim_string(claims, "aud"), "https://mirror.example.com/packages");
+    assert_string_equal(bb_jws_claim_string(claims, "iss"), "https://mirror.example.com");
+    assert_string_equal(bb_jws_claim_string(claims, "email"), "alice@example.com");
+    assert_true(bb_jws_claim_int(claims, "exp", BB_JWS_MAX_TIME, &n));
+    assert_int_equal(n, 1700000160);
+    assert_true(bb_jws_claim_int(claims, "auth_time", BB_JWS_MAX_TIME, &n));
+    assert_int_equal(n, 1700000000);
+    assert_null(json_object_get(claims, "sid"));
+    /* Signed with the cookie's key and typ, yet no session: it has no sid. */
+    assert_int_equal(bb_session_decode(p, ring, &policy, assertion, 1700000100, &decoded), BB_SESSION_INVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -326,6 +353,7 @@ int main(void)
         UNIT_TEST(test_alg_confusion_refused),
         UNIT_TEST(test_signature_forms_refused),
         UNIT_TEST(test_jwk_set_has_public_members_only),
+        UNIT_TEST(test_assertion_claims_and_no_session),
     };
     return UNIT_RUN("sign", tests);
 }
