@@ -7,6 +7,8 @@ The `apachectl -t` cases share one (never started) site: each only rewrites its 
 import base64
 import os
 import re
+import stat
+import subprocess
 
 import pytest
 
@@ -465,3 +467,16 @@ def test_assertion_outside_a_location_path(site, section):
     text = (server_lines(site) + f"BBAuthSigningKey {es256}\n" + PROTECTED
             + f"{section}\n    BBAuthIdentityAssertion On\n{end}\n")
     assert_refused(site, text, "BBAuthIdentityAssertion", line_of(text, "BBAuthIdentityAssertion"))
+
+
+@pytest.mark.parametrize("option", ["--signing", "--signing-ed25519"])
+def test_keygen_signing_key_is_private_and_accepted(site, option):
+    keygen = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                          "build", "bbauth-keygen")
+    directory = site.apache.root.parent / f"keys{option}"
+    p = subprocess.run([keygen, option, str(directory)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    path = re.search(r"^  BBAuthSigningKey (\S+)$", p.stdout, re.M).group(1)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+    assert_passes(site, server_lines(site, BBAuthSigningKey=path) + PROTECTED)
