@@ -140,11 +140,12 @@ def test_bad_key_file(site, case, content, says):
     assert GOOD_KEY.decode() not in out
 
 
+@pytest.mark.parametrize("directive", ["BBAuthSessionKey", "BBAuthSigningKey"])
 @pytest.mark.parametrize("case", ["missing", "a directory"])
-def test_unreadable_key_file(site, case):
+def test_unreadable_key_file(site, case, directive):
     path = "/nonexistent/keys" if case == "missing" else str(site.apache.root)
-    text = server_lines(site, BBAuthSessionKey=path) + PROTECTED
-    out = assert_refused(site, text, "BBAuthSessionKey", line_of(text, "BBAuthSessionKey"))
+    text = server_lines(site, **{directive: path}) + PROTECTED
+    out = assert_refused(site, text, directive, line_of(text, directive))
     assert path in out
 
 
@@ -416,14 +417,6 @@ def test_unusable_signing_key(site, case, says):
     text = server_lines(site, BBAuthSigningKey=path) + PROTECTED
     out = assert_refused(site, text, "BBAuthSigningKey", line_of(text, "BBAuthSigningKey"))
     assert path in out and says in out, out
-
-
-@pytest.mark.parametrize("case", ["missing", "a directory"])
-def test_unreadable_signing_key(site, case):
-    path = "/nonexistent/signing.pem" if case == "missing" else str(site.apache.root)
-    text = server_lines(site, BBAuthSigningKey=path) + PROTECTED
-    out = assert_refused(site, text, "BBAuthSigningKey", line_of(text, "BBAuthSigningKey"))
-    assert path in out
 
 
 def good_signing_keys(site):
