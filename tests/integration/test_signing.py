@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 import bbsite
+import cacheserver
 
 ALICE_TOKEN = "BBDC-alicePersonalReadToken0000000000000000001"
 JWKS_PATH = "/.well-known/jwks.json"
@@ -45,11 +46,15 @@ def b64url(data):
 
 
 def thumbprint(public_key):
-    """RFC 7638, computed here from PyJWT's JWK of the key."""
-    alg = jwt.algorithms.ECAlgorithm if isinstance(public_key, ec.EllipticCurvePublicKey) \
-        else jwt.algorithms.OKPAlgorithm
-    jwk = json.loads(alg.to_jwk(public_key))
-    required = {k: jwk[k] for k in ("crv", "kty", "x", "y") if k in jwk}
+    """RFC 7638, computed here: the coordinates as RFC 7518 wants them, 32 bytes each with leading zeros (PyJWT
+    2.6's to_jwk drops those, so it is not used)."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        numbers = public_key.public_numbers()
+        required = {"crv": "P-256", "kty": "EC", "x": b64url(numbers.x.to_bytes(32, "big")),
+                    "y": b64url(numbers.y.to_bytes(32, "big"))}
+    else:
+        required = {"crv": "Ed25519", "kty": "OKP",
+                    "x": b64url(public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))}
     return b64url(hashlib.sha256(json.dumps(required, sort_keys=True, separators=(",", ":")).encode()).digest())
 
 
@@ -57,8 +62,9 @@ def signing_conf(site):
     """The standard site, its signing keys (site.signing_files, in order), assertions on /packages (sessions and
     access tokens), none on /plain, the JWK Set at JWKS_PATH, and /app proxied to an echo backend if there is one.
     Without signing keys: the standard site (HS256 cookies)."""
+    cache = f"BBAuthCache memcache:127.0.0.1:{site.memcached}\n" if site.memcached else ""
     if not site.signing_files:
-        return bbsite.protected_conf(site)
+        return bbsite.protected_conf(site) + cache
     keys = "".join(f"BBAuthSigningKey {path}\n" for path in site.signing_files)
     backend = getattr(site, "backend", None)
     proxied = f"""<Location /app>
@@ -68,7 +74,7 @@ def signing_conf(site):
     ProxyPass {backend.url}/app
 </Location>
 """ if backend else ""
-    return bbsite.protected_conf(site).replace("BBAuthTimeout 3\n", "BBAuthTimeout 3\n" + keys) + f"""
+    return bbsite.protected_conf(site).replace("BBAuthTimeout 3\n", "BBAuthTimeout 3\n" + keys + cache) + f"""
 <Location /packages>
     BBAuthTokenAuth On
     BBAuthIdentityAssertion On
@@ -85,9 +91,13 @@ ScriptAlias /plain/echo @ECHO@
 """ + proxied
 
 
-def make_signing_site(site_factory, tmp_serverroot, algs, backend=None, **opts):
-    """A started site whose signing keys are fresh keys of `algs` (the first signs); site.private_keys in order."""
+def make_signing_site(site_factory, tmp_serverroot, algs, backend=None, memcached=None, **opts):
+    """A started site whose signing keys are fresh keys of `algs` (the first signs); site.private_keys in order.
+    memcached: the port of a memcached to keep the shared state in, so that sessions outlive restarts."""
+    if memcached:
+        opts["modules"] = ("socache_memcache",)
     site = site_factory(conf=signing_conf, start=False, **opts)
+    site.memcached = memcached
     site.private_keys = [new_private_key(a) for a in algs]
     site.signing_files = [write_signing_key(tmp_serverroot, f"signing-{i}.pem", k)
                           for i, k in enumerate(site.private_keys)]
@@ -206,8 +216,15 @@ def test_assertion_is_reused_within_a_process(site_factory, tmp_serverroot):
 
 # ---- rotation and the switch from HS256
 
-def test_rotation_with_two_keys(site_factory, tmp_serverroot):
-    site = make_signing_site(site_factory, tmp_serverroot, ["ES256"])
+@pytest.fixture
+def memcached():
+    """A memcached for the shared state: a restart empties shmcb, and with it the sessions' grants."""
+    with cacheserver.running("memcache") as port:
+        yield port
+
+
+def test_rotation_with_two_keys(site_factory, tmp_serverroot, memcached):
+    site = make_signing_site(site_factory, tmp_serverroot, ["ES256"], memcached=memcached)
     old_key = site.private_keys[0]
     old_cookie = site.session_cookie(logged_in(site))
 
@@ -231,8 +248,8 @@ def test_rotation_with_two_keys(site_factory, tmp_serverroot):
     assert get_status(site, new_cookie) == 200
 
 
-def test_switch_from_hs256_keeps_sessions(site_factory, tmp_serverroot):
-    site = make_signing_site(site_factory, tmp_serverroot, [])
+def test_switch_from_hs256_keeps_sessions(site_factory, tmp_serverroot, memcached):
+    site = make_signing_site(site_factory, tmp_serverroot, [], memcached=memcached)
     hs_cookie = site.session_cookie(logged_in(site))
     assert jwt.get_unverified_header(hs_cookie)["alg"] == "HS256"
 

@@ -29,6 +29,16 @@
 #define P256_X   "5M9olnnuvNIfCcB8ddm1HH_x33mRRT5NZ04wydvBCjE"
 #define P256_Y   "pMDox6yCo9CgEGn3vFd5b82BqVEePLCCz0UGRhclpuw"
 
+/* A key whose x coordinate starts with a zero byte: RFC 7518 keeps it (32 bytes), and so must the kid. */
+#define P256_ZERO_X_PEM \
+    "-----BEGIN PRIVATE KEY-----\n" \
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgPv+i+TD4Mtztd/xc\n" \
+    "GdR4SKVxgYz/itk9i8YtqPgG3gmhRANCAAQAir9akuihGm/RfIBURbrCn20jK3fT\n" \
+    "mINiu4pChLzdCN0JFBA3Y1Ak1dFsK0xVLdImCFsjNM+A3hLw8wntt5/B\n" \
+    "-----END PRIVATE KEY-----\n"
+#define P256_ZERO_X     "AIq_WpLooRpv0XyAVEW6wp9tIyt305iDYruKQoS83Qg"
+#define P256_ZERO_X_KID "lyOiFCf23hheM_w2jU8LnSF-8ILHBvwmEVVjojsHnc4"
+
 #define ED25519_PEM \
     "-----BEGIN PRIVATE KEY-----\n" \
     "MC4CAQAwBQYDK2VwBCIEIHHK9adPRfboxdwdsGvFRuzty5crwsCFk9WwQ1L/8XhU\n" \
@@ -131,6 +141,15 @@ static void test_p256_key_and_kid(void **state)
     assert_string_equal(key->kid, P256_KID);
     assert_string_equal(key->x, P256_X);
     assert_string_equal(key->y, P256_Y);
+}
+
+static void test_coordinates_keep_leading_zeros(void **state)
+{
+    apr_pool_t *p = *state;
+    bb_signkey_t *key = key_of(p, P256_ZERO_X_PEM);
+
+    assert_string_equal(key->x, P256_ZERO_X);
+    assert_string_equal(key->kid, P256_ZERO_X_KID);
 }
 
 static void test_ed25519_key_and_kid(void **state)
@@ -343,6 +362,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         UNIT_TEST(test_p256_key_and_kid),
+        UNIT_TEST(test_coordinates_keep_leading_zeros),
         UNIT_TEST(test_ed25519_key_and_kid),
         UNIT_TEST(test_thumbprint_is_over_canonical_members),
         UNIT_TEST(test_refusals),
