@@ -36,6 +36,9 @@ TARGETS_DOC = """\
 open        no access control (the ceiling)
 floor       only `Require expr "%{HTTP_COOKIE} =~ /bbauth_session=/"`: what any cookie check pays in httpd's authz
 cookie      AuthType Bitbucket, Require valid-user, a valid session cookie (from a real login at the fake)
+cookie-es256  the same in a virtual host with BBAuthSigningKey (P-256): the session's claims signed ES256
+cookie-assert cookie-es256 with BBAuthIdentityAssertion On (a signed assertion for the upstream, memoized per
+            process), plus `Header ... X-Has-Assertion yes "expr=-n %{req:X-Bitbucket-Assertion}"` to check it
 token       AuthType Bitbucket with BBAuthTokenAuth On, Authorization: Bearer <token>: a token-cache hit
 oidc-shm    mod_auth_openidc, Require valid-user, a valid session in its shm cache (OIDCSessionType server-cache)
 oidc-cookie mod_auth_openidc with OIDCSessionType client-cookie (the session in an encrypted cookie)"""
@@ -155,6 +158,27 @@ Listen 127.0.0.1:{port}
 """
 
 
+def _signing_vhost(port, key_file):
+    """A virtual host that inherits the main server's settings and signs with an ES256 key."""
+    return f"""
+Listen 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+    ServerName 127.0.0.1:{port}
+    BBAuthSigningKey {key_file}
+    <Location /cookie>
+        AuthType Bitbucket
+        Require valid-user
+    </Location>
+    <Location /assert>
+        AuthType Bitbucket
+        Require valid-user
+        BBAuthIdentityAssertion On
+        Header always set X-Has-Assertion yes "expr=-n %{{req:X-Bitbucket-Assertion}}"
+    </Location>
+</VirtualHost>
+"""
+
+
 def bench_conf(site, oidc=""):
     return bbsite.server_conf(site) + """
 MaxKeepAliveRequests 0
@@ -225,11 +249,16 @@ class BenchSite:
                 oidc_ports[mode] = harness.free_port()
                 oidc_conf += _oidc_vhost(oidc_ports[mode], self.op, mode, passphrase)
             modules.append("auth_openidc")
+        self.signing_key = bbsite.new_private_key("ES256")
+        signing_port = harness.free_port()
+        self.signing_conf = _signing_vhost(signing_port, bbsite.write_signing_key(self.workdir, "signing.key",
+                                                                                 self.signing_key))
         self.oidc_conf = oidc_conf
-        self.site = bbsite.make_site(self._factory, self.workdir, conf=lambda s: bench_conf(s, self.oidc_conf + self.extra_conf),
+        vhosts = lambda: self.oidc_conf + self.signing_conf + self.extra_conf  # noqa: E731
+        self.site = bbsite.make_site(self._factory, self.workdir, conf=lambda s: bench_conf(s, vhosts()),
                                      start=False, cgi=False, servers=self.servers, threads=self.threads,
                                      log_level="warn", modules=tuple(modules))
-        for d in ("open", "floor", "cookie", "token", "oidc"):
+        for d in ("open", "floor", "cookie", "token", "oidc", "assert"):
             self.apache.write_htdoc(f"{d}/file.txt", PAYLOAD)
         self.apache.start()
         a = self.apache
@@ -239,6 +268,9 @@ class BenchSite:
         self.targets["cookie"] = Target("cookie", a.url("/cookie/file.txt"), self.session_headers(), self.cookie_user)
         self.targets["token"] = Target("token", a.url("/token/file.txt"),
                                        {"Authorization": "Bearer " + ALICE_TOKEN}, "alice")
+        es256 = {"Cookie": "bbauth_session=" + self.es256_cookie(self.targets["cookie"].headers["Cookie"])}
+        for name, path in (("cookie-es256", "/cookie/file.txt"), ("cookie-assert", "/assert/file.txt")):
+            self.targets[name] = Target(name, f"http://127.0.0.1:{signing_port}{path}", es256, self.cookie_user)
         for mode, name in (("server-cache", "oidc-shm"), ("client-cookie", "oidc-cookie")):
             if mode in oidc_ports:
                 url = f"http://127.0.0.1:{oidc_ports[mode]}/oidc/file.txt"
@@ -268,6 +300,14 @@ class BenchSite:
         self.site.login(s, "/cookie/file.txt", user=self.cookie_user)
         return {"Cookie": "bbauth_session=" + self.site.session_cookie(s)}
 
+    def es256_cookie(self, cookie_header):
+        """The claims of the real login's (HS256) cookie, signed with the virtual host's ES256 key, as a cookie of
+        that host would be: the same session, verified there by the signature alone."""
+        import jwt  # Debian's python3-jwt
+        claims = jwt.decode(cookie_header.split("=", 1)[1], options={"verify_signature": False})
+        return jwt.encode(claims, self.signing_key, algorithm="ES256",
+                          headers={"kid": bbsite.thumbprint(self.signing_key.public_key()), "typ": "JWT"})
+
     def _oidc_login(self, url):
         s = requests.Session()
         s.trust_env = False
@@ -286,6 +326,8 @@ class BenchSite:
             raise RuntimeError(f"{target}: {r.status_code} {r.text[:200]!r}")
         if target.user and r.headers.get("X-Seen-User") != target.user:
             raise RuntimeError(f"{target}: X-Seen-User {r.headers.get('X-Seen-User')!r}, not {target.user}")
+        if target.name == "cookie-assert" and r.headers.get("X-Has-Assertion") != "yes":
+            raise RuntimeError(f"{target}: the upstream got no X-Bitbucket-Assertion")
 
     def stop(self):
         errors = []

@@ -16,6 +16,7 @@ Apache layout (extra conf, see protected_conf()):
 
 import base64
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -23,6 +24,8 @@ import sys
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKEBB = os.path.join(os.path.dirname(HERE), "fakebb")
@@ -249,6 +252,39 @@ def cache_name(site, namespace, ident):
     space = f"{site.fb.base_url}\n{CLIENT_ID}".encode()
     digest = hashlib.sha256(space + b"\0" + namespace.encode() + b"\0" + ident.encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode() + ":" + namespace
+
+
+# ---- signing keys (BBAuthSigningKey)
+
+def new_private_key(alg):
+    return ec.generate_private_key(ec.SECP256R1()) if alg == "ES256" else ed25519.Ed25519PrivateKey.generate()
+
+
+def write_signing_key(directory, name, key):
+    """The key as PKCS#8 PEM in a root-only file (mode 0600): Apache reads it as root at startup."""
+    path = os.path.join(str(directory), name)
+    with open(path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    os.chmod(path, 0o600)
+    return path
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def thumbprint(public_key):
+    """RFC 7638, computed here: the coordinates as RFC 7518 wants them, 32 bytes each with leading zeros (PyJWT
+    2.6's to_jwk drops those, so it is not used)."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        numbers = public_key.public_numbers()
+        required = {"crv": "P-256", "kty": "EC", "x": b64url(numbers.x.to_bytes(32, "big")),
+                    "y": b64url(numbers.y.to_bytes(32, "big"))}
+    else:
+        required = {"crv": "Ed25519", "kty": "OKP",
+                    "x": b64url(public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))}
+    return b64url(hashlib.sha256(json.dumps(required, sort_keys=True, separators=(",", ":")).encode()).digest())
 
 
 def query_of(url):

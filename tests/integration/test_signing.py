@@ -4,8 +4,6 @@ the JWK Set handler, the identity assertion header, rotation, the HS256 -> ES256
 Third-party verifiers: PyJWT's PyJWKClient (keys fetched from the bbauth-jwks handler) and jose from npm (Node),
 installed into a temporary directory by this module."""
 
-import base64
-import hashlib
 import hmac
 import json
 import os
@@ -17,45 +15,13 @@ from urllib.parse import urlsplit
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 import bbsite
+from bbsite import b64url, new_private_key, thumbprint, write_signing_key
 import cacheserver
 
 ALICE_TOKEN = "BBDC-alicePersonalReadToken0000000000000000001"
 JWKS_PATH = "/.well-known/jwks.json"
-ALGS = {"ES256": ec, "EdDSA": ed25519}
-
-
-def new_private_key(alg):
-    return ec.generate_private_key(ec.SECP256R1()) if alg == "ES256" else ed25519.Ed25519PrivateKey.generate()
-
-
-def write_signing_key(directory, name, key):
-    """The key as PKCS#8 PEM in a root-only file (mode 0600): Apache reads it as root at startup."""
-    path = os.path.join(str(directory), name)
-    with open(path, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
-    os.chmod(path, 0o600)
-    return path
-
-
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def thumbprint(public_key):
-    """RFC 7638, computed here: the coordinates as RFC 7518 wants them, 32 bytes each with leading zeros (PyJWT
-    2.6's to_jwk drops those, so it is not used)."""
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        numbers = public_key.public_numbers()
-        required = {"crv": "P-256", "kty": "EC", "x": b64url(numbers.x.to_bytes(32, "big")),
-                    "y": b64url(numbers.y.to_bytes(32, "big"))}
-    else:
-        required = {"crv": "Ed25519", "kty": "OKP",
-                    "x": b64url(public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))}
-    return b64url(hashlib.sha256(json.dumps(required, sort_keys=True, separators=(",", ":")).encode()).digest())
 
 
 def signing_conf(site):
