@@ -251,8 +251,11 @@ class BenchSite:
             modules.append("auth_openidc")
         self.signing_key = bbsite.new_private_key("ES256")
         signing_port = harness.free_port()
-        self.signing_conf = _signing_vhost(signing_port, bbsite.write_signing_key(self.workdir, "signing.key",
-                                                                                 self.signing_key))
+        key_file = bbsite.write_signing_key(self.workdir, "signing.key", self.signing_key)
+        # The callgrind runs start apache2 -X as www-data, who must read it like the session key file.
+        os.chmod(key_file, 0o640)
+        os.chown(key_file, 0, bbsite._www_data_gid())
+        self.signing_conf = _signing_vhost(signing_port, key_file)
         self.oidc_conf = oidc_conf
         vhosts = lambda: self.oidc_conf + self.signing_conf + self.extra_conf  # noqa: E731
         self.site = bbsite.make_site(self._factory, self.workdir, conf=lambda s: bench_conf(s, vhosts()),
