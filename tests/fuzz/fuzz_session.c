@@ -1,5 +1,6 @@
 /* fuzz_session: the session cookie and the login-state cookie (bb_cookie_values, bb_jws_verify, bb_session_decode,
- * bb_login_state_decode). The first byte picks what the rest is, modulo 4:
+ * bb_login_state_decode). The session ring has signers too (ES256 and EdDSA, as with BBAuthSigningKey), so tokens
+ * naming them reach the public-key checks. The first byte picks what the rest is, modulo 4:
  *   '0'  a whole Cookie header, as a browser (or an attacker) sends it
  *   '1'  a session payload (JSON text), signed here with the right key, so the claim checks are reached
  *   '2'  a JWS header (JSON text), with valid claims, signed here, so the header checks are reached
@@ -7,6 +8,7 @@
 #include "fuzz.h"
 #include "bb_util.h"
 #include "bb_keys.h"
+#include "bb_sign.h"
 #include "bb_jws.h"
 #include "bb_cookie.h"
 #include "bb_session.h"
@@ -18,6 +20,17 @@
 #define ISSUER     "https://mirror.example.com"
 #define KEY_FILE   "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n" \
                    "1111111111111111111111111111111111111111111111111111111111111111\n"
+/* The unit tests' P-256 and Ed25519 keys (tests/unit/test_sign.c), kids ftBe_MbZ... and Kh90yQjP... */
+#define P256_PEM \
+    "-----BEGIN PRIVATE KEY-----\n" \
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgEp/847G4jqiuB7jJ\n" \
+    "6xzFeYvZiFdDubDLlVfzAnPli/6hRANCAATkz2iWee680h8JwHx12bUcf/HfeZFF\n" \
+    "Pk1nTjDJ28EKMaTA6MesgqPQoBBp97xXeW/NgalRHjywgs9FBkYXJabs\n" \
+    "-----END PRIVATE KEY-----\n"
+#define ED25519_PEM \
+    "-----BEGIN PRIVATE KEY-----\n" \
+    "MC4CAQAwBQYDK2VwBCIEIHHK9adPRfboxdwdsGvFRuzty5crwsCFk9WwQ1L/8XhU\n" \
+    "-----END PRIVATE KEY-----\n"
 #define STATE_LABEL "mod_bbauth login state v1"
 #define GOOD_CLAIMS "{\"sub\":\"alice\",\"uid\":42,\"name\":\"Alice\",\"email\":\"a@example.com\",\"sid\":\"c2lk\"," \
                     "\"iss\":\"" ISSUER "\",\"auth_time\":1700000000,\"iat\":1700000000,\"exp\":1700003600}"
@@ -84,6 +97,19 @@ static void check_state(apr_pool_t *p, const bb_keyring_t *state_ring, const cha
     }
 }
 
+static apr_array_header_t *fuzz_signers(apr_pool_t *p)
+{
+    apr_array_header_t *signers = apr_array_make(p, 2, sizeof(bb_signkey_t *));
+    const char *err = NULL;
+
+    APR_ARRAY_PUSH(signers, bb_signkey_t *) = bb_signkey_from_pem(p, P256_PEM, strlen(P256_PEM), "p256", &err);
+    APR_ARRAY_PUSH(signers, bb_signkey_t *) = bb_signkey_from_pem(p, ED25519_PEM, strlen(ED25519_PEM), "ed", &err);
+    if (APR_ARRAY_IDX(signers, 0, bb_signkey_t *) == NULL || APR_ARRAY_IDX(signers, 1, bb_signkey_t *) == NULL) {
+        abort();
+    }
+    return signers;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static bb_keyring_t *ring, *state_ring;
@@ -99,7 +125,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *err = NULL;
         FUZZ_KEEP_BEGIN();
         keep = fuzz_pool();
-        ring = bb_keyring_parse(keep, KEY_FILE, strlen(KEY_FILE), &err);
+        ring = bb_keyring_with_signers(keep, bb_keyring_parse(keep, KEY_FILE, strlen(KEY_FILE), &err),
+                                       fuzz_signers(keep));
         state_ring = bb_keyring_derive(keep, ring, STATE_LABEL);
         memo = bb_memo_create(keep, 4);
         FUZZ_KEEP_END();
