@@ -216,13 +216,14 @@ def run_callgrind(site):
         return None, "valgrind is not installed (build/deps.sh --bench)"
     site.apache.stop()
     results = {}
-    plan = [(name, name, False) for name in ("open", "floor", "cookie", "token")]
+    plan = [(name, name, False) for name in ("open", "floor", "cookie", "token", "cookie-es256", "cookie-assert")]
     if "oidc-cookie" in site.targets:
         plan += [("cookie", "cookie, mod_auth_openidc loaded", True), ("oidc-cookie", "oidc-cookie", True)]
     for name, label, oidc in plan:
         site.load_oidc(oidc)
         t = site.targets[name]
-        fresh = site.session_headers if name == "cookie" else None
+        fresh = {"cookie": site.session_headers, "cookie-es256": site.es256_session_headers,
+                 "cookie-assert": site.es256_session_headers}.get(name)
         short_total, short_hooks = callgrind_once(site.apache, t, CG_SHORT, "short", fresh)
         long_total, long_hooks = callgrind_once(site.apache, t, CG_LONG, "long", fresh)
         n = CG_LONG - CG_SHORT

@@ -271,7 +271,7 @@ class BenchSite:
         self.targets["cookie"] = Target("cookie", a.url("/cookie/file.txt"), self.session_headers(), self.cookie_user)
         self.targets["token"] = Target("token", a.url("/token/file.txt"),
                                        {"Authorization": "Bearer " + ALICE_TOKEN}, "alice")
-        es256 = {"Cookie": "bbauth_session=" + self.es256_cookie(self.targets["cookie"].headers["Cookie"])}
+        es256 = self.es256_session_headers(self.targets["cookie"].headers)
         for name, path in (("cookie-es256", "/cookie/file.txt"), ("cookie-assert", "/assert/file.txt")):
             self.targets[name] = Target(name, f"http://127.0.0.1:{signing_port}{path}", es256, self.cookie_user)
         for mode, name in (("server-cache", "oidc-shm"), ("client-cookie", "oidc-cookie")):
@@ -303,13 +303,16 @@ class BenchSite:
         self.site.login(s, "/cookie/file.txt", user=self.cookie_user)
         return {"Cookie": "bbauth_session=" + self.site.session_cookie(s)}
 
-    def es256_cookie(self, cookie_header):
-        """The claims of the real login's (HS256) cookie, signed with the virtual host's ES256 key, as a cookie of
-        that host would be: the same session, verified there by the signature alone."""
+    def es256_session_headers(self, headers=None):
+        """The headers of the ES256 targets: the claims of a real login's (HS256) cookie (that of `headers`, or a
+        new login's), signed with the virtual host's ES256 key as a cookie of that host would be: the same session,
+        verified there by the signature alone."""
         import jwt  # Debian's python3-jwt
-        claims = jwt.decode(cookie_header.split("=", 1)[1], options={"verify_signature": False})
-        return jwt.encode(claims, self.signing_key, algorithm="ES256",
-                          headers={"kid": bbsite.thumbprint(self.signing_key.public_key()), "typ": "JWT"})
+        cookie = (headers or self.session_headers())["Cookie"].split("=", 1)[1]
+        claims = jwt.decode(cookie, options={"verify_signature": False})
+        signed = jwt.encode(claims, self.signing_key, algorithm="ES256",
+                            headers={"kid": bbsite.thumbprint(self.signing_key.public_key()), "typ": "JWT"})
+        return {"Cookie": "bbauth_session=" + signed}
 
     def _oidc_login(self, url):
         s = requests.Session()
