@@ -56,7 +56,7 @@ $(BUILD)/core/%.o: mod_bbauth/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARNINGS) -Werror $(OPT_CFLAGS) $(SAN_FLAGS) $(APR_CFLAGS) $(DEPS_CFLAGS) -c -o $@ $<
 
-$(BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h tests/unit/fake_cache.h tests/unit/fake_response.h $(CORE_OBJ)
+$(BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h tests/unit/fake_cache.h tests/unit/fake_response.h tests/unit/sign_keys.h $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARNINGS) $(OPT_CFLAGS) $(SAN_FLAGS) -Imod_bbauth $(APR_CFLAGS) $(DEPS_CFLAGS) -o $@ $< $(CORE_OBJ) \
 	  $(APR_LIBS) $(DEPS_LIBS) -lcmocka $(SAN_FLAGS)
@@ -111,7 +111,7 @@ $(ASAN_BUILD)/glue/%.o: mod_bbauth/%.c $(HEADERS)
 $(ASAN_BUILD)/mod_bbauth.so: $(ASAN_GLUE_OBJ) $(ASAN_CORE_OBJ)
 	$(ASAN_CC) -shared $(ASAN_SAN) -o $@ $^ $(DEPS_LIBS)
 
-$(ASAN_BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h tests/unit/fake_cache.h tests/unit/fake_response.h $(ASAN_CORE_OBJ)
+$(ASAN_BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h tests/unit/fake_cache.h tests/unit/fake_response.h tests/unit/sign_keys.h $(ASAN_CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(ASAN_CC) $(WARNINGS) $(ASAN_CFLAGS) -Imod_bbauth $(APR_CFLAGS) $(DEPS_CFLAGS) -o $@ $< $(ASAN_CORE_OBJ) \
 	  $(APR_LIBS) $(DEPS_LIBS) -lcmocka

@@ -20,17 +20,8 @@
 #define ISSUER     "https://mirror.example.com"
 #define KEY_FILE   "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n" \
                    "1111111111111111111111111111111111111111111111111111111111111111\n"
-/* The unit tests' P-256 and Ed25519 keys (tests/unit/test_sign.c), kids ftBe_MbZ... and Kh90yQjP... */
-#define P256_PEM \
-    "-----BEGIN PRIVATE KEY-----\n" \
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgEp/847G4jqiuB7jJ\n" \
-    "6xzFeYvZiFdDubDLlVfzAnPli/6hRANCAATkz2iWee680h8JwHx12bUcf/HfeZFF\n" \
-    "Pk1nTjDJ28EKMaTA6MesgqPQoBBp97xXeW/NgalRHjywgs9FBkYXJabs\n" \
-    "-----END PRIVATE KEY-----\n"
-#define ED25519_PEM \
-    "-----BEGIN PRIVATE KEY-----\n" \
-    "MC4CAQAwBQYDK2VwBCIEIHHK9adPRfboxdwdsGvFRuzty5crwsCFk9WwQ1L/8XhU\n" \
-    "-----END PRIVATE KEY-----\n"
+/* The unit tests' P-256 and Ed25519 keys: P256_PEM and ED25519_PEM. */
+#include "../unit/sign_keys.h"
 #define STATE_LABEL "mod_bbauth login state v1"
 #define GOOD_CLAIMS "{\"sub\":\"alice\",\"uid\":42,\"name\":\"Alice\",\"email\":\"a@example.com\",\"sid\":\"c2lk\"," \
                     "\"iss\":\"" ISSUER "\",\"auth_time\":1700000000,\"iat\":1700000000,\"exp\":1700003600}"

@@ -10,15 +10,10 @@
 #include "bb_pkey.h"
 #include "bb_sign.h"
 #include "bb_session.h"
+#include "sign_keys.h"
 
 #define HMAC_KEY_FILE "1111111111111111111111111111111111111111111111111111111111111111\n"
 
-#define P256_PEM \
-    "-----BEGIN PRIVATE KEY-----\n" \
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgEp/847G4jqiuB7jJ\n" \
-    "6xzFeYvZiFdDubDLlVfzAnPli/6hRANCAATkz2iWee680h8JwHx12bUcf/HfeZFF\n" \
-    "Pk1nTjDJ28EKMaTA6MesgqPQoBBp97xXeW/NgalRHjywgs9FBkYXJabs\n" \
-    "-----END PRIVATE KEY-----\n"
 #define P256_PUBLIC_PEM \
     "-----BEGIN PUBLIC KEY-----\n" \
     "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE5M9olnnuvNIfCcB8ddm1HH/x33mR\n" \
@@ -39,10 +34,6 @@
 #define P256_ZERO_X     "AIq_WpLooRpv0XyAVEW6wp9tIyt305iDYruKQoS83Qg"
 #define P256_ZERO_X_KID "lyOiFCf23hheM_w2jU8LnSF-8ILHBvwmEVVjojsHnc4"
 
-#define ED25519_PEM \
-    "-----BEGIN PRIVATE KEY-----\n" \
-    "MC4CAQAwBQYDK2VwBCIEIHHK9adPRfboxdwdsGvFRuzty5crwsCFk9WwQ1L/8XhU\n" \
-    "-----END PRIVATE KEY-----\n"
 #define ED25519_KID "Kh90yQjP8mNd6sSwQHMcCMeq-B1piEBqeiezcMw-3TM"
 #define ED25519_X   "jxt5wlPYl3XlMVXPSbLcRYIX1zZx6q-ln_d5FcRjOvY"
 
