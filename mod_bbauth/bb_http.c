@@ -9,6 +9,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
+#include "bb_connshare.h"
 #include "bb_http.h"
 #include "bb_url.h"
 
@@ -48,6 +49,30 @@ typedef struct {
 apr_status_t bb_http_global_init(void)
 {
     return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? APR_SUCCESS : APR_EGENERAL;
+}
+
+apr_status_t bb_http_child_init(apr_pool_t *p)
+{
+    return bb_connshare_init(p);
+}
+
+/* Connections, TLS sessions and DNS answers kept in the process's share for these options' trust store, if any. */
+static CURLcode set_sharing(CURL *curl, const bb_http_opts_t *opts)
+{
+    CURLSH *share = bb_connshare_for(opts->ca_pem);
+    CURLcode rc;
+
+    if (share == NULL) {
+        return CURLE_OK;
+    }
+    if ((rc = curl_easy_setopt(curl, CURLOPT_SHARE, share)) != CURLE_OK
+        /* Bounds the shared connection cache: the oldest idle connection is closed beyond it. */
+        || (rc = curl_easy_setopt(curl, CURLOPT_MAXCONNECTS, (long)BB_HTTP_MAX_CONNECTIONS)) != CURLE_OK
+        /* Below the keep-alive timeouts of Tomcat (20 s) and common proxies: a kept connection is rarely dead. */
+        || (rc = curl_easy_setopt(curl, CURLOPT_MAXAGE_CONN, (long)BB_HTTP_MAX_IDLE_SEC)) != CURLE_OK) {
+        return rc;
+    }
+    return CURLE_OK;
 }
 
 static size_t collect_body(char *data, size_t size, size_t nmemb, void *baton)
@@ -412,6 +437,9 @@ static bb_status_t perform(apr_pool_t *p, CURL *curl, const bb_http_opts_t *opts
     if (code == CURLE_OK) {
         code = set_request(curl, opts, method, url, headers, body, &transfer);
     }
+    if (code == CURLE_OK) {
+        code = set_sharing(curl, opts);
+    }
     if (code != CURLE_OK) {
         *cause = apr_psprintf(p, "cannot set up the request (libcurl: %s)", curl_easy_strerror(code));
         return BB_UNAVAILABLE;
@@ -451,7 +479,7 @@ bb_status_t bb_http_request(apr_pool_t *p, const bb_http_opts_t *opts, const cha
     }
     apr_pool_cleanup_register(p, curl, cleanup_curl, apr_pool_cleanup_null);
     status = perform(p, curl, opts, method, url, header_list, body, resp, &cause);
-    /* Everything needed was copied into the pool: close the connection now rather than with the pool. */
+    /* Everything needed was copied into the pool: give the connection back (to the share, or closed) now. */
     apr_pool_cleanup_run(p, curl, cleanup_curl);
     if (status != BB_OK) {
         *errmsg = apr_psprintf(p, "%s: %s", where, cause);

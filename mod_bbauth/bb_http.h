@@ -29,6 +29,17 @@ typedef struct {
 /* Once per process, before any request (curl_global_init). */
 apr_status_t bb_http_global_init(void);
 
+/* Idle connections each process keeps to Bitbucket, and how long (seconds) an idle one may be reused. */
+#define BB_HTTP_MAX_CONNECTIONS 16
+#define BB_HTTP_MAX_IDLE_SEC    15
+
+/* Once per (child) process, after fork: from then on the requests of all its threads share libcurl's connection
+ * cache, TLS sessions and DNS cache (one curl share per set of extra CA certificates, so that a connection
+ * verified against one BBAuthCAFile is never reused for a server trusting another), with at most
+ * BB_HTTP_MAX_CONNECTIONS connections kept and none reused after BB_HTTP_MAX_IDLE_SEC idle. Everything is
+ * released with pool p. Without it (or when it fails) every request opens a connection of its own. */
+apr_status_t bb_http_child_init(apr_pool_t *p);
+
 /* The PEM text of a CA file (at most 1 MiB, at least one certificate), for opts->ca_pem: read once at startup, so
  * the file may be readable by root alone. NULL with *err ("cannot read <path> (<why>)", "... holds no PEM
  * certificate ...") otherwise. */

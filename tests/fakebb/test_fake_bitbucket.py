@@ -1101,6 +1101,20 @@ def test_calls_and_log(fb, http):
     assert fb.calls() == {}
 
 
+def test_connections_are_counted_apart_from_the_control_api(fb, http):
+    fb.control("POST", "/_fake/calls/reset")
+    for _ in range(3):   # one kept-alive connection
+        assert http.get(fb.base_url + "/plugins/servlet/applinks/whoami", headers=bearer(ALICE_PAT)).ok
+    whoami(fb, bearer(ALICE_PAT))   # a connection of its own
+    seen = fb.connections()
+    assert seen["api_connections"] == 2 and seen["api_handshakes"] == 2
+    assert seen["by_agent"]["python-requests"]["connections"] == 2
+    # Every control call (urllib: one connection each) is accepted and handshaken, never an API connection.
+    assert seen["accepted"] >= 3 and seen["tls_handshakes"] >= 3
+    fb.control("POST", "/_fake/calls/reset")
+    assert fb.connections()["api_connections"] == 0
+
+
 # ----------------------------------------------------------------------------------------------- robustness
 
 def raw_tls(fb, pki, payload, read=True):
