@@ -17,6 +17,7 @@
 #include "bb_cache.h"
 #include "bb_tokencache.h"
 #include "bb_seal.h"
+#include "bb_flight.h"
 
 extern module AP_MODULE_DECLARE_DATA bbauth_module;
 /* Log lines name the module ([bbauth:...]); mod_bbauth.c gets this from AP_DECLARE_MODULE instead. */
@@ -70,6 +71,7 @@ typedef struct {
     bb_sealer_t *grant_sealer;       /* derived from session_keys: seals sessions' OAuth tokens in the cache */
     bb_memo_t *session_memo;         /* cookies this process verified already (bb_session_decode_memo) */
     bb_memo_t *token_memo;           /* token verdicts this process read or stored (bb_tokencache_t.memo) */
+    bb_flights_t *token_flights;     /* token checks in progress in this process: one per token at a time */
 } bbauth_server_conf;
 
 typedef enum {
