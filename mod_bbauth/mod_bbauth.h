@@ -59,6 +59,11 @@ typedef struct {
     apr_int64_t token_cache_ttl;     /* seconds Bitbucket's "yes" for an access token is trusted */
     apr_int64_t authz_cache_ttl;     /* seconds a bitbucket-repo/-project/-group decision is reused */
     apr_int64_t revalidate;          /* seconds after which a session is checked at Bitbucket again; 0 = never */
+    apr_int64_t max_calls;           /* BBAuthBitbucketMaxCalls: calls in flight per process; 0 = no limit */
+    apr_int64_t circuit_failures;    /* BBAuthCircuitFailures: consecutive failures that open it; 0 = off */
+    apr_int64_t circuit_cooldown;    /* BBAuthCircuitCooldown: seconds it stays open */
+    apr_int64_t stale_if_error;      /* BBAuthStaleIfError: seconds a confirmed token is used past its TTL while
+                                      * Bitbucket cannot answer; 0 = off */
 
     /* Filled by bbauth_finalize_server() once the configuration is read. */
     const char *missing;             /* directives this server still needs before it can log anyone in */
@@ -147,6 +152,13 @@ int bbauth_grant_kept(request_rec *r, const bbauth_server_conf *conf, const char
 /* BBAuthSessionRevalidate: 0 when Bitbucket no longer accepts the session's grant (user deactivated, grant
  * revoked, or none kept), 1 otherwise; asks Bitbucket at most once per period per session. */
 int bbauth_session_revalidate(request_rec *r, const bbauth_server_conf *conf, const bb_session_t *session);
+
+/* mod_bbauth_breaker.c */
+/* Gives every server's calls to Bitbucket their limit and circuit breaker (state shared by the processes of the
+ * host, in an anonymous shared memory segment of pconf; one per Bitbucket URL). */
+apr_status_t bbauth_breaker_post_config(apr_pool_t *pconf, server_rec *s);
+/* For a 503 because Bitbucket cannot answer: sets Retry-After (the circuit's remaining cool-down, at least 1 s). */
+void bbauth_retry_after(request_rec *r, const bbauth_server_conf *conf);
 
 /* mod_bbauth_token.c */
 /* Authenticates a Bitbucket HTTP access token from the Authorization header: OK with *user set, DECLINED when

@@ -198,6 +198,7 @@ static authz_status bitbucket_unavailable(request_rec *r)
 
     apr_table_setn(r->notes, UNAVAILABLE_NOTE, "1");
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    bbauth_retry_after(r, ap_get_module_config(r->server->module_config, &bbauth_module));
     if (!core->response_code_strings
         || !core->response_code_strings[ap_index_of_response(HTTP_SERVICE_UNAVAILABLE)]) {
         ap_custom_response(r, HTTP_INTERNAL_SERVER_ERROR, "Bitbucket cannot be asked right now: try again later.\n");

@@ -224,7 +224,8 @@ static verdict_t renewed(request_rec *r, const bbauth_server_conf *conf, const b
 }
 
 /* The request's answer for a verdict. */
-static int answer(request_rec *r, const bb_credential_t *cred, const verdict_t *v, const bb_user_t **owner)
+static int answer(request_rec *r, const bbauth_server_conf *conf, const bb_credential_t *cred, const verdict_t *v,
+                  const bb_user_t **owner)
 {
     if (v->status == BB_OK) {
         return accepted(r, cred, v->user, owner);
@@ -232,7 +233,10 @@ static int answer(request_rec *r, const bb_credential_t *cred, const verdict_t *
     if (v->status == BB_DENIED) {
         return refused(r, v->errmsg ? v->errmsg : "Bitbucket does not know it");
     }
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: cannot check an access token: %s", v->errmsg);
+    /* While Bitbucket is down the breaker's own line says so once; each request held back is only info. */
+    ap_log_rerror(APLOG_MARK, bb_http_held_back(v->errmsg) ? APLOG_INFO : APLOG_ERR, 0, r,
+                  "mod_bbauth: cannot check an access token: %s", v->errmsg);
+    bbauth_retry_after(r, conf);
     return HTTP_SERVICE_UNAVAILABLE;
 }
 
@@ -256,12 +260,12 @@ int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, co
     switch (bb_tokencache_lookup(r->pool, &tc, cred->token, now, &entry)) {
     case BB_TOKENCACHE_HIT_VALID:
         v = renewed(r, conf, &tc, cred->token, entry, now);
-        return answer(r, cred, &v, owner);
+        return answer(r, conf, cred, &v, owner);
     case BB_TOKENCACHE_HIT_INVALID:
         return refused(r, "Bitbucket refused it recently (cached)");
     default:
         break;
     }
     v = validate_once(r, conf, &tc, cred->token, bb_tokencache_key(r->pool, &tc, cred->token));
-    return answer(r, cred, &v, owner);
+    return answer(r, conf, cred, &v, owner);
 }

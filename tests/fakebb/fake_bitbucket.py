@@ -173,6 +173,7 @@ Control API (root of the same TLS port, NOT under the context path, no auth; JSO
               redirect (302 to https://evil.example/<path>) | twofactor (200 text/html 2FA form) |
               status:NNN (that status with an errors JSON body)
         times: apply only N times, then the mode clears itself (default: until changed)
+        retry_after: with status:NNN, a Retry-After header with this value (e.g. 429 with "120")
   GET  /_fake/calls                     {"token": 3, "whoami": 5, ...} (control API not counted)
   POST /_fake/calls/reset               clears the calls and the connection counters
   GET  /_fake/connections               {"accepted": TCP connections accepted, "tls_handshakes": TLS handshakes
@@ -1434,7 +1435,9 @@ class FakeBitbucket:
                 [("Cache-Control", "no-store")])
         if mode.startswith("status:"):
             code = int(mode.split(":", 1)[1])
-            raise self.json_reply(code, errors_body(f"Simulated HTTP {code}", None))
+            retry_after = m.get("retry_after")
+            raise self.json_reply(code, errors_body(f"Simulated HTTP {code}", None),
+                                  [("Retry-After", str(retry_after))] if retry_after is not None else None)
         return None
 
     # -- web pages: login / home --------------------------------------------------------------------------
@@ -2310,7 +2313,7 @@ class FakeBitbucket:
         elif mode not in MODES:
             return 400, {"error": f"unknown mode {mode}; one of {list(MODES) + ['status:NNN', 'normal']}"}
         rec = {"mode": mode}
-        for k in ("seconds", "bytes", "times"):
+        for k in ("seconds", "bytes", "times", "retry_after"):
             if data.get(k) is not None:
                 rec[k] = data[k]
         self.modes[group] = rec

@@ -1101,6 +1101,15 @@ def test_calls_and_log(fb, http):
     assert fb.calls() == {}
 
 
+def test_status_mode_with_retry_after(fb):
+    fb.set_mode("whoami", "status:429", retry_after=120, times=1)
+    r = whoami(fb, bearer(ALICE_PAT))
+    assert r.status_code == 429 and r.headers["Retry-After"] == "120"
+    fb.set_mode("whoami", "status:503", times=1)
+    r = whoami(fb, bearer(ALICE_PAT))
+    assert r.status_code == 503 and "Retry-After" not in r.headers
+
+
 def test_connections_are_counted_apart_from_the_control_api(fb, http):
     fb.control("POST", "/_fake/calls/reset")
     for _ in range(3):   # one kept-alive connection

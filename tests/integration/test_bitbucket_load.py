@@ -111,3 +111,78 @@ def test_a_busy_token_is_renewed_ahead_of_its_expiry(site_factory):
     for _ in range(4):
         assert get(site, token).status_code == 200
     assert site.fb.calls().get("whoami") == 2                # no miss
+
+
+def outage_conf(extra=""):
+    return lambda s: token_conf(s, "BBAuthBitbucketMaxCalls 2\nBBAuthCircuitFailures 2\n"
+                                   "BBAuthCircuitCooldown 60\n" + extra)
+
+
+def test_an_outage_leaves_logged_in_browsers_served_and_answers_the_fleet_503(site_factory):
+    site = site_factory(conf=outage_conf(), servers=1)          # 8 threads: the fleet could take them all
+    browser = site.session()
+    site.login(browser, "/packages/echo", user="alice")
+    tokens = [mint(site) for _ in range(24)]
+    site.fb.set_mode("whoami", "slow", seconds=30)             # accepts, never answers within BBAuthTimeout (3 s)
+    reset_counts(site)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        fleet = [pool.submit(get, site, token) for token in tokens]
+        pages = [site.echo(browser)["remote_user"] for _ in range(10)]   # beside the fleet, all served
+        answers = [f.result() for f in fleet]
+    assert pages == ["alice"] * 10
+    assert [r.status_code for r in answers] == [503] * 24
+    assert all(int(r.headers["Retry-After"]) >= 1 for r in answers)
+    # At most 2 calls in flight (the rest answered 503 at once), and their 2 failures open the circuit.
+    assert site.fb.calls().get("whoami", 0) <= 2
+    site.apache.wait_for_log(r"circuit open until .* after 2 consecutive failed calls")
+    # Once open, a new token is answered 503 at once, with the cool-down left as Retry-After.
+    before = site.fb.calls().get("whoami", 0)
+    r = get(site, mint(site))
+    assert r.status_code == 503 and 1 <= int(r.headers["Retry-After"]) <= 60
+    assert site.fb.calls().get("whoami", 0) == before
+    # A cached token is still served (no call needed).
+    assert site.echo(browser)["remote_user"] == "alice"
+
+
+def test_the_call_limit_answers_503_at_once_beyond_it(site_factory):
+    site = site_factory(conf=lambda s: token_conf(s, "BBAuthBitbucketMaxCalls 1\nBBAuthCircuitFailures 0"),
+                        servers=1)
+    tokens = [mint(site) for _ in range(4)]
+    site.fb.set_mode("whoami", "slow", seconds=2)
+    reset_counts(site)
+    answers = concurrently(4, lambda: get(site, tokens.pop()))
+    assert sorted(r.status_code for r in answers) == [200, 503, 503, 503]
+    assert site.fb.calls().get("whoami") == 1
+    assert "BBAuthBitbucketMaxCalls" in site.apache.error_log()
+
+
+def test_a_429_with_retry_after_opens_the_circuit_for_that_long(site_factory):
+    site = site_factory(conf=outage_conf(), servers=1)
+    tokens = [mint(site) for _ in range(3)]
+    site.fb.set_mode("whoami", "status:429", retry_after=120)
+    reset_counts(site)
+    first = get(site, tokens[0])
+    assert first.status_code == 503
+    site.apache.wait_for_log(r"rate-limited by Bitbucket, retrying after 120 s")
+    later = [get(site, t) for t in tokens[1:]]
+    assert [r.status_code for r in later] == [503, 503]
+    assert all(60 < int(r.headers["Retry-After"]) <= 120 for r in later)   # the 429's time, not the cool-down
+    assert site.fb.calls().get("whoami") == 1
+
+
+def test_after_the_cooldown_one_probe_closes_the_circuit(site_factory):
+    import time
+    site = site_factory(conf=lambda s: token_conf(s, "BBAuthCircuitFailures 1\nBBAuthCircuitCooldown 2"),
+                        servers=1)
+    tokens = [mint(site) for _ in range(3)]
+    site.fb.set_mode("whoami", "status:502", times=1)
+    reset_counts(site)
+    assert get(site, tokens[0]).status_code == 503          # the failure that opens it
+    assert get(site, tokens[1]).status_code == 503          # refused at once
+    assert site.fb.calls().get("whoami") == 1
+    time.sleep(2.2)
+    assert get(site, tokens[1]).status_code == 200          # the probe, answered: closed again
+    assert get(site, tokens[2]).status_code == 200
+    assert site.fb.calls().get("whoami") == 3
+    site.apache.wait_for_log(r"circuit closed")
