@@ -1,4 +1,5 @@
 /* mod_bbauth_token.c: BBAuthTokenAuth: Bitbucket HTTP access tokens sent by command-line clients, checked at Bitbucket and cached. */
+#include <apr_atomic.h>
 #include <apr_strings.h>
 #include <http_core.h>
 #include <http_protocol.h>
@@ -14,7 +15,7 @@
 static bb_tokencache_t token_cache_of(const bbauth_server_conf *conf)
 {
     const bb_key_t *key = &APR_ARRAY_IDX(conf->token_keys->keys, 0, bb_key_t);
-    bb_tokencache_t tc = { bbauth_cache(), key, conf->token_memo };
+    bb_tokencache_t tc = { bbauth_cache(), key, conf->token_memo, conf->stale_if_error };
     return tc;
 }
 
@@ -223,6 +224,28 @@ static verdict_t renewed(request_rec *r, const bbauth_server_conf *conf, const b
     return v;
 }
 
+/* BBAuthStaleIfError: while Bitbucket cannot answer, a verdict it confirmed before, up to the grace past its
+ * expiry; each use logged (info) and counted. 1 when *v was replaced by it. */
+static int stale_verdict(request_rec *r, const bb_tokencache_t *tc, const char *token, verdict_t *v)
+{
+    static volatile apr_uint32_t uses;     /* this process's, for the log line */
+    bb_tokencache_entry_t *entry = NULL;
+    apr_int64_t now = bbauth_now();
+
+    if ((v->status != BB_UNAVAILABLE && v->status != BB_BAD_RESPONSE)
+        || !bb_tokencache_lookup_stale(r->pool, tc, token, now, &entry)) {
+        return 0;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: Bitbucket cannot check an access token (%s): accepted "
+                  "as %s from Bitbucket's verdict of %" APR_INT64_T_FMT " s ago, %" APR_INT64_T_FMT " s past its "
+                  "TTL (BBAuthStaleIfError; stale use %u of this process)", v->errmsg,
+                  bb_strip_controls(r->pool, entry->user->name), now - entry->validated_at, now - entry->expires,
+                  apr_atomic_inc32(&uses) + 1);
+    v->status = BB_OK;
+    v->user = entry->user;
+    return 1;
+}
+
 /* The request's answer for a verdict. */
 static int answer(request_rec *r, const bbauth_server_conf *conf, const bb_credential_t *cred, const verdict_t *v,
                   const bb_user_t **owner)
@@ -267,5 +290,6 @@ int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, co
         break;
     }
     v = validate_once(r, conf, &tc, cred->token, bb_tokencache_key(r->pool, &tc, cred->token));
+    stale_verdict(r, &tc, cred->token, &v);
     return answer(r, conf, cred, &v, owner);
 }

@@ -186,3 +186,54 @@ def test_after_the_cooldown_one_probe_closes_the_circuit(site_factory):
     assert get(site, tokens[2]).status_code == 200
     assert site.fb.calls().get("whoami") == 3
     site.apache.wait_for_log(r"circuit closed")
+
+
+def expire_verdict_then_fail(site, token, ttl=2):
+    """The token is accepted once, its verdict outlives BBAuthTokenCacheTTL, then Bitbucket goes down."""
+    import time
+    assert get(site, token).status_code == 200
+    time.sleep(ttl + 1.1)
+    site.fb.set_mode("whoami", "down")
+
+
+def test_stale_if_error_serves_a_confirmed_token_while_bitbucket_is_down(site_factory):
+    site = site_factory(conf=lambda s: token_conf(s, "BBAuthTokenCacheTTL 2\nBBAuthStaleIfError 60\n"
+                                                     "BBAuthCircuitFailures 0"))
+    token = mint(site)
+    expire_verdict_then_fail(site, token)
+    reset_counts(site)
+    r = get(site, token)
+    assert r.status_code == 200 and r.json()["remote_user"] == "bob"
+    # It did ask first (twice counted when a kept connection was closed unanswered: libcurl retries such a call
+    # once on a new connection, as it must for a keep-alive connection the server may have dropped).
+    assert site.fb.calls().get("whoami", 0) >= 1
+    site.apache.wait_for_log(r"accepted as bob from Bitbucket's verdict of \d+ s ago, \d+ s past its TTL "
+                             r"\(BBAuthStaleIfError; stale use 1 of this process\)")
+    assert token not in site.apache.error_log()
+    # Never a token Bitbucket has not confirmed: a new one gets 503.
+    assert get(site, mint_while_down(site)).status_code == 503
+
+
+def mint_while_down(site):
+    return site.fb.control("POST", "/_fake/tokens", {"user": "bob", "kind": "personal"})["token"]
+
+
+def test_stale_if_error_is_off_by_default(site_factory):
+    site = site_factory(conf=lambda s: token_conf(s, "BBAuthTokenCacheTTL 2\nBBAuthCircuitFailures 0"))
+    token = mint(site)
+    expire_verdict_then_fail(site, token)
+    assert get(site, token).status_code == 503
+    assert "BBAuthStaleIfError" not in site.apache.error_log()
+
+
+def test_stale_if_error_never_outlives_a_refusal(site_factory):
+    site = site_factory(conf=lambda s: token_conf(s, "BBAuthTokenCacheTTL 2\nBBAuthStaleIfError 60\n"
+                                                     "BBAuthCircuitFailures 0"))
+    token = mint(site)
+    assert get(site, token).status_code == 200
+    site.fb.control("POST", "/_fake/users/bob/deactivate")
+    import time
+    time.sleep(3.1)
+    assert get(site, token).status_code == 401               # seen deactivated: the refusal replaces the verdict
+    site.fb.set_mode("whoami", "down")
+    assert get(site, token).status_code == 401
