@@ -77,6 +77,7 @@ typedef struct {
     bb_memo_t *session_memo;         /* cookies this process verified already (bb_session_decode_memo) */
     bb_memo_t *token_memo;           /* token verdicts this process read or stored (bb_tokencache_t.memo) */
     bb_flights_t *token_flights;     /* token checks in progress in this process: one per token at a time */
+    bb_flights_t *grant_flights;     /* grant refreshes in progress in this process: one per session at a time */
 } bbauth_server_conf;
 
 typedef enum {

@@ -142,6 +142,7 @@ void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf)
         conf->session_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
         conf->token_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
         conf->token_flights = bb_flights_create(p);
+        conf->grant_flights = bb_flights_create(p);
     }
 
     /* Secure whenever the public URL is https, even when TLS ends at a proxy in front of this server. */

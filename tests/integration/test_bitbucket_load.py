@@ -237,3 +237,24 @@ def test_stale_if_error_never_outlives_a_refusal(site_factory):
     assert get(site, token).status_code == 401               # seen deactivated: the refusal replaces the verdict
     site.fb.set_mode("whoami", "down")
     assert get(site, token).status_code == 401
+
+
+def test_concurrent_requests_of_one_session_refresh_its_grant_once(site_factory):
+    site = site_factory(conf=lambda s: bbsite.protected_conf(s) + """
+ScriptAlias /proj/echo @ECHO@
+<Location /proj>
+    AuthType Bitbucket
+    Require bitbucket-project PROJ
+</Location>
+""", servers=1)
+    site.fb.settings(access_token_ttl=31)          # inside the 30 s refresh margin a second after the login
+    browser = site.session()
+    site.login(browser, "/packages/echo", user="alice")
+    import time
+    time.sleep(1.1)
+    site.fb.set_mode("token", "slow", seconds=1)   # every request arrives while the first refresh is under way
+    reset_counts(site)
+    answers = concurrently(8, lambda: browser.get(site.url("/proj/echo"), allow_redirects=False))
+    # Bitbucket rotates the refresh token: a second refresh with the old one would be refused and end the grant.
+    assert [r.status_code for r in answers] == [200] * 8
+    assert site.fb.calls().get("token") == 1
