@@ -5,17 +5,7 @@ stale-if-error. One Apache process (servers=1) where a count depends on which pr
 import concurrent.futures
 
 import bbsite
-
-ALICE = "BBDC-alicePersonalReadToken0000000000000001"
-
-
-def token_conf(site, extra=""):
-    return bbsite.protected_conf(site) + f"""
-<Location /packages>
-    BBAuthTokenAuth On
-</Location>
-{extra}
-"""
+from test_tokens import token_conf
 
 
 def get(site, token, path="/packages/echo"):
