@@ -26,6 +26,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import requests  # noqa: E402
+
 from benchsite import bbsite, harness  # noqa: E402
 
 DELAY_MS = float(os.environ.get("BENCH_BB_DELAY_MS", "20"))
@@ -54,9 +56,17 @@ def token_get(site, token):
     s = site.session()
     s.headers["Accept"] = "application/json"
     s.headers["Authorization"] = f"Bearer {token}"
+    return timed(s, site.url(PAGE))
+
+
+def timed(s, url):
+    """(status, seconds) of one GET; status "error" when the connection failed (an overwhelmed server)."""
     t0 = time.monotonic()
-    r = s.get(site.url(PAGE), allow_redirects=False, timeout=30)
-    return r.status_code, time.monotonic() - t0
+    try:
+        status = s.get(url, allow_redirects=False, timeout=30).status_code
+    except requests.RequestException:
+        status = "error"
+    return status, time.monotonic() - t0
 
 
 def mint(site):
@@ -120,9 +130,7 @@ def outage(site):
     with concurrent.futures.ThreadPoolExecutor(max_workers=FLEET) as pool:
         futures = [pool.submit(client, i) for i in range(FLEET)]
         while time.monotonic() < stop:
-            t0 = time.monotonic()
-            r = browser.get(site.url(PAGE), allow_redirects=False, timeout=30)
-            pages.append((r.status_code, time.monotonic() - t0))
+            pages.append(timed(browser, site.url(PAGE)))
             time.sleep(0.05)
         for f in futures:
             f.result()
@@ -140,13 +148,16 @@ def report(ops, fleet, pages, whoami):
     for name, (median, calls, conns, handshakes) in ops.items():
         lines.append(f"| {name} | {median:.1f} | {calls:.2f} | {conns:.2f} | {handshakes:.2f} |")
     ok = [e for s, e in pages if s == 200]
+    page_statuses = {}
+    for s, _e in pages:
+        page_statuses[s] = page_statuses.get(s, 0) + 1
     fleet_503 = sorted(e for _t, s, e in fleet if s == 503)
     statuses = {}
     for _t, s, _e in fleet:
         statuses[s] = statuses.get(s, 0) + 1
     lines += ["", f"## Outage (Bitbucket accepts, never answers; BBAuthTimeout 5, defaults otherwise; "
                   f"{FLEET} token clients for {SECONDS:g} s, one process of {THREADS} threads)", "",
-              f"- browser (valid session cookie): {len(pages)} pages, {len(ok)} answered 200; "
+              f"- browser (valid session cookie): {len(pages)} pages, statuses {page_statuses}; of the 200s: "
               f"median {ms(statistics.median(ok)) if ok else float('nan'):.1f} ms, "
               f"worst {ms(max(ok)) if ok else float('nan'):.1f} ms",
               f"- fleet: {len(fleet)} requests, statuses {statuses}; 503s: median "

@@ -569,6 +569,8 @@ class _TLSServer(http.server.ThreadingHTTPServer):
     def get_request(self):
         sock, addr = self.socket.accept()
         self.fake.count_connection("accepted")
+        # As Tomcat does (tcpNoDelay): a small answer written in two pieces must not wait for a delayed ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.fake.ssl_ctx is not None:
             sock = self.fake.ssl_ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         return sock, addr
