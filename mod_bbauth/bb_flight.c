@@ -2,10 +2,12 @@
 #include <string.h>
 #include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
+#include <apr_general.h>
 #include "bb_flight.h"
 
-/* The namespace of the in-progress marks in the shared cache. */
-#define MARK_NS "flight"
+/* A mark holds random bytes of its writer's; the writer reads it back after MARK_SETTLE to know it won. */
+#define MARK_LEN    8
+#define MARK_SETTLE apr_time_from_msec(10)
 
 typedef struct {
     char key[BB_FLIGHT_MAX_KEY + 1];
@@ -129,26 +131,53 @@ void bb_flight_land(bb_flights_t *flights, const bb_flight_t *flight, int outcom
     apr_thread_mutex_unlock(flights->mutex);
 }
 
-apr_status_t bb_flight_mark(apr_pool_t *p, const bb_cache_t *cache, const char *key, apr_int64_t expiry)
+/* Reads the mark's value into found: what the cache's retrieve says. */
+static apr_status_t read_mark(apr_pool_t *p, const bb_cache_t *cache, const char *mark,
+                              unsigned char found[MARK_LEN], unsigned int *len)
 {
-    return bb_cache_use_once(cache, MARK_NS, key, apr_time_from_sec(expiry), p);
+    *len = MARK_LEN;
+    return cache->retrieve(cache->baton, (const unsigned char *)mark, (unsigned int)strlen(mark), found, len, p);
 }
 
-int bb_flight_marked(apr_pool_t *p, const bb_cache_t *cache, const char *key)
+apr_status_t bb_flight_mark(apr_pool_t *p, const bb_cache_t *cache, const char *mark, apr_int64_t expiry)
 {
-    const char *mark = cache ? bb_cache_key(p, MARK_NS, key) : NULL;
-    unsigned char found[16];
-    unsigned int found_len = sizeof(found);
+    unsigned char mine[MARK_LEN], found[MARK_LEN];
+    unsigned int len;
+    apr_status_t rv;
 
-    return mark != NULL && cache->retrieve(cache->baton, (const unsigned char *)mark, (unsigned int)strlen(mark),
-                                           found, &found_len, p) == APR_SUCCESS;
+    if (cache == NULL || mark == NULL) {
+        return APR_EINVAL;
+    }
+    rv = read_mark(p, cache, mark, found, &len);
+    if (rv != APR_NOTFOUND) {
+        return rv == APR_SUCCESS ? APR_EEXIST : rv;     /* another's mark, or a cache that cannot tell */
+    }
+    if ((rv = apr_generate_random_bytes(mine, sizeof(mine))) != APR_SUCCESS
+        || (rv = cache->store(cache->baton, (const unsigned char *)mark, (unsigned int)strlen(mark),
+                              apr_time_from_sec(expiry), mine, sizeof(mine), p)) != APR_SUCCESS) {
+        return rv;
+    }
+    /* Askers of a herd arrive together and may all have found no mark: the last one stored wins, the others see
+     * its value once their own writes have settled, and wait. */
+    apr_sleep(MARK_SETTLE);
+    rv = read_mark(p, cache, mark, found, &len);
+    if (rv == APR_SUCCESS && len == sizeof(mine) && memcmp(found, mine, sizeof(mine)) == 0) {
+        return APR_SUCCESS;
+    }
+    return rv == APR_SUCCESS || rv == APR_NOTFOUND ? APR_EEXIST : rv;
 }
 
-void bb_flight_unmark(apr_pool_t *p, const bb_cache_t *cache, const char *key)
+int bb_flight_marked(apr_pool_t *p, const bb_cache_t *cache, const char *mark)
 {
-    const char *mark = cache ? bb_cache_key(p, MARK_NS, key) : NULL;
+    unsigned char found[MARK_LEN];
+    unsigned int len;
 
-    if (mark) {
+    return cache != NULL && mark != NULL && read_mark(p, cache, mark, found, &len) == APR_SUCCESS;
+}
+
+void bb_flight_unmark(apr_pool_t *p, const bb_cache_t *cache, const char *mark)
+{
+    if (cache != NULL && mark != NULL) {
         cache->remove(cache->baton, (const unsigned char *)mark, (unsigned int)strlen(mark), p);
     }
 }

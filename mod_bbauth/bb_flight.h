@@ -40,16 +40,19 @@ bb_flight_role_t bb_flight_join(bb_flights_t *flights, const char *key, apr_inte
 /* The leader is done: its waiters wake with `outcome`; the key can be asked again. Nothing for an untracked one. */
 void bb_flight_land(bb_flights_t *flights, const bb_flight_t *flight, int outcome);
 
-/* Across processes and hosts, through the shared cache: marks that this server is asking about `key` until
- * expiry (unix seconds): APR_SUCCESS when the mark is now ours, APR_EEXIST when another asker's is there, another
- * error when the cache cannot tell. socache has no atomic add: two askers within microseconds may both win,
- * which only costs a second call. */
-apr_status_t bb_flight_mark(apr_pool_t *p, const bb_cache_t *cache, const char *key, apr_int64_t expiry);
+/* Across processes and hosts, through the shared cache: marks, under the cache key `mark` (the caller's, e.g.
+ * bb_cache_key(..., "flight", id)), that this server is asking until expiry (unix seconds): APR_SUCCESS when the mark
+ * is now ours, APR_EEXIST when another asker's is there, another error when the cache cannot tell. socache has no
+ * atomic add: the mark holds the writer's random bytes, read back after 10 ms, so of askers arriving together the
+ * last writer wins and the others see its mark (two may still both win when one's write takes longer than that,
+ * which only costs a second call). A mark is a write to the
+ * shared cache: only mark questions about what Bitbucket confirmed before, never what any client may send. */
+apr_status_t bb_flight_mark(apr_pool_t *p, const bb_cache_t *cache, const char *mark, apr_int64_t expiry);
 
-/* 1 while someone's mark for key is in the cache. */
-int bb_flight_marked(apr_pool_t *p, const bb_cache_t *cache, const char *key);
+/* 1 while someone's mark is in the cache (NULL cache or mark: 0). */
+int bb_flight_marked(apr_pool_t *p, const bb_cache_t *cache, const char *mark);
 
 /* Removes our mark once the answer is stored. */
-void bb_flight_unmark(apr_pool_t *p, const bb_cache_t *cache, const char *key);
+void bb_flight_unmark(apr_pool_t *p, const bb_cache_t *cache, const char *mark);
 
 #endif

@@ -14,8 +14,7 @@
 
 static bb_tokencache_t token_cache_of(const bbauth_server_conf *conf)
 {
-    const bb_key_t *key = &APR_ARRAY_IDX(conf->token_keys->keys, 0, bb_key_t);
-    bb_tokencache_t tc = { bbauth_cache(), key, conf->token_memo, conf->stale_if_error };
+    bb_tokencache_t tc = { bbauth_cache(), conf->session_state.key, conf->token_memo, conf->stale_if_error };
     return tc;
 }
 
@@ -125,10 +124,16 @@ static int cached_verdict(request_rec *r, const bb_tokencache_t *tc, const char 
     }
 }
 
+/* The shared cache's key for "a server is asking Bitbucket about this token". */
+static const char *mark_of(request_rec *r, const bb_tokencache_t *tc, const char *token)
+{
+    return bb_cache_key(r->pool, tc->key, "flight", token, strlen(token));
+}
+
 /* Another process or host marked that it is asking Bitbucket about this token: its verdict, polled from the
  * shared cache while the mark is there (at most BBAuthTimeout). 0 when the mark went without a verdict. */
 static int verdict_of_others(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
-                             const char *token, const char *key, verdict_t *v)
+                             const char *token, const char *mark, verdict_t *v)
 {
     apr_time_t deadline = apr_time_now() + apr_time_from_sec(conf->timeout);
 
@@ -137,7 +142,7 @@ static int verdict_of_others(request_rec *r, const bbauth_server_conf *conf, con
         if (cached_verdict(r, tc, token, v)) {
             return 1;
         }
-        if (!bb_flight_marked(r->pool, tc->cache, key)) {
+        if (!bb_flight_marked(r->pool, tc->cache, mark)) {
             return 0;
         }
     }
@@ -146,36 +151,43 @@ static int verdict_of_others(request_rec *r, const bbauth_server_conf *conf, con
     return 1;
 }
 
-/* Asks on behalf of every process and host sharing the cache: an in-progress mark while asking, unless another
- * server's mark is there already, whose verdict is then awaited. */
+/* Asks on behalf of every process and host sharing the cache: waits for another server's verdict when its mark is
+ * there, else asks. `confirmed`: Bitbucket accepted this token before, so this server may leave its own mark while
+ * asking; a token any client may have made up never writes to the shared cache (it could push out what security
+ * rests on), it only looks for the marks of others. */
 static verdict_t validate_shared(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
-                                 const char *token, const char *key)
+                                 const char *token, int confirmed)
 {
-    apr_status_t marked = bb_flight_mark(r->pool, tc->cache, key, bbauth_now() + conf->timeout + 1);
+    const char *mark = mark_of(r, tc, token);
+    apr_status_t marked = confirmed ? bb_flight_mark(r->pool, tc->cache, mark, bbauth_now() + conf->timeout + 1)
+                                    : bb_flight_marked(r->pool, tc->cache, mark) ? APR_EEXIST : APR_NOTFOUND;
     verdict_t v = { BB_UNAVAILABLE, NULL, NULL };
 
-    if (marked == APR_EEXIST && verdict_of_others(r, conf, tc, token, key, &v)) {
+    if (marked == APR_EEXIST && verdict_of_others(r, conf, tc, token, mark, &v)) {
         return v;
     }
     v = validate(r, conf, tc, token);
-    if (marked == APR_SUCCESS) {
-        bb_flight_unmark(r->pool, tc->cache, key);
+    if (confirmed && marked == APR_SUCCESS) {
+        bb_flight_unmark(r->pool, tc->cache, mark);
     }
     return v;
 }
 
-/* A token no cache knows: one request per process asks (see validate_shared), the others with the same token
- * wait for its verdict, at most BBAuthTimeout. */
+/* A token no cache knows (or whose verdict expired): one request per process asks (see validate_shared), the
+ * others with the same token wait for its verdict, at most BBAuthTimeout. */
 static verdict_t validate_once(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
-                               const char *token, const char *key)
+                               const char *token)
 {
     verdict_t v = { BB_UNAVAILABLE, NULL, NULL };
+    bb_tokencache_entry_t *earlier = NULL;
     bb_flight_t flight;
     int outcome;
 
-    switch (bb_flight_join(conf->token_flights, key, apr_time_from_sec(conf->timeout), &flight, &outcome)) {
+    switch (bb_flight_join(conf->token_flights, bb_tokencache_key(r->pool, tc, token),
+                           apr_time_from_sec(conf->timeout), &flight, &outcome)) {
     case BB_FLIGHT_LEAD:
-        v = validate_shared(r, conf, tc, token, key);
+        v = validate_shared(r, conf, tc, token,
+                            bb_tokencache_lookup_stale(r->pool, tc, token, bbauth_now(), &earlier));
         bb_flight_land(conf->token_flights, &flight, (int)v.status);
         return v;
     case BB_FLIGHT_LANDED:
@@ -202,7 +214,7 @@ static verdict_t renewed(request_rec *r, const bbauth_server_conf *conf, const b
 {
     verdict_t v = { BB_OK, entry->user, NULL }, fresh;
     apr_int64_t life = entry->expires - entry->validated_at;
-    const char *key;
+    const char *key, *mark;
     bb_flight_t flight;
     int outcome;
 
@@ -213,9 +225,10 @@ static verdict_t renewed(request_rec *r, const bbauth_server_conf *conf, const b
     if (key == NULL || bb_flight_join(conf->token_flights, key, 0, &flight, &outcome) != BB_FLIGHT_LEAD) {
         return v;
     }
-    if (bb_flight_mark(r->pool, tc->cache, key, now + conf->timeout + 1) == APR_SUCCESS) {
+    mark = mark_of(r, tc, token);   /* Bitbucket accepted this token: marking it writes nothing a client made up */
+    if (bb_flight_mark(r->pool, tc->cache, mark, now + conf->timeout + 1) == APR_SUCCESS) {
         fresh = validate(r, conf, tc, token);
-        bb_flight_unmark(r->pool, tc->cache, key);
+        bb_flight_unmark(r->pool, tc->cache, mark);
         if (fresh.status == BB_OK || fresh.status == BB_DENIED) {
             v = fresh;
         }
@@ -289,7 +302,7 @@ int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, co
     default:
         break;
     }
-    v = validate_once(r, conf, &tc, cred->token, bb_tokencache_key(r->pool, &tc, cred->token));
+    v = validate_once(r, conf, &tc, cred->token);
     stale_verdict(r, &tc, cred->token, &v);
     return answer(r, conf, cred, &v, owner);
 }

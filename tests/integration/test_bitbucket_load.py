@@ -56,23 +56,56 @@ def concurrently(n, fn):
         return list(pool.map(lambda _i: fn(), range(n)))
 
 
+def herd(site, n, token):
+    """The statuses of n concurrent requests with one token, for a static file (a CGI's own time limit would
+    count dozens of CGI starts at once on a busy machine, not the module)."""
+    site.apache.write_htdoc("packages/file.txt", "a package\n")
+    return [r.status_code for r in concurrently(n, lambda: get(site, token, "/packages/file.txt"))]
+
+
 def test_32_concurrent_first_requests_with_one_token_make_one_check(site_factory):
-    # Two processes (the harness's default): the herd is shared within each and across them through the cache.
-    site = site_factory(conf=token_conf)
+    site = site_factory(conf=token_conf, servers=1)
     token = mint(site)
     site.fb.set_mode("whoami", "slow", seconds=1)   # every request arrives while the first check is under way
     reset_counts(site)
-    statuses = [r.status_code for r in concurrently(32, lambda: get(site, token))]
+    statuses = herd(site, 32, token)
     assert statuses == [200] * 32
     calls = site.fb.calls()
-    assert calls.get("whoami") == 1 and calls.get("user", 0) <= 1
+    assert calls.get("whoami") == 1 and sum(calls.values()) == 2     # whoami, then the owner's details
+
+
+def test_a_herd_over_two_processes_makes_at_most_one_check_each(site_factory):
+    # A token no server has seen leaves no mark in the shared cache (anyone can make tokens up, and their writes
+    # could push out what security rests on): each process asks once for its own herd.
+    site = site_factory(conf=token_conf)
+    token = mint(site)
+    site.fb.set_mode("whoami", "slow", seconds=1)
+    reset_counts(site)
+    statuses = herd(site, 32, token)
+    assert statuses == [200] * 32
+    assert 1 <= site.fb.calls().get("whoami") <= 2
+
+
+def test_a_confirmed_token_is_checked_once_across_processes(site_factory):
+    # With BBAuthStaleIfError the cache still holds Bitbucket's earlier "yes" once the TTL is over: the token is
+    # known, so the asking process marks it in the shared cache and the other process waits for its verdict.
+    import time
+    site = site_factory(conf=lambda s: token_conf(s, "BBAuthTokenCacheTTL 2\nBBAuthStaleIfError 60"))
+    token = mint(site)
+    assert get(site, token).status_code == 200
+    time.sleep(3.1)
+    site.fb.set_mode("whoami", "slow", seconds=1)
+    reset_counts(site)
+    statuses = herd(site, 32, token)
+    assert statuses == [200] * 32
+    assert site.fb.calls().get("whoami") == 1
 
 
 def test_a_refused_token_herd_makes_one_check_per_process(site_factory):
     site = site_factory(conf=token_conf, servers=1)
     site.fb.set_mode("whoami", "slow", seconds=1)
     reset_counts(site)
-    statuses = [r.status_code for r in concurrently(16, lambda: get(site, "BBDC-unknownToken0000"))]
+    statuses = herd(site, 16, "BBDC-unknownToken0000")
     assert statuses == [401] * 16
     assert site.fb.calls().get("whoami") == 1
 
@@ -82,7 +115,7 @@ def test_a_herd_while_bitbucket_fails_gets_503_from_one_call(site_factory):
     token = mint(site)
     site.fb.set_mode("whoami", "slow", seconds=5)   # longer than BBAuthTimeout (3 s): the one call times out
     reset_counts(site)
-    statuses = [r.status_code for r in concurrently(8, lambda: get(site, token))]
+    statuses = herd(site, 8, token)
     assert statuses == [503] * 8
     assert site.fb.calls().get("whoami") == 1
 
@@ -244,7 +277,8 @@ ScriptAlias /proj/echo @ECHO@
     time.sleep(1.1)
     site.fb.set_mode("token", "slow", seconds=1)   # every request arrives while the first refresh is under way
     reset_counts(site)
-    answers = concurrently(8, lambda: browser.get(site.url("/proj/echo"), allow_redirects=False))
+    site.apache.write_htdoc("proj/file.txt", "a package\n")
+    answers = concurrently(8, lambda: browser.get(site.url("/proj/file.txt"), allow_redirects=False))
     # Bitbucket rotates the refresh token: a second refresh with the old one would be refused and end the grant.
     assert [r.status_code for r in answers] == [200] * 8
     assert site.fb.calls().get("token") == 1

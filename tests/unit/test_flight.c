@@ -144,22 +144,25 @@ static void test_marks_in_the_shared_cache(void **state)
     bb_cache_t *cache = &kc.cache;
 
     keyed_cache_init(&kc, p, NOW, 1);
-    assert_false(bb_flight_marked(p, cache, "tok:a"));
-    assert_int_equal(bb_flight_mark(p, cache, "tok:a", NOW + 5), APR_SUCCESS);
-    assert_true(bb_flight_marked(p, cache, "tok:a"));
-    assert_false(bb_flight_marked(p, cache, "tok:b"));
-    assert_int_equal(bb_flight_mark(p, cache, "tok:a", NOW + 5), APR_EEXIST);
-    bb_flight_unmark(p, cache, "tok:a");
-    assert_false(bb_flight_marked(p, cache, "tok:a"));
+    assert_false(bb_flight_marked(p, cache, "a:flight"));
+    assert_int_equal(bb_flight_mark(p, cache, "a:flight", NOW + 5), APR_SUCCESS);
+    assert_true(bb_flight_marked(p, cache, "a:flight"));
+    assert_false(bb_flight_marked(p, cache, "b:flight"));
+    assert_int_equal(bb_flight_mark(p, cache, "a:flight", NOW + 5), APR_EEXIST);
+    bb_flight_unmark(p, cache, "a:flight");
+    assert_false(bb_flight_marked(p, cache, "a:flight"));
     /* A mark left by a crashed asker lapses. */
-    assert_int_equal(bb_flight_mark(p, cache, "tok:a", NOW + 5), APR_SUCCESS);
+    assert_int_equal(bb_flight_mark(p, cache, "a:flight", NOW + 5), APR_SUCCESS);
     fc->now = apr_time_from_sec(NOW + 5);
-    assert_false(bb_flight_marked(p, cache, "tok:a"));
-    /* A cache that cannot tell is not a mark of ours; no cache at all is never marked. */
+    assert_false(bb_flight_marked(p, cache, "a:flight"));
+    /* A cache that cannot tell is not a mark of ours; no cache or no key at all is never marked. */
     fc->retrieve_fails_with = APR_EGENERAL;
-    assert_int_not_equal(bb_flight_mark(p, cache, "tok:c", NOW + 10), APR_SUCCESS);
-    assert_false(bb_flight_marked(p, NULL, "tok:a"));
-    bb_flight_unmark(p, NULL, "tok:a");
+    assert_int_equal(bb_flight_mark(p, cache, "c:flight", NOW + 10), APR_EGENERAL);
+    assert_false(bb_flight_marked(p, NULL, "a:flight"));
+    assert_int_equal(bb_flight_mark(p, NULL, "a:flight", NOW + 10), APR_EINVAL);
+    assert_int_equal(bb_flight_mark(p, cache, NULL, NOW + 10), APR_EINVAL);
+    bb_flight_unmark(p, NULL, "a:flight");
+    bb_flight_unmark(p, cache, NULL);
 }
 
 int main(void)

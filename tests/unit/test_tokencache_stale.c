@@ -25,6 +25,7 @@ static fixture_t *fixture(apr_pool_t *p, apr_int64_t grace, int keeps_expired)
     f->kc.fc.keeps_expired = keeps_expired;
     f->tc.cache = &f->kc.cache;
     f->tc.key = &f->kc.key;
+    f->tc.memo = bb_memo_create(p, 16);   /* where this process keeps refusals */
     f->tc.stale_grace = grace;
     return f;
 }
@@ -64,10 +65,12 @@ static void test_refused_tokens_are_never_stale_hits(void **state)
     assert_int_equal(bb_tokencache_store_invalid(p, &f->tc, TOKEN, NOW, 30), APR_SUCCESS);
     assert_false(stale_at(p, f, NOW + 31));
     assert_false(stale_at(p, f, NOW + 1));   /* not even while current */
-    /* A token accepted, then refused (its owner deactivated): the refusal replaced the verdict for good. */
+    /* A token accepted, then refused (its owner deactivated): the refusal removed the verdict for good, from the
+     * shared cache too (other processes have no memo of the refusal). */
     assert_int_equal(bb_tokencache_store_valid(p, &f->tc, TOKEN, &bob, NOW, TTL), APR_SUCCESS);
     assert_int_equal(bb_tokencache_store_invalid(p, &f->tc, TOKEN, NOW + TTL, 30), APR_SUCCESS);
     assert_false(stale_at(p, f, NOW + TTL + 40));
+    assert_int_equal(apr_hash_count(f->kc.fc.entries), 0);
 }
 
 static void test_off_without_a_grace(void **state)
