@@ -282,3 +282,32 @@ ScriptAlias /proj/echo @ECHO@
     # Bitbucket rotates the refresh token: a second refresh with the old one would be refused and end the grant.
     assert [r.status_code for r in answers] == [200] * 8
     assert site.fb.calls().get("token") == 1
+
+
+def test_an_open_circuit_answers_logins_and_decisions_503_with_retry_after(site_factory):
+    site = site_factory(conf=lambda s: bbsite.protected_conf(s) + """
+BBAuthCircuitFailures 1
+BBAuthCircuitCooldown 60
+<Location /proj>
+    AuthType Bitbucket
+    Require bitbucket-project PROJ
+</Location>
+""", servers=1)
+    site.apache.write_htdoc("proj/file.txt", "a package\n")
+    browser = site.session()
+    site.login(browser, "/packages/echo", user="alice")      # before the outage
+    s = site.session()
+    callback = site.authorize(s, site.start_login(s, "/packages/echo").headers["Location"])
+    site.fb.set_mode("token", "status:500", times=1)
+    assert s.get(callback, allow_redirects=False).status_code == 502   # the failure that opens the circuit
+    site.apache.wait_for_log(r"circuit open until .* after 1 consecutive failed calls")
+    reset_counts(site)
+    s = site.session()
+    callback = site.authorize(s, site.start_login(s, "/packages/echo").headers["Location"])
+    r = s.get(callback, allow_redirects=False)
+    assert r.status_code == 503 and 1 <= int(r.headers["Retry-After"]) <= 60
+    r = browser.get(site.url("/proj/file.txt"), allow_redirects=False)   # a decision that needs Bitbucket
+    assert r.status_code == 503 and 1 <= int(r.headers["Retry-After"]) <= 60
+    assert site.echo(browser)["remote_user"] == "alice"                  # what needs no call is served
+    # Only the browser's own pages at Bitbucket (the authorize page and its login form) were asked for.
+    assert set(site.fb.calls()) <= {"authorize", "login", "consent", "home"}
