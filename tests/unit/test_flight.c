@@ -165,6 +165,31 @@ static void test_marks_in_the_shared_cache(void **state)
     bb_flight_unmark(p, cache, NULL);
 }
 
+/* A store after which another asker's mark lands at once, as when a herd arrives at two processes together. */
+static apr_status_t store_then_overtaken(void *baton, const unsigned char *key, unsigned int keylen,
+                                        apr_time_t expiry, const unsigned char *value, unsigned int vallen,
+                                        apr_pool_t *p)
+{
+    static const unsigned char theirs[8] = "theirs!";
+
+    fake_store(baton, key, keylen, expiry, value, vallen, p);
+    return fake_store(baton, key, keylen, expiry, theirs, sizeof(theirs), p);
+}
+
+static void test_of_two_marks_written_together_the_last_wins(void **state)
+{
+    apr_pool_t *p = *state;
+    keyed_cache_t kc;
+
+    keyed_cache_init(&kc, p, NOW, 1);
+    kc.cache.store = store_then_overtaken;
+    assert_int_equal(bb_flight_mark(p, &kc.cache, "a:flight", NOW + 5), APR_EEXIST);
+    assert_true(bb_flight_marked(p, &kc.cache, "a:flight"));
+    /* Where nobody overtakes, the mark read back is ours. */
+    kc.cache.store = fake_store;
+    assert_int_equal(bb_flight_mark(p, &kc.cache, "b:flight", NOW + 5), APR_SUCCESS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +200,7 @@ int main(void)
         UNIT_TEST(test_untracked_questions_still_lead),
         UNIT_TEST(test_a_landing_for_a_reused_slot_is_not_taken_for_another),
         UNIT_TEST(test_marks_in_the_shared_cache),
+        UNIT_TEST(test_of_two_marks_written_together_the_last_wins),
     };
 
     return UNIT_RUN("flight", tests);
