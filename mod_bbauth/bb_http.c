@@ -45,6 +45,13 @@ typedef struct {
     const char *overflow;       /* what was too large, or NULL */
 } transfer_t;
 
+static bb_http_observer_fn *observer;
+
+void bb_http_set_observer(bb_http_observer_fn *fn)
+{
+    observer = fn;
+}
+
 apr_status_t bb_http_global_init(void)
 {
     return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? APR_SUCCESS : APR_EGENERAL;
@@ -433,6 +440,7 @@ bb_status_t bb_http_request(apr_pool_t *p, const bb_http_opts_t *opts, const cha
     struct curl_slist *header_list;
     CURL *curl;
     bb_status_t status;
+    apr_time_t started;
 
     *resp = NULL;
     if (strncasecmp(url, "https://", 8) != 0) {
@@ -450,7 +458,11 @@ bb_status_t bb_http_request(apr_pool_t *p, const bb_http_opts_t *opts, const cha
         return BB_UNAVAILABLE;
     }
     apr_pool_cleanup_register(p, curl, cleanup_curl, apr_pool_cleanup_null);
+    started = apr_time_now();
     status = perform(p, curl, opts, method, url, header_list, body, resp, &cause);
+    if (observer) {
+        observer(url, status, *resp ? (*resp)->status : 0, apr_time_now() - started);
+    }
     /* Everything needed was copied into the pool: close the connection now rather than with the pool. */
     apr_pool_cleanup_run(p, curl, cleanup_curl);
     if (status != BB_OK) {

@@ -503,6 +503,59 @@ static void test_closed_port(void **state)
                                 "(host and port) and that Bitbucket is running");
 }
 
+/* The observer (metrics) hears of every request sent: its URL, outcome, HTTP status and a duration. */
+typedef struct {
+    int calls;
+    const char *url;
+    bb_status_t status;
+    int http_status;
+    apr_interval_time_t elapsed;
+} observed_t;
+static observed_t observed;
+
+static void observe(const char *url, bb_status_t status, int http_status, apr_interval_time_t elapsed)
+{
+    observed.calls++;
+    observed.url = url;
+    observed.status = status;
+    observed.http_status = http_status;
+    observed.elapsed = elapsed;
+}
+
+static void test_observer(void **state)
+{
+    apr_pool_t *p = *state;
+    static const char answer[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL };
+    bb_http_response_t *resp = NULL;
+    const char *errmsg = NULL;
+    server_t *s;
+
+    memset(&observed, 0, sizeof(observed));
+    bb_http_set_observer(observe);
+    make_pki();
+    trust_test_ca(p, &opts);
+    s = start_server(p, pki.good, answer, sizeof(answer) - 1);
+    assert_int_equal(bb_http_request(p, &opts, "GET", url_of(p, s, "/rest/x"), NULL, NULL, NULL, &resp, &errmsg),
+                     BB_OK);
+    stop_server(s);
+    assert_int_equal(observed.calls, 1);
+    assert_string_equal(observed.url, url_of(p, s, "/rest/x"));
+    assert_int_equal(observed.status, BB_OK);
+    assert_int_equal(observed.http_status, 404);
+    assert_true(observed.elapsed >= 0);
+    assert_int_equal(bb_http_request(p, &opts, "GET", "https://127.0.0.1:1/y", NULL, NULL, NULL, &resp, &errmsg),
+                     BB_UNAVAILABLE);
+    assert_int_equal(observed.calls, 2);
+    assert_int_equal(observed.status, BB_UNAVAILABLE);
+    assert_int_equal(observed.http_status, 0);
+    /* A request never sent (not https) is no call. */
+    assert_int_equal(bb_http_request(p, &opts, "GET", "http://127.0.0.1:1/z", NULL, NULL, NULL, &resp, &errmsg),
+                     BB_UNAVAILABLE);
+    assert_int_equal(observed.calls, 2);
+    bb_http_set_observer(NULL);
+}
+
 /* A server that accepts the connection but never says a word. */
 static void test_timeout(void **state)
 {
@@ -628,6 +681,7 @@ int main(void)
         UNIT_TEST(test_body_cap),
         UNIT_TEST(test_header_cap),
         UNIT_TEST(test_closed_port),
+        UNIT_TEST(test_observer),
         UNIT_TEST(test_timeout),
         UNIT_TEST(test_only_https_fetched),
         UNIT_TEST(test_header_injection_refused),
