@@ -17,6 +17,7 @@
 #include "bb_cache.h"
 #include "bb_tokencache.h"
 #include "bb_seal.h"
+#include "mod_bbauth_metrics.h"
 
 extern module AP_MODULE_DECLARE_DATA bbauth_module;
 /* Log lines name the module ([bbauth:...]); mod_bbauth.c gets this from AP_DECLARE_MODULE instead. */
