@@ -67,8 +67,9 @@ bb_session_t *bbauth_request_session(request_rec *r, const bbauth_server_conf *c
     for (i = 0; i < values->nelts; i++) {
         bb_session_t *session = NULL;
         const char *value = APR_ARRAY_IDX(values, i, const char *);
-        if (bb_session_decode_memo(r->pool, conf->session_memo, conf->session_keys, &conf->policy, value, now,
-                                   &session) == BB_SESSION_VALID && !bbauth_session_revoked(r, session->sid)) {
+        if (bbauth_count_session(bb_session_decode_memo(r->pool, conf->session_memo, conf->session_keys,
+                                                        &conf->policy, value, now, &session)) == BB_SESSION_VALID
+            && !bbauth_session_revoked(r, session->sid)) {
             return session;
         }
     }
@@ -296,12 +297,14 @@ static int check_authn(request_rec *r)
     }
     session = bbauth_request_session(r, conf);
     if (session && ap_is_initial_req(r) && !bbauth_session_revalidate(r, conf, session)) {
+        bbauth_count(BB_M_SESSION_REFUSED_REVALIDATION);
         bbauth_set_cookie(r, bbauth_session_cookie(r, conf, "", 0));
         session = NULL;
     }
     /* A Require line here asks Bitbucket with the session's grant: without it (the cache was emptied, or Bitbucket
      * refused to refresh it) the browser goes through the login again, which makes a new one. */
     if (session && dconf->needs_grant && !bbauth_grant_kept(r, conf, session->sid)) {
+        bbauth_count(BB_M_SESSION_REFUSED_NO_GRANT);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: no Bitbucket grant is kept for the session of %s "
                       "any more (cache emptied, or grant revoked): logging in again",
                       bb_strip_controls(r->pool, session->sub));

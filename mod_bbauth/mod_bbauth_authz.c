@@ -196,6 +196,7 @@ static authz_status bitbucket_unavailable(request_rec *r)
 {
     const core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
 
+    bbauth_count(BB_M_REQUIRE_UNAVAILABLE);
     apr_table_setn(r->notes, UNAVAILABLE_NOTE, "1");
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     if (!core->response_code_strings
@@ -228,6 +229,7 @@ static authz_status check_ask(request_rec *r, const char *require_args, const vo
     decision = decision_of(r, conf, ask);
     cached = cached_decision(r, decision);
     if (cached >= 0) {
+        bbauth_count(cached ? BB_M_REQUIRE_CACHED_GRANTED : BB_M_REQUIRE_CACHED_DENIED);
         return cached ? AUTHZ_GRANTED : AUTHZ_DENIED;
     }
     token = asking_token(r, conf, 0, &errmsg, &unavailable);
@@ -242,6 +244,7 @@ static authz_status check_ask(request_rec *r, const char *require_args, const vo
         return unavailable ? bitbucket_unavailable(r) : AUTHZ_DENIED;
     }
     if (status == BB_OK || status == BB_DENIED) {
+        bbauth_count(status == BB_OK ? BB_M_REQUIRE_ASKED_GRANTED : BB_M_REQUIRE_ASKED_DENIED);
         remember_decision(r, conf, decision, status == BB_OK);
         if (status == BB_DENIED) {
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: Require %s %s denies %s: %s",

@@ -46,6 +46,7 @@ int bbauth_set_login_state(request_rec *r, const bbauth_server_conf *conf, const
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     bbauth_set_cookie(r, state_cookie(r, conf, login->state, value, (long)(login->exp - bbauth_now())));
+    bbauth_count(BB_M_LOGIN_STARTED);
     return OK;
 }
 
@@ -115,6 +116,7 @@ int bbauth_login_failed(request_rec *r, int status, const char *errmsg, const ch
 
 int bbauth_login_denied(request_rec *r, const char *again)
 {
+    bbauth_count(BB_M_LOGIN_FAILED_ACCESS_DENIED);
     return bbauth_page(r, HTTP_FORBIDDEN, "Access denied",
                        "You did not allow this site to use your Bitbucket account.", again);
 }
@@ -150,7 +152,7 @@ int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, cons
     api.http = &conf->http;
     api.authorize = authorize;
     api.baton = baton;
-    status = bb_bitbucket_identify(r->pool, &api, &user, &errmsg);
+    status = bbauth_count_login_step(bb_bitbucket_identify(r->pool, &api, &user, &errmsg), &errmsg);
     if (status == BB_DENIED) {
         errmsg = apr_pstrcat(r->pool, errmsg, " (a token Bitbucket had just issued: check that no proxy in front of "
                              "Bitbucket drops the Authorization header)", NULL);
@@ -159,6 +161,7 @@ int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, cons
         return bbauth_login_failed(r, HTTP_BAD_GATEWAY, errmsg, login->return_to);
     }
     if (!user->active) {
+        bbauth_count(BB_M_LOGIN_FAILED_DEACTIVATED);
         return bbauth_login_failed(r, HTTP_FORBIDDEN, apr_psprintf(r->pool, "Bitbucket user %s is deactivated",
                                                                  bb_strip_controls(r->pool, user->name)), NULL);
     }
@@ -171,6 +174,7 @@ int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, cons
     if (grant) {
         bbauth_grant_save(r, conf, session->sid, grant);
     }
+    bbauth_count(BB_M_LOGIN_COMPLETED);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: %s logged in",
                   bb_strip_controls(r->pool, user->name));
     return finish_login(r, conf, login->return_to);
@@ -183,15 +187,18 @@ int bbauth_claim_login(request_rec *r, const bbauth_server_conf *conf, const cha
 
     *login = NULL;
     if (!taken) {
+        bbauth_count(BB_M_LOGIN_FAILED_STATE_EXPIRED);
         return bbauth_page(r, HTTP_BAD_REQUEST, "Login expired",
                            "This login has expired, was already completed, or began in another browser.", "/");
     }
     rv = bb_cache_use_once(bbauth_cache(), "state", state, apr_time_from_sec(taken->exp), r->pool);
     if (rv == APR_EEXIST) {
+        bbauth_count(BB_M_LOGIN_FAILED_STATE_REPLAYED);
         return bbauth_page(r, HTTP_BAD_REQUEST, "Login already used",
                            "This login answer was already used. Start again.", taken->return_to);
     }
     if (rv != APR_SUCCESS) {
+        bbauth_count(BB_M_LOGIN_FAILED_CACHE_ERROR);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mod_bbauth: login failed: the shared cache (BBAuthCache) "
                       "could not record the login state");
         return bbauth_page(r, HTTP_SERVICE_UNAVAILABLE, "Login unavailable",
@@ -214,6 +221,7 @@ static int oauth2_callback(request_rec *r, const bbauth_server_conf *conf)
     int rc;
 
     if (!state || !*state || (!error && (!code || !*code))) {
+        bbauth_count(BB_M_LOGIN_FAILED_BAD_ANSWER);
         return bbauth_page(r, HTTP_BAD_REQUEST, "Bad login answer",
                            "This is not a complete answer from Bitbucket (one state and one code expected).", "/");
     }
@@ -225,13 +233,14 @@ static int oauth2_callback(request_rec *r, const bbauth_server_conf *conf)
         if (!strcmp(error, "access_denied")) {
             return bbauth_login_denied(r, login->return_to);
         }
+        bbauth_count(BB_M_LOGIN_FAILED_AUTHORIZE_ERROR);
         return bbauth_login_failed(r, HTTP_BAD_GATEWAY,
                                    apr_psprintf(r->pool, "Bitbucket's authorize page answered error=%s: check the "
                                                 "application link (redirect URL, scope %s)",
                                                 ap_escape_logitem(r->pool, error), conf->scope), login->return_to);
     }
-    if (bb_oauth2_exchange_code(r->pool, &conf->oauth2, &conf->http, code, login->verifier, &tokens, &errmsg)
-        != BB_OK) {
+    if (bbauth_count_login_step(bb_oauth2_exchange_code(r->pool, &conf->oauth2, &conf->http, code,
+                                                        login->verifier, &tokens, &errmsg), &errmsg) != BB_OK) {
         return bbauth_login_failed(r, HTTP_BAD_GATEWAY, errmsg, login->return_to);
     }
     return bbauth_login_identified(r, conf, login, bb_bearer_authorizer, (void *)tokens->access_token, tokens);
@@ -304,8 +313,8 @@ int bbauth_session_revoked(request_rec *r, const char *sid)
     unsigned char mark[1];
     unsigned int len = sizeof(mark);
 
-    return cache->retrieve(cache->baton, (const unsigned char *)key, (unsigned int)strlen(key), mark, &len, r->pool)
-           == APR_SUCCESS;
+    return bbauth_count_if(cache->retrieve(cache->baton, (const unsigned char *)key, (unsigned int)strlen(key), mark,
+                                           &len, r->pool) == APR_SUCCESS, BB_M_SESSION_REFUSED_LOGGED_OUT);
 }
 
 /* Logging out ends the session everywhere, not just in this browser: its id stays marked until the cookie would
@@ -340,6 +349,7 @@ static int logout_handler(request_rec *r)
     conf = server_conf(r);
     session = conf->missing ? NULL : bbauth_request_session(r, conf);
     if (session) {
+        bbauth_count(BB_M_LOGOUT);
         bbauth_grant_revoke(r, conf, session->sid);
         bbauth_session_end(r, session);
     }

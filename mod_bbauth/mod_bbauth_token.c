@@ -95,25 +95,31 @@ int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, co
     }
     parsed = bb_credential_parse(r->pool, header, &cred);
     if (parsed != BB_CRED_OK) {
+        bbauth_count(BB_M_TOKEN_MALFORMED);
         return refused(r, bb_credential_reason(parsed));
     }
     switch (bb_tokencache_lookup(r->pool, &tc, cred->token, now, &entry)) {
     case BB_TOKENCACHE_HIT_VALID:
+        bbauth_count(BB_M_TOKEN_CACHED_VALID);
         return accepted(r, cred, entry->user, owner);
     case BB_TOKENCACHE_HIT_INVALID:
+        bbauth_count(BB_M_TOKEN_CACHED_REFUSED);
         return refused(r, "Bitbucket refused it recently (cached)");
     default:
         break;
     }
     status = ask_bitbucket(r, conf, cred->token, &user, &errmsg);
     if (status == BB_DENIED) {
+        bbauth_count(BB_M_TOKEN_REFUSED);
         bb_tokencache_store_invalid(r->pool, &tc, cred->token, now, TOKEN_NEGATIVE_TTL);
         return refused(r, errmsg ? errmsg : "Bitbucket does not know it");
     }
     if (status != BB_OK) {
+        bbauth_count(BB_M_TOKEN_UNAVAILABLE);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: cannot check an access token: %s", errmsg);
         return HTTP_SERVICE_UNAVAILABLE;
     }
+    bbauth_count(BB_M_TOKEN_VALID);
     bb_tokencache_store_valid(r->pool, &tc, cred->token, user, now, conf->token_cache_ttl);
     return accepted(r, cred, user, owner);
 }
