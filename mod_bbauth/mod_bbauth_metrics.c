@@ -92,7 +92,7 @@ static int metrics_handler(request_rec *r)
         return DECLINED;
     }
     if (r->method_number != M_GET) {
-        apr_table_setn(r->err_headers_out, "Allow", "GET, HEAD");
+        ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL);   /* httpd's 405 answer lists it (and HEAD) in Allow */
         return HTTP_METHOD_NOT_ALLOWED;
     }
     if (!metrics) {
