@@ -208,6 +208,20 @@ def test_bitbucket_down_shows_as_unavailable(site_factory):
     assert value(samples, "bbauth_bitbucket_calls_total", endpoint="whoami", outcome="unavailable") == 1
 
 
+def test_a_session_ended_by_revalidation(site_factory):
+    site = make(site_factory, "BBAuthSessionRevalidate 1\n")
+    zoe = site.session()
+    site.login(zoe, user="zoe")
+    site.fb.control("POST", "/_fake/users/zoe/deactivate")
+    time.sleep(1.2)  # past BBAuthSessionRevalidate (1 s): the next request asks Bitbucket again
+    zoe.headers["Accept"] = "application/json"
+    assert zoe.get(site.url("/packages/echo"), allow_redirects=False).status_code == 401
+    assert zoe.get(site.url("/packages/echo"), allow_redirects=False).status_code == 401   # cookie deleted
+    samples, _ = scrape(site)
+    assert value(samples, "bbauth_sessions_refused_total", reason="revalidation_ended") == 1
+    assert value(samples, "bbauth_logins_completed_total") == 1
+
+
 def status_page(site, query=""):
     r = site.session().get(site.url("/server-status" + query))
     assert r.status_code == 200
