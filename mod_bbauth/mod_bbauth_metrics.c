@@ -4,12 +4,13 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <mod_status.h>
+#include <unixd.h>
 
 #include "mod_bbauth.h"
 
 #define METRICS_HANDLER   "bbauth-metrics"
-/* The segment is kept in the process pool under this name: httpd's parent keeps that pool across restarts
- * (graceful or not), so counts go on until httpd stops; children inherit the mapping when they are forked. */
+/* The segment is kept in the process pool under this name: httpd's parent keeps that pool across restarts, and
+ * children inherit the mapping when they are forked. */
 #define SHM_USERDATA_KEY  "mod_bbauth-metrics-shm"
 
 static bb_metrics_t *metrics;
@@ -30,6 +31,10 @@ apr_status_t bbauth_metrics_post_config(server_rec *s)
 
     apr_pool_userdata_get((void **)&shm, SHM_USERDATA_KEY, keep);
     metrics = shm ? bb_metrics_attach(apr_shm_baseaddr_get(shm), apr_shm_size_get(shm)) : NULL;
+    /* Like the scoreboard: a graceful restart keeps the counts, a full one (SIGHUP) starts again at zero. */
+    if (metrics && !ap_unixd_mpm_get_retained_data()->was_graceful) {
+        metrics = bb_metrics_init(apr_shm_baseaddr_get(shm), apr_shm_size_get(shm));
+    }
     if (!metrics) {
         if (shm) {
             apr_shm_destroy(shm);   /* laid out by another version of the module: start again */

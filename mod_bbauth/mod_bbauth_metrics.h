@@ -5,9 +5,9 @@
 #include <httpd.h>
 #include "bb_metrics.h"
 
-/* post_config (the real pass): finds the table a previous generation of the configuration made (graceful or plain
- * restart: counts go on) or makes it in an anonymous shared segment the children inherit, and has bb_http report
- * every Bitbucket call to it. Logged and not APR_SUCCESS when the segment cannot be made. */
+/* post_config (the real pass): finds the table a previous generation of the configuration made (a graceful restart:
+ * counts go on; a full restart zeroes them) or makes it in an anonymous shared segment the children inherit, and
+ * has bb_http report every Bitbucket call to it. Logged and not APR_SUCCESS when the segment cannot be made. */
 apr_status_t bbauth_metrics_post_config(server_rec *s);
 /* SetHandler bbauth-metrics and the mod_status section. */
 void bbauth_register_metrics_hooks(void);

@@ -281,9 +281,14 @@ def test_counts_survive_children_exiting_and_a_graceful_restart(site_factory):
         site.fb.calls()["whoami"]
 
 
-def test_a_stop_and_start_begins_at_zero(site_factory):
+def test_a_full_restart_and_a_stop_begin_at_zero(site_factory):
     site = make(site_factory)
     assert bearer(site, ALICE) == 200
+    assert total(scrape(site)[0], "bbauth_token_verdicts_total") == 1
+    site.apache.restart(graceful=False)
+    assert total(scrape(site)[0], "bbauth_token_verdicts_total") == 0
+    assert bearer(site, ALICE) == 200
+    site.apache.graceful()
     assert total(scrape(site)[0], "bbauth_token_verdicts_total") == 1
     site.apache.stop()
     site.apache.start()
