@@ -112,11 +112,13 @@ apr_uint64_t bb_metrics_value(const bb_metrics_t *m, bb_metric_id id)
     return (unsigned)id < BB_M_COUNT ? CELL_READ(&m->counters[id]) : 0;
 }
 
+/* The first bucket whose bound is at least elapsed (Prometheus' le), BB_METRICS_BUCKETS for +Inf. */
 static int bucket_of(apr_interval_time_t elapsed)
 {
-    int i;
+    int i = 0;
 
-    for (i = 0; i < BB_METRICS_BUCKETS && elapsed > bucket_bounds_us[i]; i++) {
+    while (i < BB_METRICS_BUCKETS && elapsed > bucket_bounds_us[i]) {
+        i++;
     }
     return i;
 }
