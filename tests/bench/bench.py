@@ -119,6 +119,16 @@ def ratio(rounds, a, b):
     return statistics.median(vals), min(vals), max(vals)
 
 
+def metrics_note(site):
+    """What the module's metrics counted during the rounds: they were on, and the valid-cookie path paid for them
+    (one shared-cache read per request, counted)."""
+    reads = site.counted('bbauth_cache_operations_total{op="retrieve",result="miss"}')
+    if reads is None:
+        return "metrics: /bbauth-metrics did not answer (a module without metrics?)"
+    return (f"metrics on (always): {reads:,.0f} shared-cache reads (logout marks of the cookie target's session) "
+            "were counted during the rounds")
+
+
 # ---------------------------------------------------------------------------------------------- callgrind
 
 def callgrind_once(apache, target, n, tag):
@@ -261,6 +271,7 @@ def main():
             notes.append(site.oidc_note)
         print(f"bench: targets {', '.join(site.targets)}; {ROUNDS} rounds x {SECONDS} s each", flush=True)
         rounds = run_rounds(site)
+        notes.append(metrics_note(site))
         cg, cg_note = run_callgrind(site)
     rows = summarize(rounds)
     text = report(info, rounds, rows, cg, cg_note, notes)

@@ -35,7 +35,8 @@ PAYLOAD = ("mod_bbauth benchmark payload\n" * 40)[:1024]          # the same 1 K
 TARGETS_DOC = """\
 open        no access control (the ceiling)
 floor       only `Require expr "%{HTTP_COOKIE} =~ /bbauth_session=/"`: what any cookie check pays in httpd's authz
-cookie      AuthType Bitbucket, Require valid-user, a valid session cookie (from a real login at the fake)
+cookie      AuthType Bitbucket, Require valid-user, a valid session cookie (from a real login at the fake); the
+            module's metrics count as always (they cannot be turned off), and /bbauth-metrics is served
 token       AuthType Bitbucket with BBAuthTokenAuth On, Authorization: Bearer <token>: a token-cache hit
 oidc-shm    mod_auth_openidc, Require valid-user, a valid session in its shm cache (OIDCSessionType server-cache)
 oidc-cookie mod_auth_openidc with OIDCSessionType client-cookie (the session in an encrypted cookie)"""
@@ -179,6 +180,10 @@ Header always set X-Seen-User "%{BITBUCKET_USER}e"
 <Location /login>
     SetHandler bbauth-login
 </Location>
+<Location /bbauth-metrics>
+    SetHandler bbauth-metrics
+    Require all granted
+</Location>
 """ + oidc
 
 
@@ -274,6 +279,16 @@ class BenchSite:
             raise RuntimeError(f"mod_auth_openidc login at {url} failed: {r.status_code} {r.text[:300]}\n"
                                + harness._tail(self.apache.error_log(), 30))
         return "; ".join(f"{c.name}={c.value}" for c in s.cookies if c.name.startswith("mod_auth_openidc"))
+
+    def counted(self, sample):
+        """The value of one sample of the module's metrics (name with its labels, as the page writes it), or None
+        when the page does not have it."""
+        r = requests.get(self.apache.url("/bbauth-metrics"), timeout=10)
+        for line in r.text.splitlines() if r.status_code == 200 else ():
+            name, _, value = line.rpartition(" ")
+            if name == sample:
+                return float(value)
+        return None
 
     def check(self, target):
         """One request as wrk will send it: 200, the payload, and the identity the module must have seen."""
