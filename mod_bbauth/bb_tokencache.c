@@ -77,6 +77,7 @@ static bb_tokencache_entry_t *remembered_verdict(apr_pool_t *p, const bb_tokenca
         return NULL;
     }
     entry = apr_pcalloc(p, sizeof(*entry));
+    entry->from_memo = 1;
     entry->validated_at = v.n[0];
     entry->expires = v.n[4];
     if (v.n[1]) {
@@ -113,7 +114,7 @@ static apr_status_t store_record(apr_pool_t *p, const bb_tokencache_t *tc, const
     }
     rv = bb_cache_store_authentic(p, tc->cache, tc->key, key, now + ttl, json, json_len);
     if (rv == APR_SUCCESS) {
-        bb_tokencache_entry_t stored = { now, now + ttl, (bb_user_t *)user };
+        bb_tokencache_entry_t stored = { now, now + ttl, (bb_user_t *)user, 0 };
         memo_verdict(tc, key, &stored);
     }
     return rv;

@@ -100,10 +100,10 @@ int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, co
     }
     switch (bb_tokencache_lookup(r->pool, &tc, cred->token, now, &entry)) {
     case BB_TOKENCACHE_HIT_VALID:
-        bbauth_count(BB_M_TOKEN_CACHED_VALID);
+        bbauth_count(entry->from_memo ? BB_M_TOKEN_MEMO_VALID : BB_M_TOKEN_CACHED_VALID);
         return accepted(r, cred, entry->user, owner);
     case BB_TOKENCACHE_HIT_INVALID:
-        bbauth_count(BB_M_TOKEN_CACHED_REFUSED);
+        bbauth_count(entry->from_memo ? BB_M_TOKEN_MEMO_REFUSED : BB_M_TOKEN_CACHED_REFUSED);
         return refused(r, "Bitbucket refused it recently (cached)");
     default:
         break;

@@ -157,9 +157,12 @@ def test_counters_equal_what_was_done(site_factory):
                       "authorize_error": 0, "token_refused": 1, "bitbucket_unavailable": 1, "bad_response": 0,
                       "two_factor_page": 1, "user_deactivated": 0, "cache_error": 0}
     verdicts = {o: value(samples, "bbauth_token_verdicts_total", outcome=o) for o in (
-        "cache_hit_valid", "cache_hit_refused", "valid", "refused", "unavailable", "malformed")}
-    assert verdicts == {"cache_hit_valid": 1, "cache_hit_refused": 1, "valid": 1, "refused": 1, "unavailable": 0,
-                        "malformed": 1}
+        "memo_hit_valid", "memo_hit_refused", "cache_hit_valid", "cache_hit_refused", "valid", "refused",
+        "unavailable", "malformed")}
+    # The second request of each token reads this process's memo or, in the other child, the shared cache.
+    assert verdicts.pop("memo_hit_valid") + verdicts.pop("cache_hit_valid") == 1
+    assert verdicts.pop("memo_hit_refused") + verdicts.pop("cache_hit_refused") == 1
+    assert verdicts == {"valid": 1, "refused": 1, "unavailable": 0, "malformed": 1}
     assert value(samples, "bbauth_require_decisions_total", source="bitbucket", decision="granted") == 1
     assert value(samples, "bbauth_require_decisions_total", source="cache", decision="granted") == 1
     assert value(samples, "bbauth_require_decisions_total", source="bitbucket", decision="denied") == 1
@@ -191,6 +194,16 @@ def test_counters_equal_what_was_done(site_factory):
                                              alice.cookies.get("bbauth_session") or "", "127.0.0.1"]
     for secret in filter(None, secrets):
         assert secret not in text, secret
+
+
+def test_memo_hits_in_one_process(site_factory):
+    site = make(site_factory, servers=1)
+    for _ in range(3):
+        assert bearer(site, ALICE) == 200
+    samples, _ = scrape(site)
+    assert value(samples, "bbauth_token_verdicts_total", outcome="valid") == 1
+    assert value(samples, "bbauth_token_verdicts_total", outcome="memo_hit_valid") == 2
+    assert value(samples, "bbauth_token_verdicts_total", outcome="cache_hit_valid") == 0
 
 
 def test_bitbucket_down_shows_as_unavailable(site_factory):
@@ -272,6 +285,8 @@ def test_counts_survive_children_exiting_and_a_graceful_restart(site_factory):
     samples, _ = scrape(site)
     assert total(samples, "bbauth_token_verdicts_total") == 6
     assert value(samples, "bbauth_token_verdicts_total", outcome="valid") == 1
+    # a new child's memo is empty: its first request reads the verdict from the shared cache
+    assert value(samples, "bbauth_token_verdicts_total", outcome="cache_hit_valid") >= 1
 
     site.apache.graceful()
     assert bearer(site, ALICE) == 200
