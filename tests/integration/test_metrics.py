@@ -249,6 +249,7 @@ def test_mod_status_section(site_factory):
     assert "<h2>mod_bbauth</h2>" in html
     assert "<tr><td>bbauth_logins_completed_total</td><td>1</td></tr>" in html
     assert "<tr><td>bbauth_token_verdicts_total{outcome=&quot;valid&quot;}</td><td>1</td></tr>" in html
+    assert "bbauth_logins_completed_total: 1<br>" in status_page(site, "?notable")
     auto = status_page(site, "?auto")
     lines = dict(line.split(": ", 1) for line in auto.splitlines() if line.startswith("bbauth_"))
     assert lines["bbauth_logins_started_total"] == "1"
