@@ -20,7 +20,7 @@ typedef enum {
 } bb_authzcache_result_t;
 
 /* The cache key of a question asked for a principal (a string naming the credential, e.g. "sid:<session id>"):
- * "authz:" + base64url(HMAC-SHA256(key, principal NUL question)). NULL when ac has no cache or too short a
+ * bb_cache_key(key, "authz", principal NUL question). NULL when ac has no cache or too short a
  * key, or principal or question is NULL. */
 const char *bb_authzcache_key(apr_pool_t *p, const bb_authzcache_t *ac, const char *principal,
                               const char *question);

@@ -11,37 +11,76 @@
 /* What a used marker holds: its presence is the information. */
 static const unsigned char used_marker[1] = { '1' };
 
-const char *bb_cache_key(apr_pool_t *p, const char *ns, const char *id)
+const char *bb_cache_key(apr_pool_t *p, const bb_key_t *key, const char *ns, const void *id, apr_size_t id_len)
 {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
+    unsigned char mac[BB_HMAC_LEN];
 
-    if (ns == NULL || id == NULL) {
+    if (!bb_cache_secret_usable(key) || ns == NULL || id == NULL || !bb_cache_mac(p, key, ns, id, id_len, mac)) {
         return NULL;
     }
-    SHA256((const unsigned char *)id, strlen(id), digest);
-    return apr_pstrcat(p, ns, ":", bb_base64url_encode(p, digest, sizeof(digest)), NULL);
+    return apr_pstrcat(p, bb_base64url_encode(p, mac, sizeof(mac)), ":", ns, NULL);
 }
 
-apr_status_t bb_cache_use_once(const bb_cache_t *cache, const char *ns, const char *id, apr_time_t expiry,
-                               apr_pool_t *p)
+const char *bb_cache_name(apr_pool_t *p, const char *space, const char *ns, const char *id)
 {
-    const char *key = bb_cache_key(p, ns, id);
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    EVP_MD_CTX *ctx;
+    int ok;
+
+    if (space == NULL || ns == NULL || id == NULL || (ctx = EVP_MD_CTX_new()) == NULL) {
+        return NULL;
+    }
+    /* Each part with its NUL: the parts cannot run into each other. */
+    ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && EVP_DigestUpdate(ctx, space, strlen(space) + 1)
+         && EVP_DigestUpdate(ctx, ns, strlen(ns) + 1) && EVP_DigestUpdate(ctx, id, strlen(id))
+         && EVP_DigestFinal_ex(ctx, digest, NULL);
+    EVP_MD_CTX_free(ctx);
+    return ok ? apr_pstrcat(p, bb_base64url_encode(p, digest, sizeof(digest)), ":", ns, NULL) : NULL;
+}
+
+apr_status_t bb_cache_has_marker(const bb_cache_t *cache, const char *cache_key, apr_pool_t *p)
+{
     unsigned char found[sizeof(used_marker)];
     unsigned int found_len = sizeof(found);
+
+    return cache->retrieve(cache->baton, (const unsigned char *)cache_key, (unsigned int)strlen(cache_key), found,
+                           &found_len, p);
+}
+
+apr_status_t bb_cache_store_marker(const bb_cache_t *cache, const char *cache_key, apr_time_t expiry, apr_pool_t *p)
+{
+    return cache->store(cache->baton, (const unsigned char *)cache_key, (unsigned int)strlen(cache_key), expiry,
+                        used_marker, sizeof(used_marker), p);
+}
+
+/* APR_EEXIST when the marker is there, APR_SUCCESS when not, or the cache's error. */
+static apr_status_t check_unused(const bb_cache_t *cache, const char *cache_key, apr_pool_t *p)
+{
     apr_status_t rv;
 
-    if (cache == NULL || key == NULL) {
+    if (cache == NULL || cache_key == NULL) {
         return APR_EINVAL;
     }
-    rv = cache->retrieve(cache->baton, (const unsigned char *)key, (unsigned int)strlen(key), found, &found_len, p);
-    if (rv == APR_SUCCESS) {
-        return APR_EEXIST;
+    rv = bb_cache_has_marker(cache, cache_key, p);
+    return rv == APR_SUCCESS ? APR_EEXIST : rv == APR_NOTFOUND ? APR_SUCCESS : rv;
+}
+
+apr_status_t bb_cache_check_unused(const bb_cache_t *cache, const char *space, const char *ns, const char *id,
+                                   apr_pool_t *p)
+{
+    return check_unused(cache, bb_cache_name(p, space, ns, id), p);
+}
+
+apr_status_t bb_cache_use_once(const bb_cache_t *cache, const char *space, const char *ns, const char *id,
+                               apr_time_t expiry, apr_pool_t *p)
+{
+    const char *cache_key = bb_cache_name(p, space, ns, id);
+    apr_status_t rv = check_unused(cache, cache_key, p);
+
+    if (rv != APR_SUCCESS) {
+        return rv;              /* used already, or the cache cannot tell: the caller fails closed */
     }
-    if (rv != APR_NOTFOUND) {
-        return rv;              /* the cache cannot tell: the caller fails closed */
-    }
-    return cache->store(cache->baton, (const unsigned char *)key, (unsigned int)strlen(key), expiry, used_marker,
-                        sizeof(used_marker), p);
+    return bb_cache_store_marker(cache, cache_key, expiry, p);
 }
 
 int bb_cache_secret_usable(const bb_key_t *key)

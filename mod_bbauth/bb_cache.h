@@ -20,9 +20,33 @@ typedef struct bb_cache_t {
     apr_status_t (*remove)(void *baton, const unsigned char *key, unsigned int keylen, apr_pool_t *p);
 } bb_cache_t;
 
-/* The cache key for an id in a namespace: "<ns>:" + base64url(SHA-256(id)), so that no secret (state, token)
- * is ever stored or logged as a key, and every key has the same short length. */
-const char *bb_cache_key(apr_pool_t *p, const char *ns, const char *id);
+/* The cache key of an id in a namespace of one integration: base64url(HMAC-SHA256(key, ns NUL id)) ":" ns, 46
+ * characters and the namespace. Keyed by the integration's key (derived with its Bitbucket URL and client id), so
+ * integrations never share an entry and a copy of the cache gives no way to test guesses of ids offline; no secret
+ * (state, token) is ever a key. The high-entropy bytes come first: shmcb chooses a subcache by a key's first byte,
+ * and a namespace in front would put all of one kind in one subcache. NULL when key is unusable (see
+ * bb_cache_secret_usable), ns or id is NULL. */
+const char *bb_cache_key(apr_pool_t *p, const bb_key_t *key, const char *ns, const void *id, apr_size_t id_len);
+
+/* A marker (presence is the information, e.g. "this session was logged out") under cache_key until expiry: what
+ * the cache's store returns. */
+apr_status_t bb_cache_store_marker(const bb_cache_t *cache, const char *cache_key, apr_time_t expiry, apr_pool_t *p);
+
+/* APR_SUCCESS when the marker under cache_key is there, APR_NOTFOUND when not, or the cache's error: a caller for
+ * whom presence is the proof must treat an error as neither. */
+apr_status_t bb_cache_has_marker(const bb_cache_t *cache, const char *cache_key, apr_pool_t *p);
+
+/* The cache name of an id in a namespace of one integration's space (its Bitbucket URL and client id):
+ * base64url(SHA-256(space NUL ns NUL id)) ":" ns. For ids that are random and no secret of their own (session ids,
+ * login states): the name stays the same across key rotations, so a logout mark is found for as long as any copy of
+ * the session's cookie is valid, whichever key signed it. High-entropy bytes first, as with bb_cache_key. NULL when
+ * space, ns or id is NULL. */
+const char *bb_cache_name(apr_pool_t *p, const char *space, const char *ns, const char *id);
+
+/* Whether (ns, id) was marked used: APR_EEXIST when it was, APR_SUCCESS when not, another error when the cache
+ * cannot tell (the caller must then refuse: fail closed). */
+apr_status_t bb_cache_check_unused(const bb_cache_t *cache, const char *space, const char *ns, const char *id,
+                                   apr_pool_t *p);
 
 /* Marks (ns, id) as used until `expiry`. APR_SUCCESS the first time; APR_EEXIST when it was already used;
  * another error when the cache failed (the caller must then refuse: fail closed). After `expiry` the id counts as
@@ -30,8 +54,8 @@ const char *bb_cache_key(apr_pool_t *p, const char *ns, const char *id);
  * refused on its own account.
  * socache has no atomic add, so two processes racing on the same id within microseconds could both pass;
  * the callers' second line of defence is that Bitbucket's codes and tokens are themselves single-use. */
-apr_status_t bb_cache_use_once(const bb_cache_t *cache, const char *ns, const char *id, apr_time_t expiry,
-                               apr_pool_t *p);
+apr_status_t bb_cache_use_once(const bb_cache_t *cache, const char *space, const char *ns, const char *id,
+                               apr_time_t expiry, apr_pool_t *p);
 
 /* Shortest secret that keys and authenticates records (bb_key_t.len); with a shorter one nothing is stored or read. */
 #define BB_CACHE_MIN_SECRET 32

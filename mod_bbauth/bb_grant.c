@@ -14,14 +14,19 @@ static const char *aad_of(apr_pool_t *p, const char *sid)
     return apr_pstrcat(p, "grant:", sid, NULL);
 }
 
-apr_status_t bb_grant_store(apr_pool_t *p, const bb_cache_t *cache, const bb_sealer_t *sealer, const char *sid,
-                            const bb_grant_t *grant, apr_time_t expiry)
+static const char *grant_key(apr_pool_t *p, const char *space, const char *sid)
+{
+    return bb_cache_name(p, space, GRANT_NS, sid);
+}
+
+apr_status_t bb_grant_store(apr_pool_t *p, const bb_cache_t *cache, const char *space, const bb_sealer_t *sealer,
+                            const char *sid, const bb_grant_t *grant, apr_time_t expiry)
 {
     json_t *obj;
     char *plain, *sealed;
-    const char *key = bb_cache_key(p, GRANT_NS, sid);
+    const char *cache_key = grant_key(p, space, sid);
 
-    if (!grant->access_token || !*grant->access_token) {
+    if (cache_key == NULL || !grant->access_token || !*grant->access_token) {
         return APR_EINVAL;
     }
     obj = json_pack("{s:s, s:s, s:I}", "at", grant->access_token, "rt", grant->refresh_token ? grant->refresh_token : "",
@@ -37,13 +42,14 @@ apr_status_t bb_grant_store(apr_pool_t *p, const bb_cache_t *cache, const bb_sea
     if (!sealed || strlen(sealed) > BB_CACHE_MAX_VALUE) {
         return APR_ENOSPC;
     }
-    return cache->store(cache->baton, (const unsigned char *)key, (unsigned int)strlen(key), expiry,
+    return cache->store(cache->baton, (const unsigned char *)cache_key, (unsigned int)strlen(cache_key), expiry,
                         (const unsigned char *)sealed, (unsigned int)strlen(sealed), p);
 }
 
-bb_grant_t *bb_grant_load(apr_pool_t *p, const bb_cache_t *cache, const bb_sealer_t *sealer, const char *sid)
+bb_grant_t *bb_grant_load(apr_pool_t *p, const bb_cache_t *cache, const char *space, const bb_sealer_t *sealer,
+                          const char *sid)
 {
-    const char *key = bb_cache_key(p, GRANT_NS, sid);
+    const char *cache_key = grant_key(p, space, sid);
     unsigned int len = BB_CACHE_MAX_VALUE;
     unsigned char *buf = apr_palloc(p, len + 1);
     unsigned char *plain;
@@ -51,8 +57,9 @@ bb_grant_t *bb_grant_load(apr_pool_t *p, const bb_cache_t *cache, const bb_seale
     json_t *obj;
     bb_grant_t *grant;
 
-    if (cache->retrieve(cache->baton, (const unsigned char *)key, (unsigned int)strlen(key), buf, &len, p)
-        != APR_SUCCESS) {
+    if (cache_key == NULL
+        || cache->retrieve(cache->baton, (const unsigned char *)cache_key, (unsigned int)strlen(cache_key), buf, &len,
+                           p) != APR_SUCCESS) {
         return NULL;
     }
     plain = bb_seal_open(p, sealer, aad_of(p, sid), (const char *)buf, len, &plain_len);
@@ -67,8 +74,11 @@ bb_grant_t *bb_grant_load(apr_pool_t *p, const bb_cache_t *cache, const bb_seale
     return grant->access_token && *grant->access_token && grant->refresh_token ? grant : NULL;
 }
 
-void bb_grant_remove(apr_pool_t *p, const bb_cache_t *cache, const char *sid)
+void bb_grant_remove(apr_pool_t *p, const bb_cache_t *cache, const char *space, const char *sid)
 {
-    const char *key = bb_cache_key(p, GRANT_NS, sid);
-    cache->remove(cache->baton, (const unsigned char *)key, (unsigned int)strlen(key), p);
+    const char *cache_key = grant_key(p, space, sid);
+
+    if (cache_key) {
+        cache->remove(cache->baton, (const unsigned char *)cache_key, (unsigned int)strlen(cache_key), p);
+    }
 }

@@ -10,6 +10,7 @@
 
 typedef struct {
     char *buf;                     /* key bytes, then the strings, each as a 4-byte length, its bytes and a NUL */
+    apr_size_t capacity;           /* bytes buf holds */
     apr_size_t key_len;            /* 0: empty slot */
     apr_size_t value_len;
     apr_int64_t expires;
@@ -116,8 +117,11 @@ void bb_memo_put(bb_memo_t *memo, const char *key, apr_size_t key_len, apr_int64
     if (apr_thread_mutex_lock(memo->lock) != APR_SUCCESS) {
         return;
     }
-    if (slot->buf == NULL) {
-        slot->buf = apr_palloc(memo->pool, SLOT_SIZE);
+    /* A slot gets just the room its first entry needs (a table of short keys stays small), and the largest
+     * room any entry can need the first time more is wanted: each slot allocates at most twice. */
+    if (slot->capacity < key_len + value_len) {
+        slot->capacity = slot->buf == NULL ? key_len + value_len : SLOT_SIZE;
+        slot->buf = apr_palloc(memo->pool, slot->capacity);
     }
     memcpy(slot->buf, key, key_len);
     at = slot->buf + key_len;

@@ -58,6 +58,9 @@ char *bb_session_encode(apr_pool_t *p, const bb_keyring_t *ring, const bb_sessio
                                            "email", s->email, "sid", s->sid, "iss", policy->issuer,
                                            "auth_time", (json_int_t)s->auth_time, "iat", (json_int_t)s->iat,
                                            "exp", (json_int_t)s->exp));
+    if (claims && s->grant && json_object_set_new(claims, "grant", json_true()) != 0) {
+        return NULL;
+    }
     return claims ? bb_jws_sign(p, ring, SESSION_TYP, claims) : NULL;
 }
 
@@ -74,12 +77,15 @@ static bb_session_t *session_from_claims(apr_pool_t *p, const json_t *claims, co
 {
     bb_session_t *s = apr_pcalloc(p, sizeof(*s));
     const char *iss = bb_jws_claim_string(claims, "iss");
+    const json_t *grant;
 
     s->sub = required_string(claims, "sub");
     s->sid = required_string(claims, "sid");
     s->name = bb_jws_claim_string(claims, "name");
     s->email = bb_jws_claim_string(claims, "email");
-    if (s->sub == NULL || s->sid == NULL || s->name == NULL || s->email == NULL
+    grant = json_object_get(claims, "grant");
+    s->grant = json_is_true(grant);
+    if (s->sub == NULL || (grant && !json_is_boolean(grant)) || s->sid == NULL || s->name == NULL || s->email == NULL
         || iss == NULL || policy->issuer == NULL || strcmp(iss, policy->issuer) != 0
         || !bb_jws_claim_int(claims, "uid", MAX_UID, &s->uid)
         || !bb_jws_claim_int(claims, "auth_time", BB_JWS_MAX_TIME, &s->auth_time)
@@ -142,6 +148,7 @@ static void session_to_memo(const bb_session_t *s, bb_memo_value_t *v)
     v->n[1] = s->auth_time;
     v->n[2] = s->iat;
     v->n[3] = s->exp;
+    v->n[4] = s->grant;
 }
 
 static bb_session_t *session_from_memo(apr_pool_t *p, const bb_memo_value_t *v)
@@ -156,6 +163,7 @@ static bb_session_t *session_from_memo(apr_pool_t *p, const bb_memo_value_t *v)
     s->auth_time = v->n[1];
     s->iat = v->n[2];
     s->exp = v->n[3];
+    s->grant = (int)v->n[4];
     return s;
 }
 

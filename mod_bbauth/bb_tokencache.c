@@ -6,18 +6,15 @@
 #include "bb_util.h"
 #include "bb_tokencache.h"
 
-#define KEY_NAMESPACE  "tok:"
+#define KEY_NAMESPACE  "tok"
 #define RECORD_VERSION 1
 
 const char *bb_tokencache_key(apr_pool_t *p, const bb_tokencache_t *tc, const char *token)
 {
-    unsigned char mac[BB_HMAC_LEN];
-
-    if (tc == NULL || tc->cache == NULL || !bb_cache_secret_usable(tc->key) || token == NULL
-        || !bb_cache_mac(p, tc->key, token, NULL, 0, mac)) {
+    if (tc == NULL || tc->cache == NULL || token == NULL) {
         return NULL;
     }
-    return apr_pstrcat(p, KEY_NAMESPACE, bb_base64url_encode(p, mac, BB_HMAC_LEN), NULL);
+    return bb_cache_key(p, tc->key, KEY_NAMESPACE, token, strlen(token));
 }
 
 static const char *or_empty(const char *s)
@@ -25,23 +22,15 @@ static const char *or_empty(const char *s)
     return s ? s : "";
 }
 
-/* The JSON record, pool-owned; NULL when a string is not UTF-8. */
+/* The JSON record of a valid token, pool-owned; NULL when a string is not UTF-8. */
 static json_t *make_record(apr_pool_t *p, const bb_user_t *user, apr_int64_t now, apr_int64_t ttl)
 {
-    json_t *rec = bb_json_pool_own(p, json_pack("{s:i,s:b,s:I,s:I}", "v", RECORD_VERSION, "valid", user != NULL,
-                                                "at", (json_int_t)now, "exp", (json_int_t)(now + ttl)));
-
-    if (rec == NULL || user == NULL) {
-        return rec;
-    }
-    if (json_object_update_new(rec, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "name", user->name,
-                                              "slug", or_empty(user->slug),
-                                              "display_name", or_empty(user->display_name),
-                                              "email", or_empty(user->email), "type", or_empty(user->type),
-                                              "id", (json_int_t)user->id, "active", user->active)) != 0) {
-        return NULL;
-    }
-    return rec;
+    return bb_json_pool_own(p, json_pack("{s:i,s:b,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:I,s:b}", "v", RECORD_VERSION,
+                                         "valid", 1, "at", (json_int_t)now, "exp", (json_int_t)(now + ttl),
+                                         "name", user->name, "slug", or_empty(user->slug),
+                                         "display_name", or_empty(user->display_name),
+                                         "email", or_empty(user->email), "type", or_empty(user->type),
+                                         "id", (json_int_t)user->id, "active", user->active));
 }
 
 /* A verdict as a memo value (strings: the owner's; numbers: validated_at, valid, id, active, expires), and back. */
@@ -93,7 +82,7 @@ static bb_tokencache_entry_t *remembered_verdict(apr_pool_t *p, const bb_tokenca
     return entry;
 }
 
-/* Stores the JSON record under the token's key until now + ttl. user NULL: the token is invalid. */
+/* Stores the JSON record of a valid token under its key until now + ttl. */
 static apr_status_t store_record(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
                                  const bb_user_t *user, apr_int64_t now, apr_int64_t ttl)
 {
@@ -132,7 +121,17 @@ apr_status_t bb_tokencache_store_valid(apr_pool_t *p, const bb_tokencache_t *tc,
 apr_status_t bb_tokencache_store_invalid(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
                                          apr_int64_t now, apr_int64_t ttl)
 {
-    return store_record(p, tc, token, NULL, now, ttl);
+    const char *key = bb_tokencache_key(p, tc, token);
+    bb_tokencache_entry_t refused = { now, now + ttl, NULL, 0 };
+
+    if (key == NULL || ttl <= 0) {
+        return APR_EINVAL;
+    }
+    if (tc->memo == NULL) {
+        return APR_ENOTIMPL;
+    }
+    memo_verdict(tc, key, &refused);
+    return APR_SUCCESS;
 }
 
 /* The owner in a valid record, with every field present and of the right type; NULL otherwise. */
@@ -169,7 +168,8 @@ static bb_tokencache_entry_t *parse_record(apr_pool_t *p, const unsigned char *j
     entry = apr_pcalloc(p, sizeof(*entry));
     entry->validated_at = (apr_int64_t)at;
     entry->expires = (apr_int64_t)exp;
-    if (valid && (entry->user = parse_user(p, rec)) == NULL) {
+    /* Only valid tokens' verdicts are shared (refusals stay in the process that heard them). */
+    if (!valid || (entry->user = parse_user(p, rec)) == NULL) {
         return NULL;
     }
     return entry;

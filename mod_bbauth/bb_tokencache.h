@@ -30,7 +30,7 @@ typedef struct {
     int from_memo;                 /* 1 when this process's memo answered, 0 when the shared cache did */
 } bb_tokencache_entry_t;
 
-/* The cache key of a token: "tok:" + base64url(HMAC-SHA256(key, token)), 47 characters. Keyed, not a plain
+/* The cache key of a token: bb_cache_key(key, "tok", token), 47 characters. Keyed, not a plain
  * hash, so that a copy of the cache gives no way to test guesses of tokens offline. NULL when tc has no cache
  * or its key is shorter than BB_CACHE_MIN_SECRET. */
 const char *bb_tokencache_key(apr_pool_t *p, const bb_tokencache_t *tc, const char *token);
@@ -50,8 +50,9 @@ bb_tokencache_result_t bb_tokencache_lookup(apr_pool_t *p, const bb_tokencache_t
 apr_status_t bb_tokencache_store_valid(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
                                        const bb_user_t *user, apr_int64_t now, apr_int64_t ttl);
 
-/* Remembers for ttl seconds (the glue uses 30) that Bitbucket refused the token: {"v":1,"valid":false,"at","exp"}
- * after the same MAC. Errors as for bb_tokencache_store_valid. */
+/* Remembers for ttl seconds (the glue uses 30) that Bitbucket refused the token, in this process's memo only, never
+ * in the shared cache: anyone can send tokens nobody issued, and refusals there would push out what security rests
+ * on (logout marks, grants). APR_EINVAL for an unusable tc or ttl <= 0, APR_ENOTIMPL without a memo. */
 apr_status_t bb_tokencache_store_invalid(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
                                          apr_int64_t now, apr_int64_t ttl);
 

@@ -17,6 +17,7 @@
 #include "bb_cache.h"
 #include "bb_tokencache.h"
 #include "bb_seal.h"
+#include "bb_sessionstate.h"
 #include "mod_bbauth_metrics.h"
 
 extern module AP_MODULE_DECLARE_DATA bbauth_module;
@@ -29,6 +30,7 @@ APLOG_USE_MODULE(bbauth);
 #define BBAUTH_AUTH_TYPE        "Bitbucket"
 #define BBAUTH_LOGIN_TTL        600          /* seconds a login attempt (state cookie) stays valid */
 #define BBAUTH_MEMO_SLOTS       256          /* verified cookies / token verdicts each process remembers */
+#define BBAUTH_SESSION_STATE_SLOTS 4096      /* sessions whose shared state each process remembers (~150 bytes each) */
 #define BBAUTH_DEFAULT_PREFIX   "X-Bitbucket-"
 
 #define BBAUTH_UNSET            -1
@@ -59,6 +61,7 @@ typedef struct {
     apr_int64_t token_cache_ttl;     /* seconds Bitbucket's "yes" for an access token is trusted */
     apr_int64_t authz_cache_ttl;     /* seconds a bitbucket-repo/-project/-group decision is reused */
     apr_int64_t revalidate;          /* seconds after which a session is checked at Bitbucket again; 0 = never */
+    apr_int64_t session_recheck;     /* BBAuthSessionRecheck: seconds a process believes "not logged out" */
 
     /* Filled by bbauth_finalize_server() once the configuration is read. */
     const char *missing;             /* directives this server still needs before it can log anyone in */
@@ -67,8 +70,10 @@ typedef struct {
     bb_http_opts_t http;
     bb_oauth2_client_t oauth2;
     bb_oauth1_client_t oauth1;
-    bb_keyring_t *token_keys;        /* derived from session_keys: keys[0] keys and authenticates the token cache */
-    bb_sealer_t *grant_sealer;       /* derived from session_keys: seals sessions' OAuth tokens in the cache */
+    /* Derived from session_keys with this integration's Bitbucket URL and client id (integration_keys()): */
+    bb_keyring_t *cache_keys;        /* keys[0] names every shared-cache entry and authenticates its records */
+    bb_sealer_t *grant_sealer;       /* seals sessions' OAuth tokens in the cache */
+    bb_sessionstate_t session_state; /* sessions' ended/checked marks and grants; cache attached at post_config */
     bb_memo_t *session_memo;         /* cookies this process verified already (bb_session_decode_memo) */
     bb_memo_t *token_memo;           /* token verdicts this process read or stored (bb_tokencache_t.memo) */
 } bbauth_server_conf;
@@ -105,13 +110,23 @@ const char *bbauth_cache_configure(apr_pool_t *pconf, apr_pool_t *ptemp, const c
 void bbauth_cache_register_mutex(apr_pool_t *pconf);
 apr_status_t bbauth_cache_post_config(apr_pool_t *pconf, server_rec *s);
 void bbauth_cache_child_init(apr_pool_t *pchild, server_rec *s);
+/* Hands every server's session state the shared cache and this host's count of ended sessions. */
+void bbauth_cache_attach(server_rec *s);
 /* The shared cache as the core sees it. */
 const bb_cache_t *bbauth_cache(void);
 
+/* mod_bbauth_session.c: the request's session: its cookie and its state shared with the other hosts. */
+/* The request's session (any valid cookie of the configured name), checked against the shared state: OK with
+ * *session set; DECLINED with *session NULL when there is none, or it was ended (logged out) or, when `revalidate`
+ * and the check falls due, Bitbucket no longer accepts its grant or none is kept (the cookie is then deleted);
+ * HTTP_SERVICE_UNAVAILABLE when the shared cache cannot say whether it was ended (one log line). */
+int bbauth_request_session(request_rec *r, const bbauth_server_conf *conf, int revalidate, bb_session_t **session);
+/* Ends a session on every server sharing the cache: its id is marked until the session's own end, its grant
+ * dropped. Takes effect at once on this host, within BBAuthSessionRecheck on the others. */
+void bbauth_session_end(request_rec *r, const bbauth_server_conf *conf, const bb_session_t *session);
+
 /* mod_bbauth_authn.c */
 void bbauth_register_authn_hooks(void);
-/* The request's valid session, or NULL (tries every cookie of the configured name). */
-bb_session_t *bbauth_request_session(request_rec *r, const bbauth_server_conf *conf);
 
 /* What a request was authenticated with, for the Require lines that ask Bitbucket. */
 typedef struct {
@@ -122,12 +137,6 @@ void bbauth_note_credential(request_rec *r, const char *token, const char *sid);
 /* The request's credential; both fields NULL when it has none. */
 const bbauth_credential *bbauth_request_credential(request_rec *r);
 
-/* mod_bbauth_login.c (logout) */
-/* 1 when the session was logged out (on any server sharing the cache) before its cookie expired. */
-int bbauth_session_revoked(request_rec *r, const char *sid);
-/* Ends a session on every server sharing the cache: its id is marked until the cookie's expiry, its grant dropped. */
-void bbauth_session_end(request_rec *r, const bb_session_t *session);
-
 /* mod_bbauth_grant.c */
 /* Keeps a session's OAuth 2 tokens server-side (sealed, in the shared cache) for as long as the session may live. */
 void bbauth_grant_save(request_rec *r, const bbauth_server_conf *conf, const char *sid,
@@ -137,15 +146,22 @@ void bbauth_grant_save(request_rec *r, const bbauth_server_conf *conf, const cha
  * cannot refresh it now (*unavailable 1). */
 const char *bbauth_grant_access_token(request_rec *r, const bbauth_server_conf *conf, const char *sid,
                                       int force_refresh, const char **errmsg, int *unavailable);
-void bbauth_grant_forget(request_rec *r, const char *sid);
 /* Logout: revokes the session's grant at Bitbucket (its refresh token, which ends the whole grant), so that the
  * tokens are worthless even to whoever copied them; a failure is logged and the logout goes on. */
 void bbauth_grant_revoke(request_rec *r, const bbauth_server_conf *conf, const char *sid);
 /* 1 when the session's grant is kept (or the integration has none to keep: OAuth 1). */
 int bbauth_grant_kept(request_rec *r, const bbauth_server_conf *conf, const char *sid);
-/* BBAuthSessionRevalidate: 0 when Bitbucket no longer accepts the session's grant (user deactivated, grant
- * revoked, or none kept), 1 otherwise; asks Bitbucket at most once per period per session. */
-int bbauth_session_revalidate(request_rec *r, const bbauth_server_conf *conf, const bb_session_t *session);
+typedef enum {
+    BBAUTH_GRANT_ACCEPTED,           /* Bitbucket takes it (or took it less than BBAuthSessionRevalidate ago) */
+    BBAUTH_GRANT_REFUSED,            /* user deactivated or grant revoked */
+    BBAUTH_GRANT_GONE,               /* no grant is kept for the session (evicted, or the cache was emptied) */
+    BBAUTH_GRANT_UNAVAILABLE         /* Bitbucket cannot say now */
+} bbauth_grant_verdict;
+/* BBAuthSessionRevalidate: whether Bitbucket still accepts the session's grant, asked at most once per period per
+ * session (on any host); ACCEPTED when revalidation is off, the integration keeps no grants (OAuth 1), or the
+ * session never had one (had_grant 0: its cookie says its login kept none). */
+bbauth_grant_verdict bbauth_grant_revalidate(request_rec *r, const bbauth_server_conf *conf, const char *sid,
+                                             int had_grant, const char **errmsg);
 
 /* mod_bbauth_token.c */
 /* Authenticates a Bitbucket HTTP access token from the Authorization header: OK with *user set, DECLINED when
@@ -194,6 +210,8 @@ void bbauth_register_setup_hooks(void);
 /* Answers a short HTML page with the status; title and message are escaped here, `again` (a local path or
  * NULL) becomes a "Try again" link. Returns OK, as a handler does. */
 int bbauth_page(request_rec *r, int status, const char *title, const char *message, const char *again);
+/* 1 when the admin set an ErrorDocument for this status where r is: the module then leaves the page to it. */
+int bbauth_has_error_document(request_rec *r, int status);
 /* Answers a redirect to a local path (already checked) with no-store caching. */
 int bbauth_redirect(request_rec *r, const char *location);
 /* Adds a Set-Cookie header that survives error responses. */

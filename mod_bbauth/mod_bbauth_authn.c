@@ -52,30 +52,6 @@ const bbauth_credential *bbauth_request_credential(request_rec *r)
     return cred ? cred : &none;
 }
 
-bb_session_t *bbauth_request_session(request_rec *r, const bbauth_server_conf *conf)
-{
-    const char *cookies = apr_table_get(r->headers_in, "Cookie");
-    apr_array_header_t *values;
-    apr_int64_t now = bbauth_now();
-    int i;
-
-    if (!cookies || !conf->session_keys) {
-        return NULL;
-    }
-    /* Several cookies of our name can arrive (another path or a parent domain set one): any valid one counts. */
-    values = bb_cookie_values(r->pool, cookies, conf->cookie_name);
-    for (i = 0; i < values->nelts; i++) {
-        bb_session_t *session = NULL;
-        const char *value = APR_ARRAY_IDX(values, i, const char *);
-        if (bbauth_count_session(bb_session_decode_memo(r->pool, conf->session_memo, conf->session_keys,
-                                                        &conf->policy, value, now, &session)) == BB_SESSION_VALID
-            && !bbauth_session_revoked(r, session->sid)) {
-            return session;
-        }
-    }
-    return NULL;
-}
-
 /* Slides the idle window: re-issues the cookie once a tenth of the idle timeout has passed since it was made. */
 static void refresh_session_cookie(request_rec *r, const bbauth_server_conf *conf, bb_session_t *session)
 {
@@ -185,13 +161,6 @@ static int is_browser_navigation(request_rec *r)
     return accept && prefers_html(r->pool, accept);
 }
 
-/* Whether the admin set an ErrorDocument for this status here. */
-static int has_error_document(request_rec *r, int status)
-{
-    const core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
-    return core->response_code_strings && core->response_code_strings[ap_index_of_response(status)];
-}
-
 /* WWW-Authenticate for this location: Basic with BBAuthTokenAuth, so that composer, pip and npm send their
  * configured token; else the module's own scheme. */
 static void set_challenge(request_rec *r, const bbauth_dir_conf *dconf)
@@ -208,7 +177,7 @@ static void set_challenge(request_rec *r, const bbauth_dir_conf *dconf)
 static int unauthorized_because(request_rec *r, const bbauth_dir_conf *dconf, const char *text)
 {
     set_challenge(r, dconf);
-    if (!has_error_document(r, HTTP_UNAUTHORIZED)) {
+    if (!bbauth_has_error_document(r, HTTP_UNAUTHORIZED)) {
         ap_custom_response(r, HTTP_UNAUTHORIZED, text);
     }
     return HTTP_UNAUTHORIZED;
@@ -230,7 +199,7 @@ static int note_auth_failure(request_rec *r, const char *auth_type)
         return DECLINED;
     }
     set_challenge(r, dir_conf(r));
-    if (r->user && !has_error_document(r, HTTP_UNAUTHORIZED)) {
+    if (r->user && !bbauth_has_error_document(r, HTTP_UNAUTHORIZED)) {
         /* httpd sends this text as HTML: the name is escaped. */
         ap_custom_response(r, HTTP_UNAUTHORIZED, apr_psprintf(r->pool, "Logged in with Bitbucket as %s, who may not "
                                                               "access this.\n", ap_escape_html(r->pool, r->user)));
@@ -284,6 +253,7 @@ static int check_authn(request_rec *r)
     const bbauth_server_conf *conf;
     const bbauth_dir_conf *dconf = dir_conf(r);
     bb_session_t *session;
+    int rc;
 
     if (!uses_bitbucket_auth(r)) {
         return DECLINED;
@@ -295,18 +265,16 @@ static int check_authn(request_rec *r)
                       r->uri, conf->missing);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    session = bbauth_request_session(r, conf);
-    if (session && ap_is_initial_req(r) && !bbauth_session_revalidate(r, conf, session)) {
-        bbauth_count(BB_M_SESSION_REFUSED_REVALIDATION);
-        bbauth_set_cookie(r, bbauth_session_cookie(r, conf, "", 0));
-        session = NULL;
+    rc = bbauth_request_session(r, conf, ap_is_initial_req(r), &session);
+    if (rc != OK && rc != DECLINED) {
+        return rc;
     }
-    /* A Require line here asks Bitbucket with the session's grant: without it (the cache was emptied, or Bitbucket
-     * refused to refresh it) the browser goes through the login again, which makes a new one. */
+    /* A Require line here asks Bitbucket with the session's grant: without it (evicted, or Bitbucket refused to
+     * refresh it) the browser goes through the login again, which makes a new one. */
     if (session && dconf->needs_grant && !bbauth_grant_kept(r, conf, session->sid)) {
         bbauth_count(BB_M_SESSION_REFUSED_NO_GRANT);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: no Bitbucket grant is kept for the session of %s "
-                      "any more (cache emptied, or grant revoked): logging in again",
+                      "any more (evicted from the shared cache, or grant revoked): logging in again",
                       bb_strip_controls(r->pool, session->sub));
         session = NULL;
     }
@@ -322,12 +290,14 @@ static int check_authn(request_rec *r)
 }
 
 /* BBAuthUnauthAction pass with "Require all granted": httpd runs no authentication, so the identity of a
- * valid session is set here, before the handler. */
+ * valid session is set here, before the handler, with the same checks as check_authn (revalidation too); a
+ * session that fails them leaves the request anonymous, and a cache that cannot say answers 503. */
 static int fixups_pass(request_rec *r)
 {
     const bbauth_dir_conf *dconf;
     const bbauth_server_conf *conf;
     bb_session_t *session;
+    int rc;
 
     if (r->user || !uses_bitbucket_auth(r)) {
         return DECLINED;
@@ -337,7 +307,10 @@ static int fixups_pass(request_rec *r)
     if (dconf->unauth_action != BBAUTH_UNAUTH_PASS || conf->missing) {
         return DECLINED;
     }
-    session = bbauth_request_session(r, conf);
+    rc = bbauth_request_session(r, conf, ap_is_initial_req(r), &session);
+    if (rc == HTTP_SERVICE_UNAVAILABLE) {
+        return rc;
+    }
     if (session) {
         set_session_identity(r, dconf, session);
         refresh_session_cookie(r, conf, session);
@@ -359,26 +332,23 @@ static int has_identity_prefix(const char *name, const char *prefix)
     return 1;
 }
 
-/* Removes every header a client sent that looks like one of ours, so that no one can claim an identity. Only on
- * the request that came from the client: internal redirects and subrequests carry the headers we set. */
-static int strip_identity_headers(request_rec *r)
+/* 1 when two prefixes name the same headers. */
+static int same_prefix(const char *a, const char *b)
 {
-    const apr_array_header_t *fields;
-    const apr_table_entry_t *entry;
-    apr_array_header_t *spoofed;
-    const char *prefix;
+    return strlen(a) == strlen(b) && has_identity_prefix(a, b);
+}
+
+/* Removes every header of r that starts with one of the prefixes (the second may be NULL). */
+static void strip_prefixed(request_rec *r, const char *prefix, const char *other_prefix)
+{
+    const apr_array_header_t *fields = apr_table_elts(r->headers_in);
+    const apr_table_entry_t *entry = (const apr_table_entry_t *)fields->elts;
+    apr_array_header_t *spoofed = apr_array_make(r->pool, 2, sizeof(const char *));
     int i;
 
-    if (!ap_is_initial_req(r)) {
-        return DECLINED;
-    }
-    prefix = header_prefix(dir_conf(r));
-    fields = apr_table_elts(r->headers_in);
-    entry = (const apr_table_entry_t *)fields->elts;
-    spoofed = apr_array_make(r->pool, 2, sizeof(const char *));
     for (i = 0; i < fields->nelts; i++) {
         if (entry[i].key && (has_identity_prefix(entry[i].key, prefix)
-                             || has_identity_prefix(entry[i].key, BBAUTH_DEFAULT_PREFIX))) {
+                             || (other_prefix && has_identity_prefix(entry[i].key, other_prefix)))) {
             APR_ARRAY_PUSH(spoofed, const char *) = entry[i].key;
         }
     }
@@ -386,12 +356,41 @@ static int strip_identity_headers(request_rec *r)
     for (i = 0; i < spoofed->nelts; i++) {
         apr_table_unset(r->headers_in, APR_ARRAY_IDX(spoofed, i, const char *));
     }
+}
+
+/* The request the client sent, that r was made from by internal redirects and subrequests. */
+static request_rec *client_request(request_rec *r)
+{
+    while (r->prev || r->main) {
+        r = r->prev ? r->prev : r->main;
+    }
+    return r;
+}
+
+/* Removes every header a client sent that looks like one of ours, so that no one can claim an identity: on the
+ * client's request, those of its location's prefix and of the default one. An internal redirect (ErrorDocument)
+ * or subrequest carries the same headers, ours among them; where its location names another prefix, the client's
+ * headers of that prefix were never stripped, so they are now. */
+static int strip_identity_headers(request_rec *r)
+{
+    const char *prefix = header_prefix(dir_conf(r));
+    request_rec *first;
+
+    if (ap_is_initial_req(r)) {
+        strip_prefixed(r, prefix, BBAUTH_DEFAULT_PREFIX);
+        return DECLINED;
+    }
+    first = client_request(r);
+    if (!same_prefix(prefix, header_prefix(dir_conf(first))) && !same_prefix(prefix, BBAUTH_DEFAULT_PREFIX)) {
+        strip_prefixed(r, prefix, NULL);
+    }
     return DECLINED;
 }
 
 void bbauth_register_authn_hooks(void)
 {
-    ap_hook_header_parser(strip_identity_headers, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* post_perdir_config runs for subrequests too, where header_parser does not. */
+    ap_hook_post_perdir_config(strip_identity_headers, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_authn(check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_fixups(fixups_pass, NULL, NULL, APR_HOOK_FIRST);

@@ -119,7 +119,7 @@ typedef struct {
 
 static decision_t *decision_of(request_rec *r, const bbauth_server_conf *conf, const ask_t *ask)
 {
-    const bb_key_t *key = &APR_ARRAY_IDX(conf->token_keys->keys, 0, bb_key_t);
+    const bb_key_t *key = conf->session_state.key;
     const char *token = bbauth_request_credential(r)->token;
     decision_t *d = apr_pcalloc(r->pool, sizeof(*d));
     bb_tokencache_t tc = { bbauth_cache(), key, NULL };
@@ -194,13 +194,10 @@ static int token_still_known(request_rec *r, const bbauth_server_conf *conf, con
 
 static authz_status bitbucket_unavailable(request_rec *r)
 {
-    const core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
-
     bbauth_count(BB_M_REQUIRE_UNAVAILABLE);
     apr_table_setn(r->notes, UNAVAILABLE_NOTE, "1");
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
-    if (!core->response_code_strings
-        || !core->response_code_strings[ap_index_of_response(HTTP_SERVICE_UNAVAILABLE)]) {
+    if (!bbauth_has_error_document(r, HTTP_SERVICE_UNAVAILABLE)) {
         ap_custom_response(r, HTTP_INTERNAL_SERVER_ERROR, "Bitbucket cannot be asked right now: try again later.\n");
     }
     return AUTHZ_GENERAL_ERROR;
@@ -225,6 +222,12 @@ static authz_status check_ask(request_rec *r, const char *require_args, const vo
 
     if (!r->user) {
         return AUTHZ_DENIED_NO_USER;
+    }
+    /* The startup check sees no .htaccess: a Require line there, in a server without the settings, ends here. */
+    if (conf->missing) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: Require %s for %s but this server lacks %s",
+                      ask_names[ask->kind], r->uri, conf->missing);
+        return AUTHZ_GENERAL_ERROR;
     }
     decision = decision_of(r, conf, ask);
     cached = cached_decision(r, decision);

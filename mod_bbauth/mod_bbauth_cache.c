@@ -1,5 +1,6 @@
-/* mod_bbauth_cache.c: the shared cache: an httpd socache provider (shmcb, memcache, redis) behind the core's bb_cache_t. */
+/* mod_bbauth_cache.c: the shared cache: an httpd socache provider (shmcb, memcache, redis) behind the core's bb_cache_t, and the host's count of ended sessions. */
 #include <apr_strings.h>
+#include <apr_shm.h>
 #include <ap_provider.h>
 #include <ap_socache.h>
 #include <util_mutex.h>
@@ -8,6 +9,8 @@
 
 #define CACHE_MUTEX_TYPE   "bbauth-cache"
 #define DEFAULT_PROVIDER   "shmcb"
+/* shmcb's own default (512 KB) holds a few hundred sessions; this holds tens of thousands (README: sizing). */
+#define DEFAULT_SHMCB_SIZE (16 * 1024 * 1024)
 
 /* One cache for the whole server, like SSLSessionCache: state markers are checked wherever the callback lands. */
 typedef struct {
@@ -15,6 +18,8 @@ typedef struct {
     ap_socache_instance_t *instance;
     apr_global_mutex_t *mutex;       /* only for providers that are not safe across processes (shmcb) */
     server_rec *server;
+    int spread;                      /* shmcb: one byte in front of each key chooses the subcache (provider_key) */
+    apr_shm_t *ends_shm;             /* this host's count of ended sessions (bb_sessionstate_t.host_ends) */
     bb_cache_t view;
 } bbauth_cache_state;
 
@@ -32,6 +37,11 @@ const char *bbauth_cache_configure(apr_pool_t *pconf, apr_pool_t *ptemp, const c
     if (!cache.provider) {
         return apr_psprintf(ptemp, "unknown socache provider '%s': load mod_socache_%s (a2enmod socache_%s)",
                             name, name, name);
+    }
+    cache.spread = !strcmp(name, "shmcb");
+    if (cache.spread && (!args || !*args)) {
+        /* The path is only used where anonymous shared memory is not available. */
+        args = apr_psprintf(ptemp, "%s(%d)", ap_runtime_dir_relative(ptemp, "bbauth-cache"), DEFAULT_SHMCB_SIZE);
     }
     err = cache.provider->create(&cache.instance, args, ptemp, pconf);
     if (err) {
@@ -53,7 +63,33 @@ static apr_status_t cache_destroy(void *data)
     cache.provider = NULL;
     cache.instance = NULL;
     cache.mutex = NULL;
+    cache.ends_shm = NULL;           /* made in pconf too, and gone with it */
     return APR_SUCCESS;
+}
+
+/* The value 0-63 of a base64url character. */
+static unsigned char base64url_value(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26 : c >= '0' && c <= '9' ? c - '0' + 52
+           : c == '-' ? 62 : 63;
+}
+
+/* The key as the provider gets it. shmcb chooses a subcache by a key's first byte (masked to the subcache count,
+ * up to 256); the core's keys start with base64url, 64 values, which would leave most subcaches of a large cache
+ * unused. So shmcb gets one byte more in front: the first byte of the key's HMAC, which its first two characters
+ * encode. memcache and redis hash the whole key and get it as it is. */
+static const unsigned char *provider_key(const unsigned char *key, unsigned int *keylen, apr_pool_t *p)
+{
+    unsigned char *spread;
+
+    if (!cache.spread || *keylen < 2) {
+        return key;
+    }
+    spread = apr_palloc(p, *keylen + 1);
+    spread[0] = (unsigned char)(base64url_value(key[0]) << 2 | base64url_value(key[1]) >> 4);
+    memcpy(spread + 1, key, *keylen);
+    (*keylen)++;
+    return spread;
 }
 
 /* Runs a provider call under the mutex when the provider needs one. */
@@ -69,6 +105,8 @@ static apr_status_t cache_store(void *baton, const unsigned char *key, unsigned 
                                 const unsigned char *value, unsigned int vallen, apr_pool_t *p)
 {
     apr_status_t rv;
+
+    key = provider_key(key, &keylen, p);
     /* The provider API takes a non-const buffer but does not write to it. */
     CACHE_LOCKED(cache.provider->store(cache.instance, cache.server, key, keylen, expiry,
                                        (unsigned char *)value, vallen, p));
@@ -79,6 +117,8 @@ static apr_status_t cache_retrieve(void *baton, const unsigned char *key, unsign
                                    unsigned char *value, unsigned int *vallen, apr_pool_t *p)
 {
     apr_status_t rv;
+
+    key = provider_key(key, &keylen, p);
     CACHE_LOCKED(cache.provider->retrieve(cache.instance, cache.server, key, keylen, value, vallen, p));
     return bbauth_count_cache(BB_CACHE_OP_RETRIEVE, rv);
 }
@@ -86,13 +126,16 @@ static apr_status_t cache_retrieve(void *baton, const unsigned char *key, unsign
 static apr_status_t cache_remove(void *baton, const unsigned char *key, unsigned int keylen, apr_pool_t *p)
 {
     apr_status_t rv;
+
+    key = provider_key(key, &keylen, p);
     CACHE_LOCKED(cache.provider->remove(cache.instance, cache.server, key, keylen, p));
     return bbauth_count_cache(BB_CACHE_OP_REMOVE, rv);
 }
 
 apr_status_t bbauth_cache_post_config(apr_pool_t *pconf, server_rec *s)
 {
-    static const struct ap_socache_hints hints = { 48, 1024, apr_time_from_sec(60) };
+    /* Keys are 47 to 52 bytes; values 1 (marks) to about 250 (grants, token verdicts), some 90 on average. */
+    static const struct ap_socache_hints hints = { 50, 90, apr_time_from_sec(60) };
     apr_status_t rv;
     const char *err;
 
@@ -118,6 +161,12 @@ apr_status_t bbauth_cache_post_config(apr_pool_t *pconf, server_rec *s)
         return rv;
     }
     apr_pool_cleanup_register(pconf, NULL, cache_destroy, apr_pool_cleanup_null);
+    rv = apr_shm_create(&cache.ends_shm, sizeof(apr_uint32_t), NULL, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "mod_bbauth: cannot create the shared memory for logouts");
+        return rv;
+    }
+    *(apr_uint32_t *)apr_shm_baseaddr_get(cache.ends_shm) = 0;
     cache.view.store = cache_store;
     cache.view.retrieve = cache_retrieve;
     cache.view.remove = cache_remove;
@@ -132,6 +181,15 @@ void bbauth_cache_child_init(apr_pool_t *pchild, server_rec *s)
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "mod_bbauth: cannot attach to the cache mutex");
         }
+    }
+}
+
+void bbauth_cache_attach(server_rec *s)
+{
+    for (; s; s = s->next) {
+        bbauth_server_conf *conf = ap_get_module_config(s->module_config, &bbauth_module);
+        conf->session_state.cache = bbauth_cache();
+        conf->session_state.host_ends = cache.ends_shm ? apr_shm_baseaddr_get(cache.ends_shm) : NULL;
     }
 }
 

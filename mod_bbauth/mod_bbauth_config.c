@@ -20,6 +20,7 @@
 #define DEFAULT_TOKEN_CACHE_TTL         300
 #define DEFAULT_AUTHZ_CACHE_TTL         300
 #define DEFAULT_REVALIDATE              900
+#define DEFAULT_SESSION_RECHECK         5
 #define MAX_SECRET_FILE       4096
 
 void *bbauth_create_server_conf(apr_pool_t *p, server_rec *s)
@@ -33,6 +34,7 @@ void *bbauth_create_server_conf(apr_pool_t *p, server_rec *s)
     conf->token_cache_ttl = BBAUTH_UNSET;
     conf->authz_cache_ttl = BBAUTH_UNSET;
     conf->revalidate = BBAUTH_UNSET;
+    conf->session_recheck = BBAUTH_UNSET;
     return conf;
 }
 
@@ -64,6 +66,7 @@ void *bbauth_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_NUM(token_cache_ttl);
     MERGE_NUM(authz_cache_ttl);
     MERGE_NUM(revalidate);
+    MERGE_NUM(session_recheck);
     /* The redirect URI, its origin and path belong together. */
     if (add->redirect_uri) {
         merged->redirect_uri = add->redirect_uri;
@@ -98,6 +101,32 @@ void *bbauth_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     return merged;
 }
 
+/* A key for one purpose of this integration: the label names the purpose, the Bitbucket URL and the client id, so
+ * that two integrations sharing a key file (staging and production Bitbucket) never accept each other's login
+ * states, cached verdicts, decisions, grants or marks. */
+static bb_keyring_t *integration_keys(apr_pool_t *p, const bbauth_server_conf *conf, const char *purpose)
+{
+    return bb_keyring_derive(p, conf->session_keys,
+                             apr_pstrcat(p, "mod_bbauth ", purpose, " v2\n",
+                                         conf->bitbucket_url ? conf->bitbucket_url : "", "\n",
+                                         conf->client_id ? conf->client_id : "", NULL));
+}
+
+static void derive_integration_keys(apr_pool_t *p, bbauth_server_conf *conf)
+{
+    conf->state_keys = integration_keys(p, conf, "login state");
+    conf->cache_keys = integration_keys(p, conf, "shared cache");
+    conf->grant_sealer = bb_sealer_create(p, integration_keys(p, conf, "grant"));
+    conf->session_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
+    conf->token_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
+    conf->session_state.space = apr_pstrcat(p, conf->bitbucket_url ? conf->bitbucket_url : "", "\n",
+                                            conf->client_id ? conf->client_id : "", NULL);
+    conf->session_state.key = &APR_ARRAY_IDX(conf->cache_keys->keys, 0, bb_key_t);
+    conf->session_state.sealer = conf->grant_sealer;
+    conf->session_state.memo = bb_memo_create(p, BBAUTH_SESSION_STATE_SLOTS);
+    conf->session_state.recheck = conf->session_recheck;
+}
+
 /* Applies the defaults of everything left unset and builds the records the core uses per request. */
 void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf)
 {
@@ -114,18 +143,9 @@ void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf)
     if (conf->token_cache_ttl == BBAUTH_UNSET) conf->token_cache_ttl = DEFAULT_TOKEN_CACHE_TTL;
     if (conf->authz_cache_ttl == BBAUTH_UNSET) conf->authz_cache_ttl = DEFAULT_AUTHZ_CACHE_TTL;
     if (conf->revalidate == BBAUTH_UNSET) conf->revalidate = DEFAULT_REVALIDATE;
-    if (conf->session_keys && !conf->state_keys) {
-        conf->state_keys = bb_keyring_derive(p, conf->session_keys, "mod_bbauth login state v1");
-    }
-    if (conf->session_keys && !conf->token_keys) {
-        conf->token_keys = bb_keyring_derive(p, conf->session_keys, "mod_bbauth token cache v1");
-    }
-    if (conf->session_keys && !conf->grant_sealer) {
-        conf->grant_sealer = bb_sealer_create(p, bb_keyring_derive(p, conf->session_keys, "mod_bbauth grant v1"));
-    }
-    if (conf->session_keys && !conf->session_memo) {
-        conf->session_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
-        conf->token_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
+    if (conf->session_recheck == BBAUTH_UNSET) conf->session_recheck = DEFAULT_SESSION_RECHECK;
+    if (conf->session_keys && !conf->cache_keys) {
+        derive_integration_keys(p, conf);
     }
 
     /* Secure whenever the public URL is https, even when TLS ends at a proxy in front of this server. */
@@ -377,6 +397,11 @@ static const char *set_revalidate(cmd_parms *cmd, void *dummy, const char *arg)
     return parse_seconds(cmd, arg, 0, 86400, &server_conf_of(cmd)->revalidate);
 }
 
+static const char *set_session_recheck(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return parse_seconds(cmd, arg, 0, 300, &server_conf_of(cmd)->session_recheck);
+}
+
 static const char *set_token_auth(cmd_parms *cmd, void *dconf, int on)
 {
     ((bbauth_dir_conf *)dconf)->token_auth = on;
@@ -536,6 +561,9 @@ const command_rec bbauth_directives[] = {
                   "Seconds a Require bitbucket-repo/-project/-group decision is reused (default 300)"),
     AP_INIT_TAKE1("BBAuthSessionRevalidate", set_revalidate, NULL, RSRC_CONF,
                   "Seconds after which a session is checked at Bitbucket again (default 900, 0 = never)"),
+    AP_INIT_TAKE1("BBAuthSessionRecheck", set_session_recheck, NULL, RSRC_CONF,
+                  "Seconds a process trusts that a session was not logged out before asking the shared cache "
+                  "again: a logout on another host takes effect here within this time (default 5, 0 = always ask)"),
     AP_INIT_FLAG("BBAuthTokenAuth", set_token_auth, NULL, OR_AUTHCFG,
                  "On: accept Bitbucket HTTP access tokens (Basic or Bearer) from command-line clients"),
     AP_INIT_TAKE1("BBAuthUnauthAction", set_unauth_action, NULL, OR_AUTHCFG,

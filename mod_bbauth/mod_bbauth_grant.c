@@ -8,15 +8,11 @@
 
 /* Refresh an access token this many seconds before it expires, so that no request uses one on its last breath. */
 #define REFRESH_MARGIN 30
-/* Cache namespace of the sessions checked at Bitbucket within BBAuthSessionRevalidate. */
-#define CHECKED_NS "checked"
 
-static apr_time_t session_end(const bbauth_server_conf *conf)
+static apr_int64_t session_end(const bbauth_server_conf *conf)
 {
-    return apr_time_from_sec(bbauth_now() + conf->max_age);
+    return bbauth_now() + conf->max_age;
 }
-
-static void mark_checked(request_rec *r, const bbauth_server_conf *conf, const char *key);
 
 static bb_grant_t grant_of(const bb_oauth2_tokens_t *tokens)
 {
@@ -29,14 +25,16 @@ void bbauth_grant_save(request_rec *r, const bbauth_server_conf *conf, const cha
                        const bb_oauth2_tokens_t *tokens)
 {
     bb_grant_t grant = grant_of(tokens);
-    apr_status_t rv = bb_grant_store(r->pool, bbauth_cache(), conf->grant_sealer, sid, &grant, session_end(conf));
+    apr_status_t rv = bb_sessionstate_save_grant(r->pool, &conf->session_state, sid, &grant, bbauth_now(),
+                                                 session_end(conf));
 
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "mod_bbauth: cannot keep the session's Bitbucket grant in "
                       "the shared cache (BBAuthCache): Require bitbucket-repo/-project/-group will deny this user");
     }
-    if (conf->revalidate > 0) {
-        mark_checked(r, conf, bb_cache_key(r->pool, CHECKED_NS, sid));   /* Bitbucket has just said yes */
+    if (conf->revalidate > 0) {      /* Bitbucket has just said yes */
+        bb_sessionstate_mark_checked(r->pool, &conf->session_state, sid, bbauth_now(),
+                                     bbauth_now() + conf->revalidate);
     }
 }
 
@@ -55,7 +53,7 @@ static const char *refresh(request_rec *r, const bbauth_server_conf *conf, const
     if (status != BB_OK) {
         *unavailable = status != BB_DENIED;
         if (status == BB_DENIED) {
-            bbauth_grant_forget(r, sid);
+            bb_sessionstate_forget_grant(r->pool, &conf->session_state, sid);
         }
         return NULL;
     }
@@ -66,7 +64,7 @@ static const char *refresh(request_rec *r, const bbauth_server_conf *conf, const
 const char *bbauth_grant_access_token(request_rec *r, const bbauth_server_conf *conf, const char *sid,
                                       int force_refresh, const char **errmsg, int *unavailable)
 {
-    bb_grant_t *grant = bb_grant_load(r->pool, bbauth_cache(), conf->grant_sealer, sid);
+    bb_grant_t *grant = bb_sessionstate_load_grant(r->pool, &conf->session_state, sid, bbauth_now());
 
     *unavailable = 0;
     if (!grant) {
@@ -85,18 +83,13 @@ const char *bbauth_grant_access_token(request_rec *r, const bbauth_server_conf *
 
 int bbauth_grant_kept(request_rec *r, const bbauth_server_conf *conf, const char *sid)
 {
-    return conf->oauth_version != 2 || bb_grant_load(r->pool, bbauth_cache(), conf->grant_sealer, sid) != NULL;
-}
-
-void bbauth_grant_forget(request_rec *r, const char *sid)
-{
-    bb_grant_remove(r->pool, bbauth_cache(), sid);
+    return conf->oauth_version != 2 || bb_sessionstate_has_grant(r->pool, &conf->session_state, sid, bbauth_now());
 }
 
 void bbauth_grant_revoke(request_rec *r, const bbauth_server_conf *conf, const char *sid)
 {
-    bb_grant_t *grant = conf->oauth_version == 2 ? bb_grant_load(r->pool, bbauth_cache(), conf->grant_sealer, sid)
-                                                 : NULL;
+    bb_grant_t *grant = conf->oauth_version == 2
+                        ? bb_sessionstate_load_grant(r->pool, &conf->session_state, sid, bbauth_now()) : NULL;
     int refresh = grant && *grant->refresh_token;
     const char *errmsg = NULL;
 
@@ -108,33 +101,12 @@ void bbauth_grant_revoke(request_rec *r, const bbauth_server_conf *conf, const c
     }
 }
 
-/* The session was checked at Bitbucket less than BBAuthSessionRevalidate ago (on any server sharing the cache). */
-static int recently_checked(request_rec *r, const char *key)
-{
-    const bb_cache_t *cache = bbauth_cache();
-    unsigned char mark[1];
-    unsigned int len = sizeof(mark);
-
-    return cache->retrieve(cache->baton, (const unsigned char *)key, (unsigned int)strlen(key), mark, &len, r->pool)
-           == APR_SUCCESS;
-}
-
-static void mark_checked(request_rec *r, const bbauth_server_conf *conf, const char *key)
-{
-    const bb_cache_t *cache = bbauth_cache();
-    cache->store(cache->baton, (const unsigned char *)key, (unsigned int)strlen(key),
-                 apr_time_from_sec(bbauth_now() + conf->revalidate), (const unsigned char *)"1", 1, r->pool);
-}
-
-/* 1 when Bitbucket still takes the grant (refreshed once if it no longer knows the access token), 0 when not,
- * -1 when it cannot say now. A session without a kept grant (the cache was emptied) cannot be checked: 1. */
-static int grant_accepted(request_rec *r, const bbauth_server_conf *conf, const char *sid, const char **errmsg)
+/* Whether Bitbucket still takes the session's grant (refreshed once if it no longer knows the access token). */
+static bbauth_grant_verdict ask_about_grant(request_rec *r, const bbauth_server_conf *conf, const char *sid,
+                                            const char **errmsg)
 {
     int unavailable = 0, attempt;
 
-    if (!bb_grant_load(r->pool, bbauth_cache(), conf->grant_sealer, sid)) {
-        return 1;
-    }
     for (attempt = 0; attempt < 2; attempt++) {
         const char *token = bbauth_grant_access_token(r, conf, sid, attempt, errmsg, &unavailable);
         bb_bitbucket_t bb = { conf->bitbucket_url, &conf->http, bb_bearer_authorizer, (void *)token };
@@ -142,44 +114,37 @@ static int grant_accepted(request_rec *r, const bbauth_server_conf *conf, const 
         bb_status_t status;
 
         if (!token) {
-            return unavailable ? -1 : 0;
+            return unavailable ? BBAUTH_GRANT_UNAVAILABLE : attempt ? BBAUTH_GRANT_REFUSED : BBAUTH_GRANT_GONE;
         }
         status = bb_bitbucket_whoami(r->pool, &bb, &owner, errmsg);
         if (status == BB_OK) {
-            return 1;
+            return BBAUTH_GRANT_ACCEPTED;
         }
         if (status != BB_DENIED) {
-            return -1;
+            return BBAUTH_GRANT_UNAVAILABLE;
         }
     }
-    return 0;
+    return BBAUTH_GRANT_REFUSED;
 }
 
-int bbauth_session_revalidate(request_rec *r, const bbauth_server_conf *conf, const bb_session_t *session)
+bbauth_grant_verdict bbauth_grant_revalidate(request_rec *r, const bbauth_server_conf *conf, const char *sid,
+                                             int had_grant, const char **errmsg)
 {
-    const char *key, *errmsg = NULL;
-    int accepted;
+    bbauth_grant_verdict verdict;
 
-    if (conf->revalidate == 0 || conf->oauth_version != 2) {
-        return 1;
+    if (conf->revalidate == 0 || conf->oauth_version != 2
+        || bb_sessionstate_checked(r->pool, &conf->session_state, sid, bbauth_now())) {
+        return BBAUTH_GRANT_ACCEPTED;
     }
-    key = bb_cache_key(r->pool, CHECKED_NS, session->sid);
-    if (recently_checked(r, key)) {
-        return 1;
+    verdict = ask_about_grant(r, conf, sid, errmsg);
+    if (verdict == BBAUTH_GRANT_GONE && !had_grant) {
+        /* A session from an OAuth 1 login (before a move to OAuth 2) never had a grant to check: it runs to its
+         * own end, as it would have under OAuth 1. */
+        verdict = BBAUTH_GRANT_ACCEPTED;
     }
-    accepted = grant_accepted(r, conf, session->sid, &errmsg);
-    if (accepted < 0) {
-        /* A signed, unexpired session goes on while Bitbucket is briefly away; it is checked again next time. */
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mod_bbauth: cannot revalidate the session of %s: %s",
-                      bb_strip_controls(r->pool, session->sub), errmsg);
-        return 1;
+    if (verdict == BBAUTH_GRANT_ACCEPTED) {
+        bb_sessionstate_mark_checked(r->pool, &conf->session_state, sid, bbauth_now(),
+                                     bbauth_now() + conf->revalidate);
     }
-    if (!accepted) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: session of %s ended: Bitbucket no longer accepts "
-                      "its grant (user deactivated or grant revoked)", bb_strip_controls(r->pool, session->sub));
-        bbauth_session_end(r, session);
-        return 0;
-    }
-    mark_checked(r, conf, key);
-    return 1;
+    return verdict;
 }

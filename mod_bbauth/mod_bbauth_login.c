@@ -13,7 +13,7 @@
 
 #define LOGIN_HANDLER   "bbauth-login"
 #define LOGOUT_HANDLER  "bbauth-logout"
-#define LOGGED_OUT_NS   "logout"     /* cache namespace of the ids of sessions that were logged out */
+#define STATE_NS        "state"      /* cache namespace of the login states already completed */
 
 static const bbauth_server_conf *server_conf(request_rec *r)
 {
@@ -139,6 +139,42 @@ static int finish_login(request_rec *r, const bbauth_server_conf *conf, const ch
     return OK;
 }
 
+/* The page for a state the cache cannot check or mark: the login fails closed. */
+static int state_unavailable(request_rec *r, apr_status_t rv, const char *return_to)
+{
+    bbauth_count(BB_M_LOGIN_FAILED_CACHE_ERROR);
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mod_bbauth: login failed: the shared cache (BBAuthCache) could not "
+                  "check or record the login state; check that it runs and is reachable");
+    return bbauth_page(r, HTTP_SERVICE_UNAVAILABLE, "Login unavailable", "The login cannot be completed right now.",
+                       return_to);
+}
+
+static int state_used(request_rec *r, const char *return_to)
+{
+    bbauth_count(BB_M_LOGIN_FAILED_STATE_REPLAYED);
+    return bbauth_page(r, HTTP_BAD_REQUEST, "Login already used", "This login answer was already used. Start again.",
+                       return_to);
+}
+
+/* Marks the login's state used until the state cookie expires: 1, or 0 with a page answered. A concurrent replay
+ * that got this far too is stopped here, and before that by Bitbucket's single-use codes and tokens. */
+static int mark_login_used(request_rec *r, const bbauth_server_conf *conf, const bb_login_state_t *login)
+{
+    apr_status_t rv = bb_cache_use_once(bbauth_cache(), conf->session_state.space, STATE_NS, login->state,
+                                        apr_time_from_sec(login->exp), r->pool);
+
+    if (rv == APR_SUCCESS) {
+        return 1;
+    }
+    if (rv == APR_EEXIST) {
+        state_used(r, login->return_to);
+    }
+    else {
+        state_unavailable(r, rv, login->return_to);
+    }
+    return 0;
+}
+
 int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, const bb_login_state_t *login,
                             bb_authorizer_fn *authorize, void *baton, const bb_oauth2_tokens_t *grant)
 {
@@ -165,7 +201,13 @@ int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, cons
         return bbauth_login_failed(r, HTTP_FORBIDDEN, apr_psprintf(r->pool, "Bitbucket user %s is deactivated",
                                                                  bb_strip_controls(r->pool, user->name)), NULL);
     }
+    if (!mark_login_used(r, conf, login)) {
+        return OK;
+    }
     session = bb_session_new(r->pool, user->name, user->id, user->display_name, user->email, bbauth_now());
+    if (session) {
+        session->grant = grant != NULL;
+    }
     value = session ? bb_session_encode(r->pool, conf->session_keys, &conf->policy, session, bbauth_now()) : NULL;
     if (!value) {
         return bbauth_login_failed(r, HTTP_INTERNAL_SERVER_ERROR, "cannot create the session cookie", NULL);
@@ -180,6 +222,8 @@ int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, cons
     return finish_login(r, conf, login->return_to);
 }
 
+/* Only reads the cache: the state is marked used once Bitbucket has authenticated the user (mark_login_used), so
+ * that callbacks anyone can send with a state of their own and a made-up code write nothing to the shared cache. */
 int bbauth_claim_login(request_rec *r, const bbauth_server_conf *conf, const char *state, bb_login_state_t **login)
 {
     bb_login_state_t *taken = take_login_state(r, conf, state);
@@ -191,18 +235,12 @@ int bbauth_claim_login(request_rec *r, const bbauth_server_conf *conf, const cha
         return bbauth_page(r, HTTP_BAD_REQUEST, "Login expired",
                            "This login has expired, was already completed, or began in another browser.", "/");
     }
-    rv = bb_cache_use_once(bbauth_cache(), "state", state, apr_time_from_sec(taken->exp), r->pool);
+    rv = bb_cache_check_unused(bbauth_cache(), conf->session_state.space, STATE_NS, state, r->pool);
     if (rv == APR_EEXIST) {
-        bbauth_count(BB_M_LOGIN_FAILED_STATE_REPLAYED);
-        return bbauth_page(r, HTTP_BAD_REQUEST, "Login already used",
-                           "This login answer was already used. Start again.", taken->return_to);
+        return state_used(r, taken->return_to);
     }
     if (rv != APR_SUCCESS) {
-        bbauth_count(BB_M_LOGIN_FAILED_CACHE_ERROR);
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mod_bbauth: login failed: the shared cache (BBAuthCache) "
-                      "could not record the login state");
-        return bbauth_page(r, HTTP_SERVICE_UNAVAILABLE, "Login unavailable",
-                           "The login cannot be completed right now.", taken->return_to);
+        return state_unavailable(r, rv, taken->return_to);
     }
     *login = taken;
     return OK;
@@ -286,6 +324,8 @@ static int login_handler(request_rec *r)
 {
     const bbauth_server_conf *conf;
     const char *return_to;
+    bb_session_t *session;
+    int rc;
 
     if (!r->handler || strcmp(r->handler, LOGIN_HANDLER)) {
         return DECLINED;
@@ -300,38 +340,14 @@ static int login_handler(request_rec *r)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return_to = return_parameter(r);
-    if (bbauth_request_session(r, conf)) {
+    rc = bbauth_request_session(r, conf, 1, &session);
+    if (rc == OK) {
         return bbauth_redirect(r, return_to);
     }
-    return bbauth_start_login(r, conf, return_to);
-}
-
-int bbauth_session_revoked(request_rec *r, const char *sid)
-{
-    const bb_cache_t *cache = bbauth_cache();
-    const char *key = bb_cache_key(r->pool, LOGGED_OUT_NS, sid);
-    unsigned char mark[1];
-    unsigned int len = sizeof(mark);
-
-    return bbauth_count_if(cache->retrieve(cache->baton, (const unsigned char *)key, (unsigned int)strlen(key), mark,
-                                           &len, r->pool) == APR_SUCCESS, BB_M_SESSION_REFUSED_LOGGED_OUT);
-}
-
-/* Logging out ends the session everywhere, not just in this browser: its id stays marked until the cookie would
- * have expired anyway, so a copy of the cookie stops working on every server that shares the cache. */
-void bbauth_session_end(request_rec *r, const bb_session_t *session)
-{
-    const bb_cache_t *cache = bbauth_cache();
-    const char *key = bb_cache_key(r->pool, LOGGED_OUT_NS, session->sid);
-    apr_status_t rv = cache->store(cache->baton, (const unsigned char *)key, (unsigned int)strlen(key),
-                                   apr_time_from_sec(session->exp), (const unsigned char *)"1", 1, r->pool);
-
-    if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mod_bbauth: logout of %s: cannot mark the session ended in the "
-                      "shared cache (BBAuthCache): a copy of its cookie stays valid until it expires",
-                      bb_strip_controls(r->pool, session->sub));
+    if (rc != DECLINED) {
+        return rc;
     }
-    bbauth_grant_forget(r, session->sid);
+    return bbauth_start_login(r, conf, return_to);
 }
 
 /* SetHandler bbauth-logout: ends the session, deletes the cookie and goes to ?return. */
@@ -347,11 +363,10 @@ static int logout_handler(request_rec *r)
         return method_not_allowed(r);
     }
     conf = server_conf(r);
-    session = conf->missing ? NULL : bbauth_request_session(r, conf);
-    if (session) {
+    if (!conf->missing && bbauth_request_session(r, conf, 0, &session) == OK) {
         bbauth_count(BB_M_LOGOUT);
         bbauth_grant_revoke(r, conf, session->sid);
-        bbauth_session_end(r, session);
+        bbauth_session_end(r, conf, session);
     }
     bbauth_set_cookie(r, bbauth_session_cookie(r, conf, "", 0));
     return bbauth_redirect(r, return_parameter(r));

@@ -1,5 +1,6 @@
 /* mod_bbauth_page.c: what the module answers itself: short escaped pages, redirects and Set-Cookie headers. */
 #include <apr_strings.h>
+#include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
 
@@ -63,4 +64,13 @@ const char *bbauth_session_cookie(request_rec *r, const bbauth_server_conf *conf
     attrs.secure = conf->cookie_secure;
     attrs.http_only = 1;
     return bb_cookie_make(r->pool, conf->cookie_name, value, &attrs);
+}
+
+int bbauth_has_error_document(request_rec *r, int status)
+{
+    const core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
+    int index = ap_index_of_response(status);
+
+    /* ErrorDocument keeps its (expression) values here, keyed by the status's index, since httpd 2.4.13. */
+    return core->response_code_exprs && apr_hash_get(core->response_code_exprs, &index, sizeof(index)) != NULL;
 }

@@ -11,8 +11,7 @@
 
 static bb_tokencache_t token_cache_of(const bbauth_server_conf *conf)
 {
-    const bb_key_t *key = &APR_ARRAY_IDX(conf->token_keys->keys, 0, bb_key_t);
-    bb_tokencache_t tc = { bbauth_cache(), key, conf->token_memo };
+    bb_tokencache_t tc = { bbauth_cache(), conf->session_state.key, conf->token_memo };
     return tc;
 }
 

@@ -14,6 +14,10 @@ BENCH_CG_LONG requests on one keep-alive connection, divided by the difference (
 counted either); the module's own share is the inclusive count of its hooks. cookie and oidc-cookie are counted
 again with mod_auth_openidc loaded (its hooks run for every AuthType request).
 
+Then, for server farms, the floor and cookie targets again on an Apache whose shared state is on memcached and
+then on redis (each started here on a free port; BENCH_FARM_ROUNDS=3 rounds), with the cache operations one
+valid-cookie request costs as the cache server itself counts them.
+
 Writes tests/bench/results.md (or $BENCH_RESULTS); BENCH_KEEP=1 keeps the ServerRoot with the callgrind outputs.
 No assertion on times: the targets (cookie >= 95% of floor, token >= 90% of floor, cookie >= 2x mod_auth_openidc)
 are reported as met or not.
@@ -38,7 +42,9 @@ from urllib.parse import urlsplit
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+sys.path.insert(0, str(HERE.parent / "integration"))
 import benchsite  # noqa: E402
+import cacheserver  # noqa: E402
 from benchsite import harness  # noqa: E402
 from wrkrun import run_wrk  # noqa: E402
 
@@ -48,6 +54,7 @@ CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 CG_SHORT = int(os.environ.get("BENCH_CG_SHORT", "50"))
 CG_LONG = int(os.environ.get("BENCH_CG_LONG", "550"))
+FARM_ROUNDS = int(os.environ.get("BENCH_FARM_ROUNDS", "3"))
 RESULTS = Path(os.environ.get("BENCH_RESULTS", HERE / "results.md"))
 MODULE_HOOKS = ("strip_identity_headers", "check_authn", "fixups_pass")
 
@@ -82,12 +89,12 @@ def machine():
 
 # ---------------------------------------------------------------------------------------------------- wrk
 
-def run_rounds(site):
-    names = list(site.targets)
+def run_rounds(site, names=None, count=ROUNDS, label=""):
+    names = list(names or site.targets)
     for name in names:                                   # warm-up: caches, keep-alive, the token cache
         run_wrk(site.targets[name].url, site.targets[name].headers, 1, CONNECTIONS, THREADS)
     rounds = []
-    for r in range(ROUNDS):
+    for r in range(count):
         order = names[r % len(names):] + names[:r % len(names)]
         results = {}
         for name in order:
@@ -96,7 +103,7 @@ def run_rounds(site):
             if res.errors:
                 raise SystemExit(f"{name}: {res.errors} errors (non-2xx or socket errors) under load:\n{res.text}")
             results[name] = res
-            print(f"  round {r + 1} {name:12s} {res.rps:10.0f} req/s   p99 {res.p99:7.2f} ms", flush=True)
+            print(f"  {label}round {r + 1} {name:12s} {res.rps:10.0f} req/s   p99 {res.p99:7.2f} ms", flush=True)
         rounds.append(results)
     return rounds
 
@@ -120,13 +127,38 @@ def ratio(rounds, a, b):
 
 
 def metrics_note(site):
-    """What the module's metrics counted during the rounds: they were on, and the valid-cookie path paid for them
-    (one shared-cache read per request, counted)."""
+    """What the module's metrics counted during the rounds (they are always on): a valid cookie counts nothing
+    itself, only the shared-cache reads it still makes (about one per BBAuthSessionRecheck per process)."""
     reads = site.counted('bbauth_cache_operations_total{op="retrieve",result="miss"}')
     if reads is None:
         return "metrics: /bbauth-metrics did not answer (a module without metrics?)"
-    return (f"metrics on (always): {reads:,.0f} shared-cache reads (logout marks of the cookie target's session) "
-            "were counted during the rounds")
+    return (f"metrics on (always): {reads:,.0f} shared-cache reads that found nothing (logout marks) were counted "
+            "during the rounds")
+
+
+# ------------------------------------------------------------------------------------ farms (memcache, redis)
+
+def run_farm(workdir):
+    """The cookie target against the floor with the shared state on memcached and on redis (each started here on a
+    free port), and the cache operations one valid-cookie request costs, counted by the cache server itself.
+    {kind: (ratio or None, operations per request) or a note}"""
+    results = {}
+    for kind in sorted(cacheserver.SERVERS):
+        if cacheserver.missing(kind):
+            results[kind] = cacheserver.missing(kind)
+            continue
+        with cacheserver.running(kind) as port, benchsite.BenchSite(
+                workdir / kind, threads=site_threads, oidc=False, modules=(f"socache_{kind}",),
+                extra_conf=f"BBAuthCache {kind}:127.0.0.1:{port}\n") as site:
+            rounds = run_rounds(site, ("floor", "cookie"), FARM_ROUNDS, label=f"{kind} ")
+            cookie = site.targets["cookie"]
+            before = cacheserver.operations(kind, port)
+            res = run_wrk(cookie.url, cookie.headers, SECONDS, CONNECTIONS, THREADS)
+            ops = (cacheserver.operations(kind, port) - before) / max(res.requests, 1)
+            print(f"  {kind}: {ops:.5f} cache operations per valid-cookie request ({res.requests} requests)",
+                  flush=True)
+            results[kind] = (ratio(rounds, "cookie", "floor"), ops, res.requests)
+    return results
 
 
 # ---------------------------------------------------------------------------------------------- callgrind
@@ -209,7 +241,24 @@ def run_callgrind(site):
 
 # --------------------------------------------------------------------------------------------------- report
 
-def report(info, rounds, rows, cg, cg_note, notes):
+def farm_report(farm):
+    lines = ["", "## Server farms: the shared state on memcached and on redis", "",
+             f"The same Apache and targets with `BBAuthCache memcache:` or `redis:` (a server started by the bench on "
+             f"127.0.0.1), floor and cookie alternating, {FARM_ROUNDS} rounds; then one more {SECONDS} s run of the "
+             f"cookie target while the cache server counts what it is asked (memcached: cmd_get + cmd_set; redis: "
+             f"total_commands_processed).", "",
+             "| cache | cookie / floor | goal | met | cache operations per request |", "|---|---:|---:|---|---:|"]
+    for kind, found in farm.items():
+        if isinstance(found, str):
+            lines.append(f"| {kind} | not measured: {found} | | | |")
+            continue
+        (med, lo, hi), ops, requests = found
+        lines.append(f"| {kind} | {med:.3f} [{lo:.3f}, {hi:.3f}] | >= 0.95 | {'yes' if med >= 0.95 else 'NO'} | "
+                     f"{ops:.5f} ({requests:,} requests) |")
+    return lines
+
+
+def report(info, rounds, rows, cg, cg_note, notes, farm):
     lines = ["# mod_bbauth benchmark", "",
              "Written by `make bench` (tests/bench/bench.py); numbers from one run on the machine below. wrk and",
              "Apache share the machine, so absolute numbers say little; the ratios within a round are the result.", "",
@@ -253,6 +302,7 @@ def report(info, rounds, rows, cg, cg_note, notes):
             lines.append(f"| {name} | {total:,.0f} | {hooks:,.0f} | {total - cg['floor'][0]:+,.0f} |")
     else:
         lines.append(f"Not measured: {cg_note}.")
+    lines += farm_report(farm)
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
@@ -273,8 +323,9 @@ def main():
         rounds = run_rounds(site)
         notes.append(metrics_note(site))
         cg, cg_note = run_callgrind(site)
+    farm = run_farm(workdir)
     rows = summarize(rounds)
-    text = report(info, rounds, rows, cg, cg_note, notes)
+    text = report(info, rounds, rows, cg, cg_note, notes, farm)
     RESULTS.write_text(text)
     print("\n" + text)
     print(f"bench: written to {RESULTS}")

@@ -188,8 +188,10 @@ Header always set X-Seen-User "%{BITBUCKET_USER}e"
 
 
 class BenchSite:
-    def __init__(self, workdir, threads=16, servers=2, oidc=True, cookie_user="bob"):
+    def __init__(self, workdir, threads=16, servers=2, oidc=True, cookie_user="bob", extra_conf="", modules=()):
+        """extra_conf and modules: more server configuration (e.g. BBAuthCache memcache:...) and the modules it needs."""
         self.workdir = Path(workdir)
+        self.extra_conf, self.extra_modules = extra_conf, list(modules)
         self.threads, self.servers = threads, servers
         self.want_oidc = oidc and OIDC_MODULE.exists()
         self.oidc_note = None if self.want_oidc else (
@@ -220,7 +222,7 @@ class BenchSite:
         os.chmod(self.workdir, 0o755)
         oidc_ports = {}
         oidc_conf = ""
-        modules = []
+        modules = list(self.extra_modules)
         if self.want_oidc:
             self.op = TinyOP("bench-client", "bench-client-secret-" + secrets.token_hex(16)).start()
             passphrase = secrets.token_hex(16)
@@ -229,7 +231,7 @@ class BenchSite:
                 oidc_conf += _oidc_vhost(oidc_ports[mode], self.op, mode, passphrase)
             modules.append("auth_openidc")
         self.oidc_conf = oidc_conf
-        self.site = bbsite.make_site(self._factory, self.workdir, conf=lambda s: bench_conf(s, self.oidc_conf),
+        self.site = bbsite.make_site(self._factory, self.workdir, conf=lambda s: bench_conf(s, self.oidc_conf + self.extra_conf),
                                      start=False, cgi=False, servers=self.servers, threads=self.threads,
                                      log_level="warn", modules=tuple(modules))
         for d in ("open", "floor", "cookie", "token", "oidc"):

@@ -14,6 +14,8 @@ Apache layout (extra conf, see protected_conf()):
     /bbauth/callback  the redirect URI (answered by the module itself)
 """
 
+import base64
+import hashlib
 import os
 import re
 import secrets
@@ -239,6 +241,14 @@ def make_site(apache_factory, tmp_serverroot, conf=protected_conf, context_path=
     if start:
         apache.start()
     return site
+
+
+def cache_name(site, namespace, ident):
+    """The shared-cache name of a session id or login state in `namespace`: base64url(SHA-256(Bitbucket URL "\\n"
+    client id NUL namespace NUL ident)) ":" namespace, computed here independently of the module."""
+    space = f"{site.fb.base_url}\n{CLIENT_ID}".encode()
+    digest = hashlib.sha256(space + b"\0" + namespace.encode() + b"\0" + ident.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode() + ":" + namespace
 
 
 def query_of(url):

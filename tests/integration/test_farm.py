@@ -2,45 +2,18 @@
 httpd's own socache providers (BBAuthCache): a login on A works on B, a logout on B ends the session on A, a
 token validated on A is not validated again on B, and a callback completed on A cannot be replayed on B."""
 
-import os
-import signal
-import subprocess
-import time
-
 import pytest
 
 import bbsite
-from apache import free_port, port_open
+import cacheserver
 
 TOKEN = "BBDC-bobPersonalReadToken00000000000000000005"
-SERVERS = {
-    "memcache": ("/usr/bin/memcached", lambda port: ["/usr/bin/memcached", "-l", "127.0.0.1", "-p", str(port),
-                                                     "-U", "0", "-m", "16", "-u", "memcache"]),
-    "redis": ("/usr/bin/redis-server", lambda port: ["/usr/bin/redis-server", "--bind", "127.0.0.1", "--port",
-                                                     str(port), "--save", "", "--appendonly", "no"]),
-}
 
 
-@pytest.fixture(params=sorted(SERVERS))
+@pytest.fixture(params=sorted(cacheserver.SERVERS))
 def shared_cache(request):
-    kind = request.param
-    binary, argv = SERVERS[kind]
-    module = f"/usr/lib/apache2/modules/mod_socache_{kind}.so"
-    if not (os.access(binary, os.X_OK) and os.path.exists(module)):
-        pytest.skip(f"{binary} or {module} missing (build/deps.sh installs them)")
-    port = free_port()
-    proc = subprocess.Popen(argv(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 10
-    while not port_open(port) and time.time() < deadline:
-        time.sleep(0.05)
-    assert port_open(port), f"{kind} did not start"
-    yield kind, port
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+    with cacheserver.running(request.param) as port:
+        yield request.param, port
 
 
 def start_farm(site_factory, apache_factory, shared_cache, extra_conf):

@@ -2,13 +2,12 @@
 OAuth grant) and for a Require line (the decision) serves B too, and what the shared memcached or redis holds is
 keyed by hashes and sealed: no session id, no token in it."""
 
-import base64
-import hashlib
 import socket
 
 import jwt
 import pytest
 
+import bbsite
 from test_farm import shared_cache, start_farm  # noqa: F401  (shared_cache: the parametrized memcached / redis fixture)
 
 
@@ -66,7 +65,7 @@ def test_shared_cache_holds_no_session_id_and_no_token(farm):
     a.login(s, "/packages/echo", user="alice")
     assert s.get(a.url("/alpha/echo"), allow_redirects=False).status_code == 200
     sid = jwt.decode(a.session_cookie(s), options={"verify_signature": False})["sid"]
-    key = "grant:" + base64.urlsafe_b64encode(hashlib.sha256(sid.encode()).digest()).rstrip(b"=").decode()
+    key = bbsite.cache_name(a, "grant", sid)
     hexed = key.encode().hex()
     value = raw_get(kind, port, f"mod_bbauth:{hexed}") or raw_get(kind, port, f"mod_bbauth:{hexed.upper()}")
     assert value, "the session's grant is not where it should be in the shared cache"

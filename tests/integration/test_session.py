@@ -146,7 +146,9 @@ def test_active_user_gets_the_idle_window_slid(site):
 
 
 def test_key_rotation_keeps_old_sessions_and_signs_with_the_new_key(site_factory):
-    site = site_factory()
+    # Revalidation off: a restart empties shmcb, and with it on every session would log in again at its next
+    # request (its grant is gone: tests/integration/test_shared_state.py); here the signing keys are the subject.
+    site = site_factory(conf=lambda s: bbsite.protected_conf(s) + "BBAuthSessionRevalidate 0\n")
     s = site.session()
     site.login(s, "/packages/echo", user="alice")
     old_cookie = s.cookies.get(NAME)

@@ -8,18 +8,20 @@
 #include "bb_cache.h"
 
 #define NOW_SEC  1700000000
-#define ABC_KEY  "state:ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"     /* base64url(SHA-256("abc")) */
+/* base64url(HMAC-SHA256(32 bytes 0x42, "state" NUL "abc")) ":state", computed with Python's hmac. */
+#define ABC_KEY  "TRBpAduvSQFg46-L6yQ_y9Hu4Czjf-dx6_l4jTTVI68:state"
 
-typedef struct {
-    fake_cache_t fc;
-    bb_cache_t cache;
-} fixture_t;
+/* base64url(SHA-256("integration" NUL "state" NUL "abc")) ":state", computed with Python's hashlib. */
+#define SPACE    "integration"
+#define ABC_NAME "ajFhrWXW62gltNoFQTLk2mTNdRuk7GfoylYNeNVpnDo:state"
+
+typedef keyed_cache_t fixture_t;
 
 static fixture_t *fixture(apr_pool_t *p)
 {
     fixture_t *f = apr_pcalloc(p, sizeof(*f));
 
-    fake_cache_init(&f->fc, &f->cache, p, NOW_SEC);
+    keyed_cache_init(f, p, NOW_SEC, 0x42);
     f->cache.remove = NULL;             /* the one-use marker is never removed: it expires */
     return f;
 }
@@ -31,22 +33,57 @@ static fake_entry_t *entry(const fixture_t *f, const char *key)
 
 /* ---- Tests ---- */
 
+static const char *key_of(apr_pool_t *p, const bb_key_t *key, const char *ns, const char *id)
+{
+    return bb_cache_key(p, key, ns, id, id ? strlen(id) : 0);
+}
+
 static void test_key(void **state)
 {
     apr_pool_t *p = *state;
+    fixture_t *f = fixture(p);
+    keyed_cache_t other;
     char *long_id = apr_palloc(p, 10001);
+    unsigned char first_chars[256] = { 0 };
+    int i, distinct = 0;
 
+    keyed_cache_init(&other, p, NOW_SEC, 0x43);
     memset(long_id, 's', 10000);
     long_id[10000] = '\0';
-    assert_string_equal(bb_cache_key(p, "state", "abc"), ABC_KEY);
-    assert_string_not_equal(bb_cache_key(p, "state", "abc"), bb_cache_key(p, "token", "abc"));
-    assert_string_not_equal(bb_cache_key(p, "state", "abc"), bb_cache_key(p, "state", "abd"));
+    assert_string_equal(key_of(p, &f->key, "state", "abc"), ABC_KEY);
+    assert_string_not_equal(key_of(p, &f->key, "state", "abc"), key_of(p, &f->key, "token", "abc"));
+    assert_string_not_equal(key_of(p, &f->key, "state", "abc"), key_of(p, &f->key, "state", "abd"));
+    /* Another integration's key: another cache key for the same id. */
+    assert_string_not_equal(key_of(p, &f->key, "state", "abc"), key_of(p, &other.key, "state", "abc"));
     /* Same short length whatever the id, and no trace of the id itself. */
-    assert_int_equal(strlen(bb_cache_key(p, "state", long_id)), strlen(ABC_KEY));
-    assert_int_equal(strlen(bb_cache_key(p, "state", "")), strlen(ABC_KEY));
-    assert_null(strstr(bb_cache_key(p, "ns", "secret-token-value"), "secret"));
-    assert_null(bb_cache_key(p, "state", NULL));
-    assert_null(bb_cache_key(p, NULL, "abc"));
+    assert_int_equal(strlen(key_of(p, &f->key, "state", long_id)), strlen(ABC_KEY));
+    assert_int_equal(strlen(key_of(p, &f->key, "state", "")), strlen(ABC_KEY));
+    assert_null(strstr(key_of(p, &f->key, "ns", "secret-token-value"), "secret"));
+    assert_null(key_of(p, &f->key, "state", NULL));
+    assert_null(key_of(p, &f->key, NULL, "abc"));
+    assert_null(key_of(p, NULL, "state", "abc"));
+    /* The first character (shmcb chooses its subcache by the first byte) varies with the id, whatever the
+     * namespace: 1,000 ids of one namespace start with nearly all 64 base64url characters. */
+    for (i = 0; i < 1000; i++) {
+        unsigned char c = (unsigned char)key_of(p, &f->key, "ended", apr_itoa(p, i))[0];
+        distinct += !first_chars[c];
+        first_chars[c] = 1;
+    }
+    assert_true(distinct >= 60);
+}
+
+static void test_name(void **state)
+{
+    apr_pool_t *p = *state;
+
+    assert_string_equal(bb_cache_name(p, SPACE, "state", "abc"), ABC_NAME);
+    assert_string_not_equal(bb_cache_name(p, SPACE, "state", "abc"), bb_cache_name(p, "other", "state", "abc"));
+    assert_string_not_equal(bb_cache_name(p, SPACE, "state", "abc"), bb_cache_name(p, SPACE, "ended", "abc"));
+    /* The NULs keep the parts apart. */
+    assert_string_not_equal(bb_cache_name(p, "a", "bc", "d"), bb_cache_name(p, "ab", "c", "d"));
+    assert_null(bb_cache_name(p, NULL, "state", "abc"));
+    assert_null(bb_cache_name(p, SPACE, NULL, "abc"));
+    assert_null(bb_cache_name(p, SPACE, "state", NULL));
 }
 
 static void test_use_once(void **state)
@@ -55,16 +92,19 @@ static void test_use_once(void **state)
     apr_pool_t *p = *state;
     apr_time_t expiry = apr_time_from_sec(NOW_SEC + 600);
 
-    assert_int_equal(bb_cache_use_once(&f->cache, "state", "abc", expiry, p), APR_SUCCESS);
-    assert_int_equal(bb_cache_use_once(&f->cache, "state", "abc", expiry, p), APR_EEXIST);
-    assert_int_equal(bb_cache_use_once(&f->cache, "state", "abc", expiry, p), APR_EEXIST);
-    /* Another id, or the same id in another namespace, is another marker. */
-    assert_int_equal(bb_cache_use_once(&f->cache, "state", "abd", expiry, p), APR_SUCCESS);
-    assert_int_equal(bb_cache_use_once(&f->cache, "code", "abc", expiry, p), APR_SUCCESS);
+    assert_int_equal(bb_cache_use_once(&f->cache, SPACE, "state", "abc", expiry, p), APR_SUCCESS);
+    assert_int_equal(bb_cache_use_once(&f->cache, SPACE, "state", "abc", expiry, p), APR_EEXIST);
+    assert_int_equal(bb_cache_use_once(&f->cache, SPACE, "state", "abc", expiry, p), APR_EEXIST);
+    /* Another id, or the same id in another namespace, is another marker; checking one writes nothing. */
+    assert_int_equal(bb_cache_check_unused(&f->cache, SPACE, "state", "abc", p), APR_EEXIST);
+    assert_int_equal(bb_cache_check_unused(&f->cache, SPACE, "state", "abz", p), APR_SUCCESS);
+    assert_int_equal(f->fc.stores, 1);
+    assert_int_equal(bb_cache_use_once(&f->cache, SPACE, "state", "abd", expiry, p), APR_SUCCESS);
+    assert_int_equal(bb_cache_use_once(&f->cache, SPACE, "code", "abc", expiry, p), APR_SUCCESS);
     /* The marker: under the hashed key, one byte, until the given expiry. */
-    assert_non_null(entry(f, ABC_KEY));
-    assert_int_equal(entry(f, ABC_KEY)->len, 1);
-    assert_true(entry(f, ABC_KEY)->expiry == expiry);
+    assert_non_null(entry(f, ABC_NAME));
+    assert_int_equal(entry(f, ABC_NAME)->len, 1);
+    assert_true(entry(f, ABC_NAME)->expiry == expiry);
     assert_int_equal(apr_hash_count(f->fc.entries), 3);
 }
 
@@ -76,11 +116,11 @@ static void test_marker_lasts_until_expiry(void **state)
     apr_pool_t *p = *state;
     apr_time_t expiry = apr_time_from_sec(NOW_SEC + 600);
 
-    assert_int_equal(bb_cache_use_once(&f->cache, "state", "abc", expiry, p), APR_SUCCESS);
+    assert_int_equal(bb_cache_use_once(&f->cache, SPACE, "state", "abc", expiry, p), APR_SUCCESS);
     f->fc.now = expiry - 1;
-    assert_int_equal(bb_cache_use_once(&f->cache, "state", "abc", expiry, p), APR_EEXIST);
+    assert_int_equal(bb_cache_use_once(&f->cache, SPACE, "state", "abc", expiry, p), APR_EEXIST);
     f->fc.now = expiry;
-    assert_int_equal(bb_cache_use_once(&f->cache, "state", "abc", expiry + apr_time_from_sec(600), p),
+    assert_int_equal(bb_cache_use_once(&f->cache, SPACE, "state", "abc", expiry + apr_time_from_sec(600), p),
                      APR_SUCCESS);
 }
 
@@ -90,11 +130,12 @@ static void test_retrieve_failure_fails_closed(void **state)
     apr_pool_t *p = *state;
 
     f->fc.retrieve_fails_with = APR_EGENERAL;
-    assert_int_equal(bb_cache_use_once(&f->cache, "state", "abc", apr_time_from_sec(NOW_SEC + 600), p),
+    assert_int_equal(bb_cache_check_unused(&f->cache, SPACE, "state", "abc", p), APR_EGENERAL);
+    assert_int_equal(bb_cache_use_once(&f->cache, SPACE, "state", "abc", apr_time_from_sec(NOW_SEC + 600), p),
                      APR_EGENERAL);
     assert_int_equal(f->fc.stores, 0);
     f->fc.retrieve_fails_with = APR_ETIMEDOUT;
-    assert_int_equal(bb_cache_use_once(&f->cache, "state", "abc", apr_time_from_sec(NOW_SEC + 600), p),
+    assert_int_equal(bb_cache_use_once(&f->cache, SPACE, "state", "abc", apr_time_from_sec(NOW_SEC + 600), p),
                      APR_ETIMEDOUT);
 }
 
@@ -104,12 +145,12 @@ static void test_store_failure_fails_closed(void **state)
     apr_pool_t *p = *state;
 
     f->fc.store_fails_with = APR_EGENERAL;
-    assert_int_equal(bb_cache_use_once(&f->cache, "state", "abc", apr_time_from_sec(NOW_SEC + 600), p),
+    assert_int_equal(bb_cache_use_once(&f->cache, SPACE, "state", "abc", apr_time_from_sec(NOW_SEC + 600), p),
                      APR_EGENERAL);
     assert_int_equal(f->fc.stores, 1);
     /* Nothing was recorded, so once the cache works the id is still unused. */
     f->fc.store_fails_with = APR_SUCCESS;
-    assert_int_equal(bb_cache_use_once(&f->cache, "state", "abc", apr_time_from_sec(NOW_SEC + 600), p),
+    assert_int_equal(bb_cache_use_once(&f->cache, SPACE, "state", "abc", apr_time_from_sec(NOW_SEC + 600), p),
                      APR_SUCCESS);
 }
 
@@ -120,9 +161,9 @@ static void test_unexpected_value_fails_closed(void **state)
     static const unsigned char big[] = "not a marker";
 
     /* Something bigger than a marker under the key: the provider cannot hand it over, and that is no "unused". */
-    fake_store(&f->fc, (const unsigned char *)ABC_KEY, strlen(ABC_KEY), apr_time_from_sec(NOW_SEC + 600), big,
+    fake_store(&f->fc, (const unsigned char *)ABC_NAME, strlen(ABC_NAME), apr_time_from_sec(NOW_SEC + 600), big,
                sizeof(big), p);
-    assert_int_equal(bb_cache_use_once(&f->cache, "state", "abc", apr_time_from_sec(NOW_SEC + 600), p), APR_ENOSPC);
+    assert_int_equal(bb_cache_use_once(&f->cache, SPACE, "state", "abc", apr_time_from_sec(NOW_SEC + 600), p), APR_ENOSPC);
 }
 
 static void test_no_cache(void **state)
@@ -130,8 +171,8 @@ static void test_no_cache(void **state)
     fixture_t *f = fixture(*state);
     apr_pool_t *p = *state;
 
-    assert_int_equal(bb_cache_use_once(NULL, "state", "abc", apr_time_from_sec(NOW_SEC + 600), p), APR_EINVAL);
-    assert_int_equal(bb_cache_use_once(&f->cache, "state", NULL, apr_time_from_sec(NOW_SEC + 600), p), APR_EINVAL);
+    assert_int_equal(bb_cache_use_once(NULL, SPACE, "state", "abc", apr_time_from_sec(NOW_SEC + 600), p), APR_EINVAL);
+    assert_int_equal(bb_cache_use_once(&f->cache, SPACE, "state", NULL, apr_time_from_sec(NOW_SEC + 600), p), APR_EINVAL);
     assert_int_equal(f->fc.stores, 0);
 }
 
@@ -208,6 +249,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         UNIT_TEST(test_key),
+        UNIT_TEST(test_name),
         UNIT_TEST(test_use_once),
         UNIT_TEST(test_marker_lasts_until_expiry),
         UNIT_TEST(test_retrieve_failure_fails_closed),

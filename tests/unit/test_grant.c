@@ -18,8 +18,7 @@ static bb_sealer_t *sealer_for(apr_pool_t *p, const char *key_file)
 static void test_round_trip_and_nothing_in_clear(void **state)
 {
     apr_pool_t *p = *state;
-    fake_cache_t fc;
-    bb_cache_t cache;
+    keyed_cache_t kc;
     bb_sealer_t *sealer = sealer_for(p, KEY_A);
     bb_grant_t grant = { "access-TOKEN-1", "refresh-TOKEN-1", NOW + 3600 };
     bb_grant_t *back;
@@ -27,60 +26,59 @@ static void test_round_trip_and_nothing_in_clear(void **state)
     const void *stored;
     apr_ssize_t len;
 
-    fake_cache_init(&fc, &cache, p, NOW);
-    assert_int_equal(bb_grant_store(p, &cache, sealer, "sid-1", &grant, apr_time_from_sec(NOW + 60)), APR_SUCCESS);
-    back = bb_grant_load(p, &cache, sealer, "sid-1");
+    keyed_cache_init(&kc, p, NOW, 0x42);
+    assert_int_equal(bb_grant_store(p, &kc.cache, "space", sealer, "sid-1", &grant, apr_time_from_sec(NOW + 60)), APR_SUCCESS);
+    back = bb_grant_load(p, &kc.cache, "space", sealer, "sid-1");
     assert_non_null(back);
     assert_string_equal(back->access_token, "access-TOKEN-1");
     assert_string_equal(back->refresh_token, "refresh-TOKEN-1");
     assert_int_equal(back->expires_at, NOW + 3600);
 
-    hi = apr_hash_first(p, fc.entries);
+    hi = apr_hash_first(p, kc.fc.entries);
     apr_hash_this(hi, &stored, &len, NULL);
     assert_null(strstr((const char *)stored, "sid-1"));                   /* the key is a hash of the sid */
     assert_null(memmem(((fake_entry_t *)apr_hash_this_val(hi))->value,
                        ((fake_entry_t *)apr_hash_this_val(hi))->len, "TOKEN", 5));
 
-    bb_grant_remove(p, &cache, "sid-1");
-    assert_null(bb_grant_load(p, &cache, sealer, "sid-1"));
+    bb_grant_remove(p, &kc.cache, "space", "sid-1");
+    assert_null(bb_grant_load(p, &kc.cache, "space", sealer, "sid-1"));
 }
 
 static void test_bound_to_its_session_and_key(void **state)
 {
     apr_pool_t *p = *state;
-    fake_cache_t fc;
-    bb_cache_t cache;
+    keyed_cache_t kc;
     bb_sealer_t *sealer = sealer_for(p, KEY_A);
     bb_grant_t grant = { "at", "", 0 };
-    const char *key_1 = bb_cache_key(p, "grant", "sid-1");
-    const char *key_2 = bb_cache_key(p, "grant", "sid-2");
+    const char *key_1, *key_2;
     fake_entry_t *e;
 
-    fake_cache_init(&fc, &cache, p, NOW);
-    assert_int_equal(bb_grant_store(p, &cache, sealer, "sid-1", &grant, apr_time_from_sec(NOW + 60)), APR_SUCCESS);
-    assert_null(bb_grant_load(p, &cache, sealer_for(p, KEY_B), "sid-1"));   /* another key */
+    keyed_cache_init(&kc, p, NOW, 0x42);
+    key_1 = bb_cache_name(p, "space", "grant", "sid-1");
+    key_2 = bb_cache_name(p, "space", "grant", "sid-2");
+    assert_int_equal(bb_grant_store(p, &kc.cache, "space", sealer, "sid-1", &grant, apr_time_from_sec(NOW + 60)), APR_SUCCESS);
+    assert_null(bb_grant_load(p, &kc.cache, "space", sealer_for(p, KEY_B), "sid-1"));   /* another key */
     /* The sealed value copied under another session's key does not open there. */
-    e = apr_hash_get(fc.entries, key_1, APR_HASH_KEY_STRING);
-    fake_store(&fc, (const unsigned char *)key_2, (unsigned int)strlen(key_2), e->expiry, e->value, e->len, p);
-    assert_null(bb_grant_load(p, &cache, sealer, "sid-2"));
+    e = apr_hash_get(kc.fc.entries, key_1, APR_HASH_KEY_STRING);
+    fake_store(&kc.fc, (const unsigned char *)key_2, (unsigned int)strlen(key_2), e->expiry, e->value, e->len, p);
+    assert_null(bb_grant_load(p, &kc.cache, "space", sealer, "sid-2"));
     /* Garbage in the cache is no grant. */
-    fake_store(&fc, (const unsigned char *)key_1, (unsigned int)strlen(key_1), e->expiry,
+    fake_store(&kc.fc, (const unsigned char *)key_1, (unsigned int)strlen(key_1), e->expiry,
                (const unsigned char *)"garbage", 7, p);
-    assert_null(bb_grant_load(p, &cache, sealer, "sid-1"));
-    assert_null(bb_grant_load(p, &cache, sealer, "nothing-stored"));
+    assert_null(bb_grant_load(p, &kc.cache, "space", sealer, "sid-1"));
+    assert_null(bb_grant_load(p, &kc.cache, "space", sealer, "nothing-stored"));
 }
 
 static void test_refuses_a_grant_without_access_token(void **state)
 {
     apr_pool_t *p = *state;
-    fake_cache_t fc;
-    bb_cache_t cache;
+    keyed_cache_t kc;
     bb_grant_t empty = { "", "rt", 0 }, none = { NULL, "rt", 0 };
 
-    fake_cache_init(&fc, &cache, p, NOW);
-    assert_int_equal(bb_grant_store(p, &cache, sealer_for(p, KEY_A), "s", &empty, 0), APR_EINVAL);
-    assert_int_equal(bb_grant_store(p, &cache, sealer_for(p, KEY_A), "s", &none, 0), APR_EINVAL);
-    assert_int_equal(fc.stores, 0);
+    keyed_cache_init(&kc, p, NOW, 0x42);
+    assert_int_equal(bb_grant_store(p, &kc.cache, "space", sealer_for(p, KEY_A), "s", &empty, 0), APR_EINVAL);
+    assert_int_equal(bb_grant_store(p, &kc.cache, "space", sealer_for(p, KEY_A), "s", &none, 0), APR_EINVAL);
+    assert_int_equal(kc.fc.stores, 0);
 }
 
 int main(void)

@@ -1,0 +1,110 @@
+/* mod_bbauth_session.c: the request's session: its cookie, whether it was ended on any host, revalidation, and ending it. */
+#include <apr_strings.h>
+#include <http_request.h>
+
+#include "mod_bbauth.h"
+#include "bb_cookie.h"
+
+static const char *user_of(request_rec *r, const bb_session_t *session)
+{
+    return bb_strip_controls(r->pool, session->sub);
+}
+
+/* BBAuthSessionRevalidate, when due: OK, or DECLINED when the session must not go on. */
+static int revalidated(request_rec *r, const bbauth_server_conf *conf, const bb_session_t *session)
+{
+    const char *errmsg = "";
+
+    switch (bbauth_grant_revalidate(r, conf, session->sid, session->grant, &errmsg)) {
+    case BBAUTH_GRANT_REFUSED:
+        bbauth_count(BB_M_SESSION_REFUSED_REVALIDATION);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: session of %s ended: Bitbucket no longer accepts "
+                      "its grant (user deactivated or grant revoked)", user_of(r, session));
+        bbauth_session_end(r, conf, session);
+        return DECLINED;
+    case BBAUTH_GRANT_GONE:
+        bbauth_count(BB_M_SESSION_REFUSED_NO_GRANT);
+        /* Without its grant a session cannot be checked, and one that cannot be checked is not accepted: the
+         * browser logs in again (quietly: Bitbucket remembers the consent), which makes a new grant. */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: session of %s cannot be revalidated: no Bitbucket "
+                      "grant is kept for it any more (evicted from the shared cache, or the cache was emptied): it "
+                      "must log in again; if this is frequent, enlarge BBAuthCache", user_of(r, session));
+        return DECLINED;
+    case BBAUTH_GRANT_UNAVAILABLE:
+        /* A signed, unexpired session goes on while Bitbucket is briefly away; it is checked again next time. */
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mod_bbauth: cannot revalidate the session of %s: %s",
+                      user_of(r, session), errmsg);
+        return OK;
+    default:
+        return OK;
+    }
+}
+
+/* Whether the shared state lets a valid cookie's session go on: OK, DECLINED, or HTTP_SERVICE_UNAVAILABLE. */
+static int shared_state_allows(request_rec *r, const bbauth_server_conf *conf, int revalidate,
+                               const bb_session_t *session)
+{
+    switch (bb_sessionstate_liveness(r->pool, &conf->session_state, session->sid, bbauth_now())) {
+    case BB_SESSION_ENDED:
+        bbauth_count(BB_M_SESSION_REFUSED_LOGGED_OUT);
+        return DECLINED;
+    case BB_SESSION_UNKNOWN:
+        bbauth_count(BB_M_SESSION_REFUSED_CACHE_ERROR);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: cannot tell whether the session of %s was logged "
+                      "out: the shared cache (BBAuthCache) did not answer; check that it runs and is reachable",
+                      user_of(r, session));
+        return HTTP_SERVICE_UNAVAILABLE;
+    default:
+        return revalidate ? revalidated(r, conf, session) : OK;
+    }
+}
+
+int bbauth_request_session(request_rec *r, const bbauth_server_conf *conf, int revalidate, bb_session_t **session)
+{
+    const char *cookies = apr_table_get(r->headers_in, "Cookie");
+    apr_array_header_t *values;
+    apr_int64_t now = bbauth_now();
+    int i, refused = 0;
+
+    *session = NULL;
+    if (!cookies || !conf->session_keys) {
+        return DECLINED;
+    }
+    /* Several cookies of our name can arrive (another path or a parent domain set one): any valid one counts. */
+    values = bb_cookie_values(r->pool, cookies, conf->cookie_name);
+    for (i = 0; i < values->nelts; i++) {
+        bb_session_t *found = NULL;
+        const char *value = APR_ARRAY_IDX(values, i, const char *);
+        int allowed;
+
+        if (bbauth_count_session(bb_session_decode_memo(r->pool, conf->session_memo, conf->session_keys,
+                                                        &conf->policy, value, now, &found)) != BB_SESSION_VALID) {
+            continue;
+        }
+        allowed = shared_state_allows(r, conf, revalidate, found);
+        if (allowed == OK) {
+            *session = found;
+            return OK;
+        }
+        if (allowed != DECLINED) {
+            return allowed;
+        }
+        refused = 1;
+    }
+    if (refused && revalidate) {
+        bbauth_set_cookie(r, bbauth_session_cookie(r, conf, "", 0));
+    }
+    return DECLINED;
+}
+
+void bbauth_session_end(request_rec *r, const bbauth_server_conf *conf, const bb_session_t *session)
+{
+    apr_status_t rv = bb_sessionstate_end(r->pool, &conf->session_state, session->sid, bbauth_now(),
+                                          session->auth_time + conf->max_age);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mod_bbauth: logout of %s: cannot mark the session ended in the "
+                      "shared cache (BBAuthCache): a copy of its cookie stays valid on other hosts until it expires",
+                      user_of(r, session));
+    }
+}
