@@ -60,14 +60,6 @@ void bbauth_count(bb_metric_id id)
     }
 }
 
-int bbauth_count_if(int condition, bb_metric_id id)
-{
-    if (condition) {
-        bbauth_count(id);
-    }
-    return condition;
-}
-
 bb_status_t bbauth_count_login_step(bb_status_t status, const char *const *errmsg)
 {
     if (status != BB_OK) {

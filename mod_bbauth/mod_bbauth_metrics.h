@@ -14,8 +14,6 @@ void bbauth_register_metrics_hooks(void);
 
 /* Counts one event (nothing before post_config made the table). */
 void bbauth_count(bb_metric_id id);
-/* Counts id when condition holds; returns condition, so that a test can count where it stands. */
-int bbauth_count_if(int condition, bb_metric_id id);
 /* Counts a failed login step by its cause (bb_metrics_login_failure of status and *errmsg, read after the step
  * ran); returns status, so that the step's call can be wrapped where it stands. */
 bb_status_t bbauth_count_login_step(bb_status_t status, const char *const *errmsg);
