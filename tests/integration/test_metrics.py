@@ -285,7 +285,9 @@ def test_counts_survive_children_exiting_and_a_graceful_restart(site_factory):
     first = children_of(site.apache.pid)           # the 2 workers (servers=2) and mod_cgid's daemon
     for _ in range(6):
         assert bearer(site, ALICE) == 200          # a new connection each time
-    assert len(exited_children(site, first, 2)) == 2, "both first workers should have exited"
+    # 6 connections, at most 2 per child: at least 2 were served by children started since, and one of the first
+    # workers (which one depends on where connections landed) has exited
+    assert exited_children(site, first, 1), "a first worker should have exited"
     samples, _ = scrape(site)
     assert total(samples, "bbauth_token_verdicts_total") == 6
     assert value(samples, "bbauth_token_verdicts_total", outcome="valid") == 1
