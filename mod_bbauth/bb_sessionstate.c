@@ -70,7 +70,7 @@ bb_session_liveness_t bb_sessionstate_liveness(apr_pool_t *p, const bb_sessionst
     remembered_t rec;
     /* Read before the cache: a session ended here after this read changes the count and voids what follows. */
     apr_int64_t ends = host_ends(ss);
-    const char *key = key_of(p, ss, ENDED_NS, sid);
+    const char *key;
     apr_status_t rv;
 
     recall(p, ss, sid, now, &rec);
@@ -80,6 +80,7 @@ bb_session_liveness_t bb_sessionstate_liveness(apr_pool_t *p, const bb_sessionst
     if (rec.live_until > now && rec.ends_seen == ends) {
         return BB_SESSION_LIVE;
     }
+    key = key_of(p, ss, ENDED_NS, sid);
     if (ss->cache == NULL || key == NULL) {
         return BB_SESSION_UNKNOWN;
     }

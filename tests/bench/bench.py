@@ -163,9 +163,10 @@ def run_farm(workdir):
 
 # ---------------------------------------------------------------------------------------------- callgrind
 
-def callgrind_once(apache, target, n, tag):
+def callgrind_once(apache, target, n, tag, fresh_headers=None):
     """Total instructions of one `apache2 -X` under callgrind that served n requests of target, and the inclusive
-    instructions of the module's hooks."""
+    instructions of the module's hooks. fresh_headers(): the target's headers made anew once Apache is up (a
+    session cookie: the restart emptied shmcb, and a session whose grant is gone logs in again)."""
     out = apache.logs_dir / f"callgrind.{target.name}.{'oidc' if 'auth_openidc' in apache.modules else 'plain'}.{tag}.out"
     if out.exists():
         out.unlink()
@@ -187,9 +188,10 @@ def callgrind_once(apache, target, n, tag):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"apache2 -X under callgrind did not start: {proc.stdout.read().decode()}")
             time.sleep(0.2)
+        headers = fresh_headers() if fresh_headers else target.headers
         conn = http.client.HTTPConnection(u.hostname, u.port, timeout=120)
         for i in range(n):
-            conn.request("GET", u.path, headers=target.headers)
+            conn.request("GET", u.path, headers=headers)
             resp = conn.getresponse()
             body = resp.read()
             if resp.status != 200 or body.decode() != benchsite.PAYLOAD:
@@ -229,8 +231,9 @@ def run_callgrind(site):
     for name, label, oidc in plan:
         site.load_oidc(oidc)
         t = site.targets[name]
-        short_total, short_hooks = callgrind_once(site.apache, t, CG_SHORT, "short")
-        long_total, long_hooks = callgrind_once(site.apache, t, CG_LONG, "long")
+        fresh = site.session_headers if name == "cookie" else None
+        short_total, short_hooks = callgrind_once(site.apache, t, CG_SHORT, "short", fresh)
+        long_total, long_hooks = callgrind_once(site.apache, t, CG_LONG, "long", fresh)
         n = CG_LONG - CG_SHORT
         results[label] = ((long_total - short_total) / n, (long_hooks - short_hooks) / n)
         print(f"  callgrind {label:32s} {results[label][0]:10,.0f} instructions/request, module hooks "

@@ -241,8 +241,7 @@ class BenchSite:
         self.targets["open"] = Target("open", a.url("/open/file.txt"))
         self.targets["floor"] = Target("floor", a.url("/floor/file.txt"),
                                        {"Cookie": "bbauth_session=x"})
-        self.targets["cookie"] = Target("cookie", a.url("/cookie/file.txt"),
-                                        {"Cookie": "bbauth_session=" + self._login()}, self.cookie_user)
+        self.targets["cookie"] = Target("cookie", a.url("/cookie/file.txt"), self.session_headers(), self.cookie_user)
         self.targets["token"] = Target("token", a.url("/token/file.txt"),
                                        {"Authorization": "Bearer " + ALICE_TOKEN}, "alice")
         for mode, name in (("server-cache", "oidc-shm"), ("client-cookie", "oidc-cookie")):
@@ -268,10 +267,11 @@ class BenchSite:
             self._oidc_conf_saved, self.oidc_conf = self.oidc_conf, ""
         self.apache.write_config()
 
-    def _login(self):
+    def session_headers(self):
+        """The headers of the cookie target, from a real login now."""
         s = self.site.session()
         self.site.login(s, "/cookie/file.txt", user=self.cookie_user)
-        return self.site.session_cookie(s)
+        return {"Cookie": "bbauth_session=" + self.site.session_cookie(s)}
 
     def _oidc_login(self, url):
         s = requests.Session()

@@ -58,6 +58,30 @@ static void test_memo_one_slot_keeps_the_latest(void **state)
     assert_string_equal(out.s[0], "b");
 }
 
+/* A slot first sized for a short entry takes a long one later, and a short one again. */
+static void test_memo_slot_grows(void **state)
+{
+    apr_pool_t *p = *state;
+    bb_memo_t *memo = bb_memo_create(p, 1);
+    char *long_key = apr_palloc(p, 1001), *long_value = apr_palloc(p, 601);
+    bb_memo_value_t small = value_of("s", NULL, 1), big, out;
+
+    memset(long_key, 'k', 1000);
+    long_key[1000] = '\0';
+    memset(long_value, 'v', 600);
+    long_value[600] = '\0';
+    big = value_of(long_value, "second", 2);
+    bb_memo_put(memo, "k", 1, NOW + 10, &small);
+    bb_memo_put(memo, long_key, 1000, NOW + 10, &big);
+    assert_true(bb_memo_get(memo, p, long_key, 1000, NOW, &out));
+    assert_string_equal(out.s[0], long_value);
+    assert_string_equal(out.s[1], "second");
+    bb_memo_put(memo, "k", 1, NOW + 10, &small);
+    assert_true(bb_memo_get(memo, p, "k", 1, NOW, &out));
+    assert_string_equal(out.s[0], "s");
+    assert_int_equal(out.n[0], 1);
+}
+
 static void test_memo_limits(void **state)
 {
     apr_pool_t *p = *state;
@@ -147,6 +171,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         UNIT_TEST(test_memo_hit_miss_expiry),
         UNIT_TEST(test_memo_one_slot_keeps_the_latest),
+        UNIT_TEST(test_memo_slot_grows),
         UNIT_TEST(test_memo_limits),
         UNIT_TEST(test_session_decode_memo),
         UNIT_TEST(test_session_memo_is_per_ring),
