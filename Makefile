@@ -3,7 +3,8 @@
 #   make install    install it with the Debian .load/.conf files (then: a2enmod bbauth) and bbauth-keygen
 #   make test       unit tests (cmocka) and integration tests (pytest, real Apache, fake Bitbucket)
 #   make demo       run the module in front of a sample package mirror and the bundled fake Bitbucket
-#   make bench      throughput and latency against a real Apache (wrk), callgrind: tests/bench/results.md
+#   make bench      throughput and latency against a real Apache (wrk), callgrind: tests/bench/results.md; calls to
+#                   Bitbucket per operation and an outage: tests/bench/results-bitbucket.md
 #   make soak       60 s of mixed load at 64 connections: no wrong answer, no error, flat memory
 #   make test-asan  unit and integration tests with the core and the module built with ASan and UBSan
 #   make fuzz       libFuzzer on every parser of the core, FUZZ_SECONDS (default 60) each, from tests/fuzz/<target>/
@@ -76,6 +77,7 @@ demo: deps module
 bench: module
 	build/deps.sh --bench
 	BBAUTH_MODULE=$(CURDIR)/$(BUILD)/mod_bbauth.so $(PYTHON) tests/bench/bench.py
+	BBAUTH_MODULE=$(CURDIR)/$(BUILD)/mod_bbauth.so $(PYTHON) tests/bench/bitbucket.py
 
 soak: module
 	build/deps.sh --bench

@@ -9,6 +9,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
+#include "bb_connshare.h"
 #include "bb_http.h"
 #include "bb_url.h"
 
@@ -21,6 +22,8 @@
 #define MIN_BODY_ROOM 4096
 /* Longest media type kept; anything longer is not one Bitbucket sends. */
 #define MAX_MEDIA_TYPE 100
+/* Longest Retry-After of a 429 that is honoured (seconds). */
+#define MAX_RETRY_AFTER 3600
 /* Largest BBAuthCAFile read: the whole Mozilla bundle is about 220 KiB. */
 #define MAX_CA_FILE (1024 * 1024)
 
@@ -55,6 +58,30 @@ void bb_http_set_observer(bb_http_observer_fn *fn)
 apr_status_t bb_http_global_init(void)
 {
     return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? APR_SUCCESS : APR_EGENERAL;
+}
+
+apr_status_t bb_http_child_init(apr_pool_t *p)
+{
+    return bb_connshare_init(p);
+}
+
+/* Connections, TLS sessions and DNS answers kept in the process's share for these options' trust store, if any. */
+static CURLcode set_sharing(CURL *curl, const bb_http_opts_t *opts)
+{
+    CURLSH *share = bb_connshare_for(opts->ca_pem);
+    CURLcode rc;
+
+    if (share == NULL) {
+        return CURLE_OK;
+    }
+    if ((rc = curl_easy_setopt(curl, CURLOPT_SHARE, share)) != CURLE_OK
+        /* Bounds the shared connection cache: the oldest idle connection is closed beyond it. */
+        || (rc = curl_easy_setopt(curl, CURLOPT_MAXCONNECTS, (long)BB_HTTP_MAX_CONNECTIONS)) != CURLE_OK
+        /* Below the keep-alive timeouts of Tomcat (20 s) and common proxies: a kept connection is rarely dead. */
+        || (rc = curl_easy_setopt(curl, CURLOPT_MAXAGE_CONN, (long)BB_HTTP_MAX_IDLE_SEC)) != CURLE_OK) {
+        return rc;
+    }
+    return CURLE_OK;
 }
 
 static size_t collect_body(char *data, size_t size, size_t nmemb, void *baton)
@@ -419,6 +446,9 @@ static bb_status_t perform(apr_pool_t *p, CURL *curl, const bb_http_opts_t *opts
     if (code == CURLE_OK) {
         code = set_request(curl, opts, method, url, headers, body, &transfer);
     }
+    if (code == CURLE_OK) {
+        code = set_sharing(curl, opts);
+    }
     if (code != CURLE_OK) {
         *cause = apr_psprintf(p, "cannot set up the request (libcurl: %s)", curl_easy_strerror(code));
         return BB_UNAVAILABLE;
@@ -431,6 +461,65 @@ static bb_status_t perform(apr_pool_t *p, CURL *curl, const bb_http_opts_t *opts
     return BB_OK;
 }
 
+/* What the breaker learns from a call: Bitbucket answered, failed (unreachable, timed out, 5xx) or rate-limited. */
+static bb_call_outcome_t outcome_of(bb_status_t status, const bb_http_response_t *resp)
+{
+    if (status == BB_UNAVAILABLE) {
+        return BB_CALL_FAILED;
+    }
+    if (resp && resp->status == 429) {
+        return BB_CALL_RATE_LIMITED;
+    }
+    return resp && resp->status >= 500 ? BB_CALL_FAILED : BB_CALL_ANSWERED;
+}
+
+static apr_int64_t retry_after_of(const bb_http_response_t *resp, apr_int64_t now)
+{
+    const char *value = resp && resp->headers ? apr_table_get(resp->headers, "Retry-After") : NULL;
+
+    return bb_breaker_parse_retry_after(value, now, MAX_RETRY_AFTER);
+}
+
+/* Starts the cause of every call the breaker held back. */
+#define HELD_BACK "not sent (held back): "
+
+int bb_http_held_back(const char *errmsg)
+{
+    return errmsg != NULL && strstr(errmsg, HELD_BACK) != NULL;
+}
+
+/* Why the breaker let no call through, for *errmsg. */
+static const char *not_admitted(apr_pool_t *p, const bb_breaker_t *breaker, bb_breaker_admit_t admit,
+                                apr_int64_t retry_after)
+{
+    if (admit == BB_BREAKER_FULL) {
+        return apr_psprintf(p, HELD_BACK "%u calls to Bitbucket are already in flight in this process "
+                            "(BBAuthBitbucketMaxCalls): Bitbucket is slow, or the limit is too low for the load",
+                            breaker->max_calls);
+    }
+    return apr_psprintf(p, HELD_BACK "circuit open after repeated failures or a 429 (see the \"circuit open\" or "
+                        "\"rate-limited\" line before): retry after %" APR_INT64_T_FMT " s", retry_after);
+}
+
+/* One transfer on a handle of its own (its connection kept in the process's share, if any). */
+static bb_status_t transfer(apr_pool_t *p, const bb_http_opts_t *opts, const char *method, const char *url,
+                            struct curl_slist *header_list, const char *body, bb_http_response_t **resp,
+                            const char **cause)
+{
+    CURL *curl = curl_easy_init();
+    bb_status_t status;
+
+    if (curl == NULL) {
+        *cause = "not sent: libcurl cannot create a handle (out of memory?)";
+        return BB_UNAVAILABLE;
+    }
+    apr_pool_cleanup_register(p, curl, cleanup_curl, apr_pool_cleanup_null);
+    status = perform(p, curl, opts, method, url, header_list, body, resp, cause);
+    /* Everything needed was copied into the pool: give the connection back (to the share, or closed) now. */
+    apr_pool_cleanup_run(p, curl, cleanup_curl);
+    return status;
+}
+
 bb_status_t bb_http_request(apr_pool_t *p, const bb_http_opts_t *opts, const char *method, const char *url,
                             const apr_table_t *headers, const char *body, const char *body_type,
                             bb_http_response_t **resp, const char **errmsg)
@@ -438,7 +527,8 @@ bb_status_t bb_http_request(apr_pool_t *p, const bb_http_opts_t *opts, const cha
     const char *where = apr_psprintf(p, "%s %s", method, bb_url_for_log(p, url));
     const char *cause = NULL;
     struct curl_slist *header_list;
-    CURL *curl;
+    apr_int64_t retry_after;
+    bb_breaker_admit_t admit;
     bb_status_t status;
     apr_time_t started;
 
@@ -452,19 +542,18 @@ bb_status_t bb_http_request(apr_pool_t *p, const bb_http_opts_t *opts, const cha
         *errmsg = apr_psprintf(p, "%s: not sent: a request header holds a control character", where);
         return BB_UNAVAILABLE;
     }
-    curl = curl_easy_init();
-    if (curl == NULL) {
-        *errmsg = apr_psprintf(p, "%s: not sent: libcurl cannot create a handle (out of memory?)", where);
+    admit = bb_breaker_enter(opts->breaker, apr_time_sec(apr_time_now()), &retry_after);
+    if (admit == BB_BREAKER_OPEN || admit == BB_BREAKER_FULL) {
+        *errmsg = apr_psprintf(p, "%s: %s", where, not_admitted(p, opts->breaker, admit, retry_after));
         return BB_UNAVAILABLE;
     }
-    apr_pool_cleanup_register(p, curl, cleanup_curl, apr_pool_cleanup_null);
     started = apr_time_now();
-    status = perform(p, curl, opts, method, url, header_list, body, resp, &cause);
+    status = transfer(p, opts, method, url, header_list, body, resp, &cause);
     if (observer) {
         observer(url, status, *resp ? (*resp)->status : 0, apr_time_now() - started);
     }
-    /* Everything needed was copied into the pool: close the connection now rather than with the pool. */
-    apr_pool_cleanup_run(p, curl, cleanup_curl);
+    bb_breaker_leave(opts->breaker, admit, outcome_of(status, *resp), apr_time_sec(apr_time_now()),
+                     retry_after_of(*resp, apr_time_sec(apr_time_now())));
     if (status != BB_OK) {
         *errmsg = apr_psprintf(p, "%s: %s", where, cause);
     }
@@ -511,6 +600,13 @@ const char *bb_http_describe(apr_pool_t *p, const bb_http_response_t *resp)
 
     if (resp->status >= 300 && resp->status < 400) {
         return apr_psprintf(p, "HTTP %d redirect%s%s", resp->status, redirect_target(p, resp), hint);
+    }
+    if (resp->status == 429) {
+        apr_int64_t seconds = retry_after_of(resp, apr_time_sec(apr_time_now()));
+
+        return apr_psprintf(p, "HTTP 429: rate-limited by Bitbucket%s (its rate limits for REST calls, or a proxy "
+                            "in front of it)", seconds > 0 ? apr_psprintf(p, ", retrying after %" APR_INT64_T_FMT
+                                                                          " s", seconds) : "");
     }
     if (strcmp(resp->content_type, "text/html") == 0) {
         return apr_psprintf(p, "HTTP %d HTML page%s", resp->status, success ? TWO_FACTOR_HINT : hint);

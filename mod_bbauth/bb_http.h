@@ -6,6 +6,7 @@
 #include <apr_tables.h>
 #include <apr_time.h>
 #include "bb_util.h"
+#include "bb_breaker.h"
 
 /* Largest response body accepted from Bitbucket. */
 #define BB_HTTP_MAX_BODY (256 * 1024)
@@ -17,6 +18,8 @@ typedef struct {
     const char *user_agent;     /* NULL: "mod_bbauth" */
     const char *ca_pem;         /* extra CA certificates (PEM text, see bb_http_read_ca_file) trusted besides the
                                  * system store, or NULL */
+    bb_breaker_t *breaker;      /* the limit of calls in flight and the circuit breaker every request passes, or
+                                 * NULL */
 } bb_http_opts_t;
 
 typedef struct {
@@ -36,6 +39,17 @@ void bb_http_set_observer(bb_http_observer_fn *observer);
 /* Once per process, before any request (curl_global_init). */
 apr_status_t bb_http_global_init(void);
 
+/* Idle connections each process keeps to Bitbucket, and how long (seconds) an idle one may be reused. */
+#define BB_HTTP_MAX_CONNECTIONS 16
+#define BB_HTTP_MAX_IDLE_SEC    15
+
+/* Once per (child) process, after fork: from then on the requests of all its threads share libcurl's connection
+ * cache, TLS sessions and DNS cache (one curl share per set of extra CA certificates, so that a connection
+ * verified against one BBAuthCAFile is never reused for a server trusting another), with at most
+ * BB_HTTP_MAX_CONNECTIONS connections kept and none reused after BB_HTTP_MAX_IDLE_SEC idle. Everything is
+ * released with pool p. Without it (or when it fails) every request opens a connection of its own. */
+apr_status_t bb_http_child_init(apr_pool_t *p);
+
 /* The PEM text of a CA file (at most 1 MiB, at least one certificate), for opts->ca_pem: read once at startup, so
  * the file may be readable by root alone. NULL with *err ("cannot read <path> (<why>)", "... holds no PEM
  * certificate ...") otherwise. */
@@ -47,7 +61,8 @@ const char *bb_http_read_ca_file(apr_pool_t *p, const char *path, const char **e
  * Returns BB_OK with *resp for any HTTP status. Otherwise *resp is NULL and *errmsg is one line,
  * "<METHOD> <url without query>: <cause>: <what to check>", with:
  *   BB_UNAVAILABLE   DNS, connect, TLS (untrusted certificate, wrong host name), timeout, broken connection, and
- *                    requests not sent at all (a non-https URL, a header with a control character);
+ *                    requests not sent at all (a non-https URL, a header with a control character; opts->breaker
+ *                    open: "... not sent: circuit open ...", or its limit of calls in flight reached);
  *   BB_BAD_RESPONSE  a body over max_body or headers over 100 lines / 64 KiB ("answer larger than N bytes (not an
  *                    answer Bitbucket gives: check ...)"). */
 bb_status_t bb_http_request(apr_pool_t *p, const bb_http_opts_t *opts, const char *method, const char *url,
@@ -61,12 +76,18 @@ bb_status_t bb_http_request(apr_pool_t *p, const bb_http_opts_t *opts, const cha
 
 /* A one-line description of an answer that is not what the caller expected, for errmsg, ending with what to check:
  *   3xx        "HTTP 302 redirect to <Location's host only> (... check for a two-factor plugin ...)"
+ *   429        "HTTP 429: rate-limited by Bitbucket, retrying after N s (...)" (N from Retry-After, when given)
  *   text/html  "HTTP 200 HTML page (... check for a two-factor plugin ...)"; for an error status its hint (below)
  *   otherwise  "HTTP 500 (application/json)", or "HTTP 500" without a content type, then what to check: 5xx
  *              "(Bitbucket failed: check its log ...)", 401/403 "(refused without saying why: check ... proxy ...)",
  *              any other status BB_HTTP_NOT_BITBUCKET.
  * Never includes the body, nor the Location's path or query. resp->headers may be NULL. */
 const char *bb_http_describe(apr_pool_t *p, const bb_http_response_t *resp);
+
+/* Whether an error message is bb_http_request's for a call its breaker held back (circuit open, or the limit of
+ * calls in flight reached): the state was logged once already, so callers may log each such refusal at a lower
+ * level. NULL is 0. */
+int bb_http_held_back(const char *errmsg);
 
 /* Whether an error message carries bb_http_describe's two-factor hint: Bitbucket answered a page or a redirect
  * where the protocol wants data, so the user's page can name the likely cause too. NULL is 0. */

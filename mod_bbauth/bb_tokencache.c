@@ -101,7 +101,8 @@ static apr_status_t store_record(apr_pool_t *p, const bb_tokencache_t *tc, const
     if (json_len == 0 || json_len > BB_CACHE_MAX_VALUE) {
         return APR_ENOSPC;
     }
-    rv = bb_cache_store_authentic(p, tc->cache, tc->key, key, now + ttl, json, json_len);
+    rv = bb_cache_store_authentic(p, tc->cache, tc->key, key, now + ttl + (user && tc->stale_grace > 0 ?
+                                                                          tc->stale_grace : 0), json, json_len);
     if (rv == APR_SUCCESS) {
         bb_tokencache_entry_t stored = { now, now + ttl, (bb_user_t *)user, 0 };
         memo_verdict(tc, key, &stored);
@@ -127,6 +128,11 @@ apr_status_t bb_tokencache_store_invalid(apr_pool_t *p, const bb_tokencache_t *t
     if (key == NULL || ttl <= 0) {
         return APR_EINVAL;
     }
+    if (tc->stale_grace > 0) {
+        /* Bitbucket's "no" voids its earlier "yes" on every process and host, so that no stale-if-error use of
+         * it outlives the refusal. A removal writes nothing: it can push nothing out of the cache. */
+        tc->cache->remove(tc->cache->baton, (const unsigned char *)key, (unsigned int)strlen(key), p);
+    }
     if (tc->memo == NULL) {
         return APR_ENOTIMPL;
     }
@@ -150,10 +156,10 @@ static bb_user_t *parse_user(apr_pool_t *p, json_t *rec)
     return user;
 }
 
-/* An authenticated record's JSON → entry, or NULL when it is malformed or expired at now. The strings point
- * into the pool-owned JSON. */
+/* An authenticated record's JSON → entry, or NULL when it is malformed or expired at now (a valid verdict: grace
+ * seconds after its expiry). The strings point into the pool-owned JSON. */
 static bb_tokencache_entry_t *parse_record(apr_pool_t *p, const unsigned char *json, apr_size_t len,
-                                           apr_int64_t now)
+                                           apr_int64_t now, apr_int64_t grace)
 {
     json_t *rec = bb_json_parse(p, (const char *)json, len);
     json_int_t version, at, exp;
@@ -162,7 +168,7 @@ static bb_tokencache_entry_t *parse_record(apr_pool_t *p, const unsigned char *j
 
     if (rec == NULL
         || json_unpack(rec, "{s:I,s:b,s:I,s:I}", "v", &version, "valid", &valid, "at", &at, "exp", &exp) != 0
-        || version != RECORD_VERSION || now >= exp) {
+        || version != RECORD_VERSION || now >= exp + (valid ? grace : 0)) {
         return NULL;
     }
     entry = apr_pcalloc(p, sizeof(*entry));
@@ -189,7 +195,7 @@ bb_tokencache_result_t bb_tokencache_lookup(apr_pool_t *p, const bb_tokencache_t
     found = remembered_verdict(p, tc, key, now);
     if (found == NULL) {
         json = bb_cache_retrieve_authentic(p, tc->cache, tc->key, key, BB_CACHE_MAX_VALUE, &len);
-        found = json ? parse_record(p, json, len, now) : NULL;
+        found = json ? parse_record(p, json, len, now, 0) : NULL;
         if (found == NULL) {
             return BB_TOKENCACHE_MISS;
         }
@@ -197,4 +203,24 @@ bb_tokencache_result_t bb_tokencache_lookup(apr_pool_t *p, const bb_tokencache_t
     }
     *entry = found;
     return found->user ? BB_TOKENCACHE_HIT_VALID : BB_TOKENCACHE_HIT_INVALID;
+}
+
+int bb_tokencache_lookup_stale(apr_pool_t *p, const bb_tokencache_t *tc, const char *token, apr_int64_t now,
+                               bb_tokencache_entry_t **entry)
+{
+    const char *key = tc && tc->stale_grace > 0 ? bb_tokencache_key(p, tc, token) : NULL;
+    const unsigned char *json;
+    apr_size_t len;
+    bb_tokencache_entry_t *found;
+
+    if (key == NULL) {
+        return 0;
+    }
+    json = bb_cache_retrieve_authentic(p, tc->cache, tc->key, key, BB_CACHE_MAX_VALUE, &len);
+    found = json ? parse_record(p, json, len, now, tc->stale_grace) : NULL;
+    if (found == NULL || found->user == NULL) {
+        return 0;
+    }
+    *entry = found;
+    return 1;
 }

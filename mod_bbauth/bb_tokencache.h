@@ -15,6 +15,8 @@ typedef struct {
     const bb_key_t *key;
     bb_memo_t *memo;               /* this process's memo of verdicts read or stored here (keyed by the cache key,
                                     * never by the token), or NULL: every lookup reads the shared cache */
+    apr_int64_t stale_grace;       /* seconds a valid verdict stays in the cache past its expiry, for
+                                    * bb_tokencache_lookup_stale (BBAuthStaleIfError); 0: none */
 } bb_tokencache_t;
 
 typedef enum {
@@ -42,9 +44,16 @@ const char *bb_tokencache_key(apr_pool_t *p, const bb_tokencache_t *tc, const ch
 bb_tokencache_result_t bb_tokencache_lookup(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
                                             apr_int64_t now, bb_tokencache_entry_t **entry);
 
+/* While Bitbucket cannot answer: a valid verdict of the shared cache (never the memo) that expired less than
+ * tc->stale_grace seconds before now. A refused token is never found here, nor one refused since (the refusal
+ * removed the verdict). 1 with *entry set, else 0. */
+int bb_tokencache_lookup_stale(apr_pool_t *p, const bb_tokencache_t *tc, const char *token, apr_int64_t now,
+                               bb_tokencache_entry_t **entry);
+
 /* Remembers for ttl seconds (the glue uses 300) that Bitbucket accepted the token as user's (name must be set;
  * a NULL string field is kept as ""). The stored value is an authentic record (bb_cache_store_authentic) of
- * the JSON {"v":1,"valid":true,"at":now,"exp":now+ttl,"name","slug","display_name","email","type","id","active"}.
+ * the JSON {"v":1,"valid":true,"at":now,"exp":now+ttl,"name","slug","display_name","email","type","id","active"},
+ * kept in the cache until exp + tc->stale_grace.
  * APR_EINVAL for an unusable tc, ttl <= 0, no user name or strings that are not UTF-8; APR_ENOSPC when the
  * value would exceed BB_CACHE_MAX_VALUE; otherwise what the cache's store returns. */
 apr_status_t bb_tokencache_store_valid(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
@@ -52,7 +61,9 @@ apr_status_t bb_tokencache_store_valid(apr_pool_t *p, const bb_tokencache_t *tc,
 
 /* Remembers for ttl seconds (the glue uses 30) that Bitbucket refused the token, in this process's memo only, never
  * in the shared cache: anyone can send tokens nobody issued, and refusals there would push out what security rests
- * on (logout marks, grants). APR_EINVAL for an unusable tc or ttl <= 0, APR_ENOTIMPL without a memo. */
+ * on (logout marks, grants). With a stale_grace, the token's valid record is removed from the shared cache, so
+ * that bb_tokencache_lookup_stale finds it nowhere any more. APR_EINVAL for an unusable tc or ttl <= 0, APR_ENOTIMPL
+ * without a memo. */
 apr_status_t bb_tokencache_store_invalid(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
                                          apr_int64_t now, apr_int64_t ttl);
 

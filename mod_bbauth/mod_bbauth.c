@@ -39,13 +39,21 @@ static int bbauth_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     bbauth_cache_attach(s);
+    bbauth_breaker_post_config(pconf, s);
     ap_add_version_component(pconf, "mod_bbauth/" MOD_BBAUTH_VERSION);
     return OK;
 }
 
 static void bbauth_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    apr_status_t rv;
+
     bbauth_cache_child_init(pchild, s);
+    rv = bb_http_child_init(pchild);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "mod_bbauth: cannot share connections to Bitbucket between "
+                     "the threads of this process: every call opens a connection of its own");
+    }
 }
 
 static void bbauth_register_hooks(apr_pool_t *p)

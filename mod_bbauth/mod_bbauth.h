@@ -17,6 +17,7 @@
 #include "bb_cache.h"
 #include "bb_tokencache.h"
 #include "bb_seal.h"
+#include "bb_flight.h"
 #include "bb_sessionstate.h"
 #include "mod_bbauth_metrics.h"
 
@@ -61,6 +62,11 @@ typedef struct {
     apr_int64_t token_cache_ttl;     /* seconds Bitbucket's "yes" for an access token is trusted */
     apr_int64_t authz_cache_ttl;     /* seconds a bitbucket-repo/-project/-group decision is reused */
     apr_int64_t revalidate;          /* seconds after which a session is checked at Bitbucket again; 0 = never */
+    apr_int64_t max_calls;           /* BBAuthBitbucketMaxCalls: calls in flight per process; 0 = no limit */
+    apr_int64_t circuit_failures;    /* BBAuthCircuitFailures: consecutive failures that open it; 0 = off */
+    apr_int64_t circuit_cooldown;    /* BBAuthCircuitCooldown: seconds it stays open */
+    apr_int64_t stale_if_error;      /* BBAuthStaleIfError: seconds a confirmed token is used past its TTL while
+                                      * Bitbucket cannot answer; 0 = off */
     apr_int64_t session_recheck;     /* BBAuthSessionRecheck: seconds a process believes "not logged out" */
 
     /* Filled by bbauth_finalize_server() once the configuration is read. */
@@ -76,6 +82,8 @@ typedef struct {
     bb_sessionstate_t session_state; /* sessions' ended/checked marks and grants; cache attached at post_config */
     bb_memo_t *session_memo;         /* cookies this process verified already (bb_session_decode_memo) */
     bb_memo_t *token_memo;           /* token verdicts this process read or stored (bb_tokencache_t.memo) */
+    bb_flights_t *token_flights;     /* token checks in progress in this process: one per token at a time */
+    bb_flights_t *grant_flights;     /* grant refreshes in progress in this process: one per session at a time */
 } bbauth_server_conf;
 
 typedef enum {
@@ -162,6 +170,13 @@ typedef enum {
  * session never had one (had_grant 0: its cookie says its login kept none). */
 bbauth_grant_verdict bbauth_grant_revalidate(request_rec *r, const bbauth_server_conf *conf, const char *sid,
                                              int had_grant, const char **errmsg);
+
+/* mod_bbauth_breaker.c */
+/* Gives every server's calls to Bitbucket their limit and circuit breaker (state shared by the processes of the
+ * host, in an anonymous shared memory segment of pconf; one per Bitbucket URL). */
+apr_status_t bbauth_breaker_post_config(apr_pool_t *pconf, server_rec *s);
+/* For a 503 because Bitbucket cannot answer: sets Retry-After (the circuit's remaining cool-down, at least 1 s). */
+void bbauth_retry_after(request_rec *r, const bbauth_server_conf *conf);
 
 /* mod_bbauth_token.c */
 /* Authenticates a Bitbucket HTTP access token from the Authorization header: OK with *user set, DECLINED when

@@ -122,7 +122,7 @@ static decision_t *decision_of(request_rec *r, const bbauth_server_conf *conf, c
     const bb_key_t *key = conf->session_state.key;
     const char *token = bbauth_request_credential(r)->token;
     decision_t *d = apr_pcalloc(r->pool, sizeof(*d));
-    bb_tokencache_t tc = { bbauth_cache(), key, NULL };
+    bb_tokencache_t tc = { bbauth_cache(), key, NULL, 0 };
 
     d->cache.cache = bbauth_cache();
     d->cache.key = key;
@@ -197,6 +197,7 @@ static authz_status bitbucket_unavailable(request_rec *r)
     bbauth_count(BB_M_REQUIRE_UNAVAILABLE);
     apr_table_setn(r->notes, UNAVAILABLE_NOTE, "1");
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    bbauth_retry_after(r, ap_get_module_config(r->server->module_config, &bbauth_module));
     if (!bbauth_has_error_document(r, HTTP_SERVICE_UNAVAILABLE)) {
         ap_custom_response(r, HTTP_INTERNAL_SERVER_ERROR, "Bitbucket cannot be asked right now: try again later.\n");
     }

@@ -20,6 +20,9 @@
 #define DEFAULT_TOKEN_CACHE_TTL         300
 #define DEFAULT_AUTHZ_CACHE_TTL         300
 #define DEFAULT_REVALIDATE              900
+#define DEFAULT_MAX_CALLS               8
+#define DEFAULT_CIRCUIT_FAILURES        5
+#define DEFAULT_CIRCUIT_COOLDOWN        30
 #define DEFAULT_SESSION_RECHECK         5
 #define MAX_SECRET_FILE       4096
 
@@ -34,6 +37,10 @@ void *bbauth_create_server_conf(apr_pool_t *p, server_rec *s)
     conf->token_cache_ttl = BBAUTH_UNSET;
     conf->authz_cache_ttl = BBAUTH_UNSET;
     conf->revalidate = BBAUTH_UNSET;
+    conf->max_calls = BBAUTH_UNSET;
+    conf->circuit_failures = BBAUTH_UNSET;
+    conf->circuit_cooldown = BBAUTH_UNSET;
+    conf->stale_if_error = BBAUTH_UNSET;
     conf->session_recheck = BBAUTH_UNSET;
     return conf;
 }
@@ -66,6 +73,10 @@ void *bbauth_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_NUM(token_cache_ttl);
     MERGE_NUM(authz_cache_ttl);
     MERGE_NUM(revalidate);
+    MERGE_NUM(max_calls);
+    MERGE_NUM(circuit_failures);
+    MERGE_NUM(circuit_cooldown);
+    MERGE_NUM(stale_if_error);
     MERGE_NUM(session_recheck);
     /* The redirect URI, its origin and path belong together. */
     if (add->redirect_uri) {
@@ -119,6 +130,8 @@ static void derive_integration_keys(apr_pool_t *p, bbauth_server_conf *conf)
     conf->grant_sealer = bb_sealer_create(p, integration_keys(p, conf, "grant"));
     conf->session_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
     conf->token_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
+    conf->token_flights = bb_flights_create(p);
+    conf->grant_flights = bb_flights_create(p);
     conf->session_state.space = apr_pstrcat(p, conf->bitbucket_url ? conf->bitbucket_url : "", "\n",
                                             conf->client_id ? conf->client_id : "", NULL);
     conf->session_state.key = &APR_ARRAY_IDX(conf->cache_keys->keys, 0, bb_key_t);
@@ -143,6 +156,10 @@ void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf)
     if (conf->token_cache_ttl == BBAUTH_UNSET) conf->token_cache_ttl = DEFAULT_TOKEN_CACHE_TTL;
     if (conf->authz_cache_ttl == BBAUTH_UNSET) conf->authz_cache_ttl = DEFAULT_AUTHZ_CACHE_TTL;
     if (conf->revalidate == BBAUTH_UNSET) conf->revalidate = DEFAULT_REVALIDATE;
+    if (conf->max_calls == BBAUTH_UNSET) conf->max_calls = DEFAULT_MAX_CALLS;
+    if (conf->circuit_failures == BBAUTH_UNSET) conf->circuit_failures = DEFAULT_CIRCUIT_FAILURES;
+    if (conf->circuit_cooldown == BBAUTH_UNSET) conf->circuit_cooldown = DEFAULT_CIRCUIT_COOLDOWN;
+    if (conf->stale_if_error == BBAUTH_UNSET) conf->stale_if_error = 0;
     if (conf->session_recheck == BBAUTH_UNSET) conf->session_recheck = DEFAULT_SESSION_RECHECK;
     if (conf->session_keys && !conf->cache_keys) {
         derive_integration_keys(p, conf);
@@ -343,9 +360,9 @@ static const char *set_session_key(cmd_parms *cmd, void *dummy, const char *arg)
     return NULL;
 }
 
-/* A whole number of seconds within [min, max]. */
-static const char *parse_seconds(cmd_parms *cmd, const char *arg, apr_int64_t min, apr_int64_t max,
-                                 apr_int64_t *out)
+/* A whole number of `unit` within [min, max]. */
+static const char *parse_number(cmd_parms *cmd, const char *arg, apr_int64_t min, apr_int64_t max,
+                                const char *unit, apr_int64_t *out)
 {
     char *end;
     apr_int64_t value;
@@ -354,11 +371,18 @@ static const char *parse_seconds(cmd_parms *cmd, const char *arg, apr_int64_t mi
     value = apr_strtoi64(arg, &end, 10);
 
     if (!*arg || *end || errno == ERANGE || value < min || value > max) {
-        return directive_error(cmd, apr_psprintf(cmd->pool, "must be a number of seconds from %" APR_INT64_T_FMT
-                                                 " to %" APR_INT64_T_FMT, min, max));
+        return directive_error(cmd, apr_psprintf(cmd->pool, "must be a number of %s from %" APR_INT64_T_FMT
+                                                 " to %" APR_INT64_T_FMT, unit, min, max));
     }
     *out = value;
     return NULL;
+}
+
+/* A whole number of seconds within [min, max]. */
+static const char *parse_seconds(cmd_parms *cmd, const char *arg, apr_int64_t min, apr_int64_t max,
+                                 apr_int64_t *out)
+{
+    return parse_number(cmd, arg, min, max, "seconds", out);
 }
 
 static const char *set_max_age(cmd_parms *cmd, void *dummy, const char *arg)
@@ -380,6 +404,26 @@ static const char *set_timeout(cmd_parms *cmd, void *dummy, const char *arg)
         server_conf_of(cmd)->timeout = (int)seconds;
     }
     return err;
+}
+
+static const char *set_max_calls(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return parse_number(cmd, arg, 0, 100000, "calls", &server_conf_of(cmd)->max_calls);
+}
+
+static const char *set_circuit_failures(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return parse_number(cmd, arg, 0, 1000, "failures", &server_conf_of(cmd)->circuit_failures);
+}
+
+static const char *set_circuit_cooldown(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return parse_seconds(cmd, arg, 1, 3600, &server_conf_of(cmd)->circuit_cooldown);
+}
+
+static const char *set_stale_if_error(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return parse_seconds(cmd, arg, 0, 86400, &server_conf_of(cmd)->stale_if_error);
 }
 
 static const char *set_token_cache_ttl(cmd_parms *cmd, void *dummy, const char *arg)
@@ -555,6 +599,15 @@ const command_rec bbauth_directives[] = {
                   "Extra CA certificates (PEM) to trust for Bitbucket's certificate"),
     AP_INIT_TAKE1("BBAuthTimeout", set_timeout, NULL, RSRC_CONF,
                   "Seconds to wait for Bitbucket (default 10)"),
+    AP_INIT_TAKE1("BBAuthBitbucketMaxCalls", set_max_calls, NULL, RSRC_CONF,
+                  "Calls to Bitbucket in flight at once per process; beyond, 503 at once (default 8, 0 = no limit)"),
+    AP_INIT_TAKE1("BBAuthCircuitFailures", set_circuit_failures, NULL, RSRC_CONF,
+                  "Consecutive failed calls to Bitbucket that open the circuit breaker (default 5, 0 = off)"),
+    AP_INIT_TAKE1("BBAuthCircuitCooldown", set_circuit_cooldown, NULL, RSRC_CONF,
+                  "Seconds the circuit breaker stays open before one probe call (default 30)"),
+    AP_INIT_TAKE1("BBAuthStaleIfError", set_stale_if_error, NULL, RSRC_CONF,
+                  "Seconds past its TTL a token Bitbucket accepted is still accepted while Bitbucket cannot "
+                  "answer (default 0 = off)"),
     AP_INIT_TAKE1("BBAuthTokenCacheTTL", set_token_cache_ttl, NULL, RSRC_CONF,
                   "Seconds Bitbucket's acceptance of an access token is cached (default 300)"),
     AP_INIT_TAKE1("BBAuthAuthzCacheTTL", set_authz_cache_ttl, NULL, RSRC_CONF,

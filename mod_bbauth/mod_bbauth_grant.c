@@ -61,6 +61,39 @@ static const char *refresh(request_rec *r, const bbauth_server_conf *conf, const
     return tokens->access_token;
 }
 
+/* One refresh per session at a time in a process: Bitbucket rotates the refresh token, so a second refresh with
+ * the same one would be refused and end the grant. Concurrent requests wait (at most BBAuthTimeout) and use the
+ * grant the first one saved. */
+static const char *refresh_once(request_rec *r, const bbauth_server_conf *conf, const char *sid,
+                                const bb_grant_t *old, const char **errmsg, int *unavailable)
+{
+    const char *token;
+    bb_grant_t *fresh;
+    bb_flight_t flight;
+    int outcome;
+
+    switch (bb_flight_join(conf->grant_flights,
+                           bb_cache_key(r->pool, conf->session_state.key, "grant-refresh", sid, strlen(sid)),
+                           apr_time_from_sec(conf->timeout), &flight, &outcome)) {
+    case BB_FLIGHT_LEAD:
+        token = refresh(r, conf, sid, old, errmsg, unavailable);
+        bb_flight_land(conf->grant_flights, &flight, token ? BB_OK : *unavailable ? BB_UNAVAILABLE : BB_DENIED);
+        return token;
+    case BB_FLIGHT_LANDED:
+        fresh = bb_sessionstate_load_grant(r->pool, &conf->session_state, sid, bbauth_now());
+        if (fresh && strcmp(fresh->access_token, old->access_token) != 0) {
+            return fresh->access_token;
+        }
+        *errmsg = "a concurrent request of the same session could not refresh its grant";
+        *unavailable = outcome != BB_DENIED;
+        return NULL;
+    default:
+        *errmsg = "a concurrent request's refresh of the session's grant did not finish within BBAuthTimeout";
+        *unavailable = 1;
+        return NULL;
+    }
+}
+
 const char *bbauth_grant_access_token(request_rec *r, const bbauth_server_conf *conf, const char *sid,
                                       int force_refresh, const char **errmsg, int *unavailable)
 {
@@ -76,7 +109,7 @@ const char *bbauth_grant_access_token(request_rec *r, const bbauth_server_conf *
         return NULL;
     }
     if (force_refresh || (grant->expires_at && grant->expires_at - REFRESH_MARGIN <= bbauth_now())) {
-        return refresh(r, conf, sid, grant, errmsg, unavailable);
+        return refresh_once(r, conf, sid, grant, errmsg, unavailable);
     }
     return grant->access_token;
 }

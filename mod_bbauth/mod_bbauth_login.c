@@ -102,6 +102,11 @@ int bbauth_login_failed(request_rec *r, int status, const char *errmsg, const ch
                           "server's error log.";
 
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: login failed: %s", errmsg);
+    if (bb_http_held_back(errmsg)) {
+        /* The circuit breaker is open (or too many calls are out): a temporary state, with a time to come back. */
+        status = HTTP_SERVICE_UNAVAILABLE;
+        bbauth_retry_after(r, ap_get_module_config(r->server->module_config, &bbauth_module));
+    }
     if (status == HTTP_FORBIDDEN) {
         message = "Your Bitbucket account may not log in here.";
     }

@@ -1,4 +1,5 @@
 /* mod_bbauth_token.c: BBAuthTokenAuth: Bitbucket HTTP access tokens sent by command-line clients, checked at Bitbucket and cached. */
+#include <apr_atomic.h>
 #include <apr_strings.h>
 #include <http_core.h>
 #include <http_protocol.h>
@@ -8,10 +9,12 @@
 
 /* Seconds a token Bitbucket refused stays refused without asking again (a typo is retried soon). */
 #define TOKEN_NEGATIVE_TTL 30
+/* How often a request polls the shared cache for the verdict another server is getting from Bitbucket. */
+#define FLIGHT_POLL apr_time_from_msec(25)
 
 static bb_tokencache_t token_cache_of(const bbauth_server_conf *conf)
 {
-    bb_tokencache_t tc = { bbauth_cache(), conf->session_state.key, conf->token_memo };
+    bb_tokencache_t tc = { bbauth_cache(), conf->session_state.key, conf->token_memo, conf->stale_if_error };
     return tc;
 }
 
@@ -77,6 +80,202 @@ const char *bbauth_token_of(request_rec *r)
     return bb_credential_parse(r->pool, header, &cred) == BB_CRED_OK ? cred->token : NULL;
 }
 
+/* What one check of a token found: Bitbucket's verdict (BB_OK with the owner, BB_DENIED), or why there is none. */
+typedef struct {
+    bb_status_t status;
+    bb_user_t *user;
+    const char *errmsg;
+} verdict_t;
+
+/* Asks Bitbucket and keeps its verdict in the token cache. */
+static verdict_t validate(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
+                          const char *token)
+{
+    verdict_t v = { BB_UNAVAILABLE, NULL, NULL };
+    apr_int64_t now;
+
+    v.status = ask_bitbucket(r, conf, token, &v.user, &v.errmsg);
+    now = bbauth_now();
+    if (v.status == BB_DENIED) {
+        bb_tokencache_store_invalid(r->pool, tc, token, now, TOKEN_NEGATIVE_TTL);
+    }
+    else if (v.status == BB_OK) {
+        bb_tokencache_store_valid(r->pool, tc, token, v.user, now, conf->token_cache_ttl);
+    }
+    return v;
+}
+
+/* The cached verdict as a verdict_t: 1 when there is one. */
+static int cached_verdict(request_rec *r, const bb_tokencache_t *tc, const char *token, verdict_t *v)
+{
+    bb_tokencache_entry_t *entry = NULL;
+
+    switch (bb_tokencache_lookup(r->pool, tc, token, bbauth_now(), &entry)) {
+    case BB_TOKENCACHE_HIT_VALID:
+        v->status = BB_OK;
+        v->user = entry->user;
+        return 1;
+    case BB_TOKENCACHE_HIT_INVALID:
+        v->status = BB_DENIED;
+        v->errmsg = "Bitbucket refused it (checked by a concurrent request)";
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The shared cache's key for "a server is asking Bitbucket about this token". */
+static const char *mark_of(request_rec *r, const bb_tokencache_t *tc, const char *token)
+{
+    return bb_cache_key(r->pool, tc->key, "flight", token, strlen(token));
+}
+
+/* Another process or host marked that it is asking Bitbucket about this token: its verdict, polled from the
+ * shared cache while the mark is there (at most BBAuthTimeout). 0 when the mark went without a verdict. */
+static int verdict_of_others(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
+                             const char *token, const char *mark, verdict_t *v)
+{
+    apr_time_t deadline = apr_time_now() + apr_time_from_sec(conf->timeout);
+
+    while (apr_time_now() < deadline) {
+        apr_sleep(FLIGHT_POLL);
+        if (cached_verdict(r, tc, token, v)) {
+            return 1;
+        }
+        if (!bb_flight_marked(r->pool, tc->cache, mark)) {
+            return 0;
+        }
+    }
+    v->status = BB_UNAVAILABLE;
+    v->errmsg = "another server's check of this token at Bitbucket did not finish within BBAuthTimeout";
+    return 1;
+}
+
+/* Asks on behalf of every process and host sharing the cache: waits for another server's verdict when its mark is
+ * there, else asks. `confirmed`: Bitbucket accepted this token before, so this server may leave its own mark while
+ * asking; a token any client may have made up never writes to the shared cache (it could push out what security
+ * rests on), it only looks for the marks of others. */
+static verdict_t validate_shared(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
+                                 const char *token, int confirmed)
+{
+    const char *mark = mark_of(r, tc, token);
+    apr_status_t marked = confirmed ? bb_flight_mark(r->pool, tc->cache, mark, bbauth_now() + conf->timeout + 1)
+                                    : bb_flight_marked(r->pool, tc->cache, mark) ? APR_EEXIST : APR_NOTFOUND;
+    verdict_t v = { BB_UNAVAILABLE, NULL, NULL };
+
+    if (marked == APR_EEXIST && verdict_of_others(r, conf, tc, token, mark, &v)) {
+        return v;
+    }
+    v = validate(r, conf, tc, token);
+    if (confirmed && marked == APR_SUCCESS) {
+        bb_flight_unmark(r->pool, tc->cache, mark);
+    }
+    return v;
+}
+
+/* A token no cache knows (or whose verdict expired): one request per process asks (see validate_shared), the
+ * others with the same token wait for its verdict, at most BBAuthTimeout. */
+static verdict_t validate_once(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
+                               const char *token)
+{
+    verdict_t v = { BB_UNAVAILABLE, NULL, NULL };
+    bb_tokencache_entry_t *earlier = NULL;
+    bb_flight_t flight;
+    int outcome;
+
+    switch (bb_flight_join(conf->token_flights, bb_tokencache_key(r->pool, tc, token),
+                           apr_time_from_sec(conf->timeout), &flight, &outcome)) {
+    case BB_FLIGHT_LEAD:
+        v = validate_shared(r, conf, tc, token,
+                            bb_tokencache_lookup_stale(r->pool, tc, token, bbauth_now(), &earlier));
+        bb_flight_land(conf->token_flights, &flight, (int)v.status);
+        return v;
+    case BB_FLIGHT_LANDED:
+        if (cached_verdict(r, tc, token, &v)) {
+            return v;
+        }
+        if (outcome == BB_UNAVAILABLE || outcome == BB_BAD_RESPONSE) {
+            v.status = (bb_status_t)outcome;
+            v.errmsg = "Bitbucket could not say for a concurrent request with the same token";
+            return v;
+        }
+        return validate(r, conf, tc, token);   /* a verdict that could not be cached: ask again */
+    default:
+        v.errmsg = "a concurrent request's check of the same token did not finish within BBAuthTimeout";
+        return v;
+    }
+}
+
+/* Refresh ahead: a valid verdict in the last tenth of its life is renewed by one request of the process (the
+ * others, and this one if Bitbucket cannot say, go on using it), so a busy token never meets a miss. Returns
+ * the verdict to use. */
+static verdict_t renewed(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
+                         const char *token, const bb_tokencache_entry_t *entry, apr_int64_t now)
+{
+    verdict_t v = { BB_OK, entry->user, NULL }, fresh;
+    apr_int64_t life = entry->expires - entry->validated_at;
+    const char *key, *mark;
+    bb_flight_t flight;
+    int outcome;
+
+    if (life <= 0 || (entry->expires - now) * 10 > life) {
+        return v;
+    }
+    key = bb_tokencache_key(r->pool, tc, token);
+    if (key == NULL || bb_flight_join(conf->token_flights, key, 0, &flight, &outcome) != BB_FLIGHT_LEAD) {
+        return v;
+    }
+    mark = mark_of(r, tc, token);   /* Bitbucket accepted this token: marking it writes nothing a client made up */
+    if (bb_flight_mark(r->pool, tc->cache, mark, now + conf->timeout + 1) == APR_SUCCESS) {
+        fresh = validate(r, conf, tc, token);
+        bb_flight_unmark(r->pool, tc->cache, mark);
+        if (fresh.status == BB_OK || fresh.status == BB_DENIED) {
+            v = fresh;
+        }
+    }
+    bb_flight_land(conf->token_flights, &flight, (int)v.status);
+    return v;
+}
+
+/* BBAuthStaleIfError: while Bitbucket cannot answer, a verdict it confirmed before, up to the grace past its
+ * expiry; each use logged (info) and counted. 1 when *v was replaced by it. */
+static int stale_verdict(request_rec *r, const bb_tokencache_t *tc, const char *token, verdict_t *v)
+{
+    static volatile apr_uint32_t uses;     /* this process's, for the log line */
+    bb_tokencache_entry_t *entry = NULL;
+    apr_int64_t now = bbauth_now();
+
+    if ((v->status != BB_UNAVAILABLE && v->status != BB_BAD_RESPONSE)
+        || !bb_tokencache_lookup_stale(r->pool, tc, token, now, &entry)) {
+        return 0;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: Bitbucket cannot check an access token (%s): accepted "
+                  "as %s from Bitbucket's verdict of %" APR_INT64_T_FMT " s ago, %" APR_INT64_T_FMT " s past its "
+                  "TTL (BBAuthStaleIfError; stale use %u of this process)", v->errmsg,
+                  bb_strip_controls(r->pool, entry->user->name), now - entry->validated_at, now - entry->expires,
+                  apr_atomic_inc32(&uses) + 1);
+    v->status = BB_OK;
+    v->user = entry->user;
+    return 1;
+}
+
+/* The request's answer for a verdict. */
+static int answer(request_rec *r, const bbauth_server_conf *conf, const bb_credential_t *cred, const verdict_t *v,
+                  const bb_user_t **owner)
+{
+    if (v->status == BB_OK) {
+        return accepted(r, cred, v->user, owner);
+    }
+    if (v->status == BB_DENIED) {
+        return refused(r, v->errmsg ? v->errmsg : "Bitbucket does not know it");
+    }
+    /* While Bitbucket is down the breaker's own line says so once; each request held back is only info. */
+    ap_log_rerror(APLOG_MARK, bb_http_held_back(v->errmsg) ? APLOG_INFO : APLOG_ERR, 0, r,
+                  "mod_bbauth: cannot check an access token: %s", v->errmsg);
+    bbauth_retry_after(r, conf);
+    return HTTP_SERVICE_UNAVAILABLE;
+}
+
 int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, const bb_user_t **owner)
 {
     const char *header = apr_table_get(r->headers_in, "Authorization");
@@ -84,10 +283,8 @@ int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, co
     bb_tokencache_entry_t *entry = NULL;
     bb_credential_t *cred = NULL;
     bb_cred_status_t parsed;
-    bb_user_t *user = NULL;
-    const char *errmsg = NULL;
     apr_int64_t now = bbauth_now();
-    bb_status_t status;
+    verdict_t v;
 
     if (!header) {
         return DECLINED;
@@ -100,25 +297,17 @@ int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, co
     switch (bb_tokencache_lookup(r->pool, &tc, cred->token, now, &entry)) {
     case BB_TOKENCACHE_HIT_VALID:
         bbauth_count(entry->from_memo ? BB_M_TOKEN_MEMO_VALID : BB_M_TOKEN_CACHED_VALID);
-        return accepted(r, cred, entry->user, owner);
+        v = renewed(r, conf, &tc, cred->token, entry, now);
+        return answer(r, conf, cred, &v, owner);
     case BB_TOKENCACHE_HIT_INVALID:
         bbauth_count(entry->from_memo ? BB_M_TOKEN_MEMO_REFUSED : BB_M_TOKEN_CACHED_REFUSED);
         return refused(r, "Bitbucket refused it recently (cached)");
     default:
         break;
     }
-    status = ask_bitbucket(r, conf, cred->token, &user, &errmsg);
-    if (status == BB_DENIED) {
-        bbauth_count(BB_M_TOKEN_REFUSED);
-        bb_tokencache_store_invalid(r->pool, &tc, cred->token, now, TOKEN_NEGATIVE_TTL);
-        return refused(r, errmsg ? errmsg : "Bitbucket does not know it");
-    }
-    if (status != BB_OK) {
-        bbauth_count(BB_M_TOKEN_UNAVAILABLE);
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: cannot check an access token: %s", errmsg);
-        return HTTP_SERVICE_UNAVAILABLE;
-    }
-    bbauth_count(BB_M_TOKEN_VALID);
-    bb_tokencache_store_valid(r->pool, &tc, cred->token, user, now, conf->token_cache_ttl);
-    return accepted(r, cred, user, owner);
+    v = validate_once(r, conf, &tc, cred->token);
+    stale_verdict(r, &tc, cred->token, &v);
+    bbauth_count(v.status == BB_OK ? BB_M_TOKEN_VALID : v.status == BB_DENIED ? BB_M_TOKEN_REFUSED
+                 : BB_M_TOKEN_UNAVAILABLE);
+    return answer(r, conf, cred, &v, owner);
 }

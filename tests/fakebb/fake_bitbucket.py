@@ -173,8 +173,16 @@ Control API (root of the same TLS port, NOT under the context path, no auth; JSO
               redirect (302 to https://evil.example/<path>) | twofactor (200 text/html 2FA form) |
               status:NNN (that status with an errors JSON body)
         times: apply only N times, then the mode clears itself (default: until changed)
+        retry_after: with status:NNN, a Retry-After header with this value (e.g. 429 with "120")
   GET  /_fake/calls                     {"token": 3, "whoami": 5, ...} (control API not counted)
-  POST /_fake/calls/reset
+  POST /_fake/calls/reset               clears the calls and the connection counters
+  GET  /_fake/connections               {"accepted": TCP connections accepted, "tls_handshakes": TLS handshakes
+                                        completed ("tls_resumed": how many of them resumed a TLS session),
+                                        "api_connections" / "api_handshakes" / "api_resumed": the same for the
+                                        connections that carried at least one request outside the control API
+                                        (what a client of Bitbucket opened), "by_agent": {"mod_bbauth":
+                                        {"connections", "handshakes", "resumed"}} (the User-Agent of a
+                                        connection's first such request, up to its first '/')}
   GET  /_fake/settings ; POST /_fake/settings {...}   settings (defaults):
         code_ttl 60, access_token_ttl 3600, refresh_token_ttl 7776000, auto_approve true,
         scopes_key "scope" ("scope" | "scopes" | "both" | "none"), require_redirect_on_refresh false,
@@ -560,6 +568,9 @@ class _TLSServer(http.server.ThreadingHTTPServer):
 
     def get_request(self):
         sock, addr = self.socket.accept()
+        self.fake.count_connection("accepted")
+        # As Tomcat does (tcpNoDelay): a small answer written in two pieces must not wait for a delayed ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.fake.ssl_ctx is not None:
             sock = self.fake.ssl_ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         return sock, addr
@@ -584,8 +595,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
+        self.resumed = False
+        self.counted_as_api = False
         if isinstance(self.connection, ssl.SSLSocket):
             self.connection.do_handshake()
+            self.resumed = bool(self.connection.session_reused)
+            self.server.fake.count_connection("tls_handshakes", "tls_resumed" if self.resumed else None)
 
     def log_message(self, fmt, *args):  # only used by BaseHTTPRequestHandler.send_error paths
         self.server.fake.logline(f"{self.client_address[0]} " + (fmt % args))
@@ -712,7 +727,30 @@ class FakeBitbucket:
             self.o1_nonces = {}
             self.modes = {}
             self.calls = collections.Counter()
+            self.connections = collections.Counter()
+            self.agents = {}
             self.log = collections.deque(maxlen=LOG_MAX)
+
+    def count_connection(self, *names):
+        with self.lock:
+            for name in names:
+                if name:
+                    self.connections[name] += 1
+
+    def count_api_connection(self, h):
+        """Counts h's connection once, at its first request outside the control API."""
+        if getattr(h, "counted_as_api", True):
+            return
+        h.counted_as_api = True
+        tls = isinstance(h.connection, ssl.SSLSocket)
+        self.count_connection("api_connections", "api_handshakes" if tls else None,
+                              "api_resumed" if tls and h.resumed else None)
+        agent = (h.headers.get("User-Agent") or "").split("/")[0][:40]
+        with self.lock:
+            seen = self.agents.setdefault(agent, collections.Counter())
+            seen["connections"] += 1
+            seen["handshakes"] += tls
+            seen["resumed"] += tls and h.resumed
 
     def _put_user(self, u, merge=False):
         name = u.get("name")
@@ -1252,6 +1290,7 @@ class FakeBitbucket:
         if path == "/_fake" or path.startswith("/_fake/"):
             rq.endpoint = "control"
             return self.control(h, rq)
+        self.count_api_connection(h)
         if self.ctx:
             if path == self.ctx:
                 path = "/"
@@ -1398,7 +1437,9 @@ class FakeBitbucket:
                 [("Cache-Control", "no-store")])
         if mode.startswith("status:"):
             code = int(mode.split(":", 1)[1])
-            raise self.json_reply(code, errors_body(f"Simulated HTTP {code}", None))
+            retry_after = m.get("retry_after")
+            raise self.json_reply(code, errors_body(f"Simulated HTTP {code}", None),
+                                  [("Retry-After", str(retry_after))] if retry_after is not None else None)
         return None
 
     # -- web pages: login / home --------------------------------------------------------------------------
@@ -2155,7 +2196,15 @@ class FakeBitbucket:
                 return 200, dict(self.calls)
             if path == "/calls/reset" and m == "POST":
                 self.calls.clear()
+                self.connections.clear()
+                self.agents.clear()
                 return 200, {"ok": True}
+            if path == "/connections" and m == "GET":
+                names = ("accepted", "tls_handshakes", "tls_resumed", "api_connections", "api_handshakes",
+                         "api_resumed")
+                counts = {name: self.connections[name] for name in names}
+                counts["by_agent"] = {agent: dict(seen) for agent, seen in self.agents.items()}
+                return 200, counts
             if path == "/settings":
                 if m == "GET":
                     return 200, dict(self.settings)
@@ -2266,7 +2315,7 @@ class FakeBitbucket:
         elif mode not in MODES:
             return 400, {"error": f"unknown mode {mode}; one of {list(MODES) + ['status:NNN', 'normal']}"}
         rec = {"mode": mode}
-        for k in ("seconds", "bytes", "times"):
+        for k in ("seconds", "bytes", "times", "retry_after"):
             if data.get(k) is not None:
                 rec[k] = data[k]
         self.modes[group] = rec
@@ -2440,6 +2489,9 @@ class FakeBitbucketProcess:
 
     def calls(self):
         return self.control("GET", "/_fake/calls")
+
+    def connections(self):
+        return self.control("GET", "/_fake/connections")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1101,6 +1101,29 @@ def test_calls_and_log(fb, http):
     assert fb.calls() == {}
 
 
+def test_status_mode_with_retry_after(fb):
+    fb.set_mode("whoami", "status:429", retry_after=120, times=1)
+    r = whoami(fb, bearer(ALICE_PAT))
+    assert r.status_code == 429 and r.headers["Retry-After"] == "120"
+    fb.set_mode("whoami", "status:503", times=1)
+    r = whoami(fb, bearer(ALICE_PAT))
+    assert r.status_code == 503 and "Retry-After" not in r.headers
+
+
+def test_connections_are_counted_apart_from_the_control_api(fb, http):
+    fb.control("POST", "/_fake/calls/reset")
+    for _ in range(3):   # one kept-alive connection
+        assert http.get(fb.base_url + "/plugins/servlet/applinks/whoami", headers=bearer(ALICE_PAT)).ok
+    whoami(fb, bearer(ALICE_PAT))   # a connection of its own
+    seen = fb.connections()
+    assert seen["api_connections"] == 2 and seen["api_handshakes"] == 2
+    assert seen["by_agent"]["python-requests"]["connections"] == 2
+    # Every control call (urllib: one connection each) is accepted and handshaken, never an API connection.
+    assert seen["accepted"] >= 3 and seen["tls_handshakes"] >= 3
+    fb.control("POST", "/_fake/calls/reset")
+    assert fb.connections()["api_connections"] == 0
+
+
 # ----------------------------------------------------------------------------------------------- robustness
 
 def raw_tls(fb, pki, payload, read=True):

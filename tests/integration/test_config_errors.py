@@ -225,6 +225,8 @@ def test_secret_file_relative_to_server_root_and_env_pass(site):
     "BBAuthCookieSameSite Foo", "BBAuthCookieName a;b", "BBAuthCookieName", "BBAuthCookieDomain ex ample.com",
     "BBAuthCookiePath nope", "BBAuthOAuthVersion 3", "BBAuthOAuthVersion two", "BBAuthCache nosuchprovider",
     "BBAuthCache nosuchprovider:arg", "BBAuthScope REPO_READ;", "BBAuthScope repo_read", "BBAuthClientID",
+    "BBAuthBitbucketMaxCalls -1", "BBAuthBitbucketMaxCalls many", "BBAuthCircuitFailures 1001",
+    "BBAuthCircuitCooldown 0", "BBAuthCircuitCooldown 30s", "BBAuthStaleIfError -1", "BBAuthStaleIfError 1h",
     "<Location /x>\n    BBAuthUnauthAction foo\n</Location>",
     "<Location /x>\n    BBAuthUnauthAction\n</Location>",
     "<Location /x>\n    BBAuthHeaderPrefix X_Y\n</Location>",
@@ -251,6 +253,10 @@ BBAuthScope REPO_READ PUBLIC_REPOS
 BBAuthOAuthVersion 2
 BBAuthTimeout 30
 BBAuthCache shmcb
+BBAuthBitbucketMaxCalls 0
+BBAuthCircuitFailures 0
+BBAuthCircuitCooldown 120
+BBAuthStaleIfError 600
 <Location /maybe>
     AuthType Bitbucket
     BBAuthUnauthAction pass

@@ -1,0 +1,76 @@
+/* mod_bbauth_breaker.c: the limit of calls to Bitbucket and its circuit breaker, shared by the processes of a host. */
+#include <apr_shm.h>
+#include <apr_strings.h>
+#include <http_protocol.h>
+
+#include "mod_bbauth.h"
+
+static void log_state(void *baton, const char *line)
+{
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, (server_rec *)baton, "mod_bbauth: %s", line);
+}
+
+/* An earlier server's breaker for the same Bitbucket and settings, or NULL. */
+static bb_breaker_t *breaker_like(server_rec *s, server_rec *upto, const bbauth_server_conf *conf)
+{
+    for (; s != upto; s = s->next) {
+        const bbauth_server_conf *other = ap_get_module_config(s->module_config, &bbauth_module);
+
+        if (other->http.breaker && !strcmp(other->bitbucket_url, conf->bitbucket_url)
+            && other->max_calls == conf->max_calls && other->circuit_failures == conf->circuit_failures
+            && other->circuit_cooldown == conf->circuit_cooldown) {
+            return other->http.breaker;
+        }
+    }
+    return NULL;
+}
+
+/* One anonymous segment (mapped before the fork, so every child shares it; made again at each restart) with a
+ * state per server: apr atomics on shared memory are cheaper than a socache round trip on every call, and the
+ * breaker only needs to be shared within a host (each host sees Bitbucket from where it stands). */
+apr_status_t bbauth_breaker_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    bb_breaker_state_t *states = NULL;
+    apr_shm_t *shm = NULL;
+    apr_size_t count = 0, i = 0;
+    server_rec *v;
+    apr_status_t rv;
+
+    for (v = s; v; v = v->next) {
+        count++;
+    }
+    rv = apr_shm_create(&shm, count * sizeof(*states), NULL, pconf);
+    if (rv == APR_SUCCESS) {
+        states = apr_shm_baseaddr_get(shm);
+        memset(states, 0, count * sizeof(*states));
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "mod_bbauth: cannot make the shared memory of the circuit "
+                     "breaker: each call to Bitbucket is only limited per process (BBAuthBitbucketMaxCalls)");
+    }
+    for (v = s; v; v = v->next, i++) {
+        bbauth_server_conf *conf = ap_get_module_config(v->module_config, &bbauth_module);
+
+        if (conf->bitbucket_url == NULL) {
+            continue;
+        }
+        conf->http.breaker = breaker_like(s, v, conf);
+        if (conf->http.breaker == NULL) {
+            conf->http.breaker = bb_breaker_create(pconf, states ? &states[i] : NULL, conf->bitbucket_url,
+                                                   (apr_uint32_t)conf->circuit_failures,
+                                                   (apr_uint32_t)conf->circuit_cooldown,
+                                                   (apr_uint32_t)conf->max_calls);
+            conf->http.breaker->notify = log_state;
+            conf->http.breaker->baton = v;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+void bbauth_retry_after(request_rec *r, const bbauth_server_conf *conf)
+{
+    apr_int64_t seconds = bb_breaker_retry_after(conf->http.breaker, bbauth_now());
+
+    apr_table_setn(r->err_headers_out, "Retry-After",
+                   apr_psprintf(r->pool, "%" APR_INT64_T_FMT, seconds > 0 ? seconds : 1));
+}
