@@ -5,7 +5,7 @@ set -eu
 
 BUILD_PKGS="make gcc pkg-config apache2 apache2-dev libcurl4-openssl-dev libssl-dev libjansson-dev"
 TEST_PKGS="libcmocka-dev openssl curl python3 python3-pytest python3-requests python3-jwt python3-oauthlib
- python3-cryptography python3-selenium chromium chromium-driver"
+ python3-cryptography python3-selenium python3-prometheus-client chromium chromium-driver"
 CLIENT_PKGS="composer php-cli python3-pip memcached redis-server"
 BENCH_PKGS="wrk valgrind clang libclang-rt-14-dev"
 

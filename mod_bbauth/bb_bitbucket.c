@@ -6,10 +6,6 @@
 #include "bb_oauth1.h"
 #include "bb_url.h"
 
-#define WHOAMI_PATH "/plugins/servlet/applinks/whoami"
-#define USERS_PATH  "/rest/api/1.0/users"
-/* The groups a user is in: needs LICENSED_USER, not admin, despite the path. */
-#define GROUPS_OF_USER_PATH "/rest/api/1.0/admin/users/more-members"
 /* Users per page, and pages read before giving up: the filter also matches display names and e-mail addresses
  * by substring, so a short username can match many users. */
 #define USERS_PAGE_SIZE 100
@@ -121,7 +117,7 @@ bb_status_t bb_bitbucket_parse_whoami(apr_pool_t *p, const bb_http_response_t *r
 bb_status_t bb_bitbucket_whoami(apr_pool_t *p, const bb_bitbucket_t *bb, const char **username,
                                 const char **errmsg)
 {
-    const char *url = bb_url_join(p, bb->base_url, WHOAMI_PATH);
+    const char *url = bb_url_join(p, bb->base_url, BB_WHOAMI_PATH);
     bb_http_response_t *resp;
     bb_status_t status = get(p, bb, "whoami", url, "text/plain", &resp, errmsg);
 
@@ -267,7 +263,7 @@ bb_status_t bb_bitbucket_parse_users(apr_pool_t *p, const bb_http_response_t *re
 bb_status_t bb_bitbucket_user(apr_pool_t *p, const bb_bitbucket_t *bb, const char *username, bb_user_t **user,
                               const char **errmsg)
 {
-    const char *users_url = bb_url_join(p, bb->base_url, USERS_PATH);
+    const char *users_url = bb_url_join(p, bb->base_url, BB_USERS_PATH);
     const char *limit = apr_itoa(p, USERS_PAGE_SIZE);
     apr_int64_t start = 0;
     int pages;
@@ -326,7 +322,7 @@ static bb_status_t permitted(apr_pool_t *p, const bb_http_response_t *resp, cons
 bb_status_t bb_bitbucket_may_read(apr_pool_t *p, const bb_bitbucket_t *bb, const char *project, const char *repo,
                                   const char **errmsg)
 {
-    const char *path = apr_pstrcat(p, "/rest/api/1.0/projects/", bb_url_encode(p, project),
+    const char *path = apr_pstrcat(p, BB_PROJECTS_PATH, bb_url_encode(p, project),
                                    repo ? "/repos/" : "", repo ? bb_url_encode(p, repo) : "", NULL);
     const char *url = bb_url_join(p, bb->base_url, path);
     bb_http_response_t *resp;
@@ -354,7 +350,7 @@ static int page_has_group(const json_t *values, const char *group)
 bb_status_t bb_bitbucket_in_group(apr_pool_t *p, const bb_bitbucket_t *bb, const char *username, const char *group,
                                   const char **errmsg)
 {
-    const char *url = bb_url_with_query(p, bb_url_join(p, bb->base_url, GROUPS_OF_USER_PATH), "context", username,
+    const char *url = bb_url_with_query(p, bb_url_join(p, bb->base_url, BB_GROUPS_OF_USER_PATH), "context", username,
                                         "filter", group, "limit", "1000", (char *)NULL);
     bb_http_response_t *resp;
     const json_t *page, *values;

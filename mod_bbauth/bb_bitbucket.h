@@ -6,6 +6,12 @@
 #include "bb_util.h"
 #include "bb_http.h"
 
+#define BB_WHOAMI_PATH         "/plugins/servlet/applinks/whoami"
+#define BB_USERS_PATH          "/rest/api/1.0/users"
+/* The groups a user is in: needs LICENSED_USER, not admin, despite the path. */
+#define BB_GROUPS_OF_USER_PATH "/rest/api/1.0/admin/users/more-members"
+#define BB_PROJECTS_PATH       "/rest/api/1.0/projects/"
+
 /* Returns the Authorization header value for one request (Bearer token, OAuth 1 signature, ...). */
 typedef const char *bb_authorizer_fn(apr_pool_t *p, void *baton, const char *method, const char *url);
 

@@ -48,6 +48,13 @@ typedef struct {
     const char *overflow;       /* what was too large, or NULL */
 } transfer_t;
 
+static bb_http_observer_fn *observer;
+
+void bb_http_set_observer(bb_http_observer_fn *fn)
+{
+    observer = fn;
+}
+
 apr_status_t bb_http_global_init(void)
 {
     return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? APR_SUCCESS : APR_EGENERAL;
@@ -523,6 +530,7 @@ bb_status_t bb_http_request(apr_pool_t *p, const bb_http_opts_t *opts, const cha
     apr_int64_t retry_after;
     bb_breaker_admit_t admit;
     bb_status_t status;
+    apr_time_t started;
 
     *resp = NULL;
     if (strncasecmp(url, "https://", 8) != 0) {
@@ -539,7 +547,11 @@ bb_status_t bb_http_request(apr_pool_t *p, const bb_http_opts_t *opts, const cha
         *errmsg = apr_psprintf(p, "%s: %s", where, not_admitted(p, opts->breaker, admit, retry_after));
         return BB_UNAVAILABLE;
     }
+    started = apr_time_now();
     status = transfer(p, opts, method, url, header_list, body, resp, &cause);
+    if (observer) {
+        observer(url, status, *resp ? (*resp)->status : 0, apr_time_now() - started);
+    }
     bb_breaker_leave(opts->breaker, admit, outcome_of(status, *resp), apr_time_sec(apr_time_now()),
                      retry_after_of(*resp, apr_time_sec(apr_time_now())));
     if (status != BB_OK) {

@@ -4,6 +4,7 @@
 
 #include <apr_pools.h>
 #include <apr_tables.h>
+#include <apr_time.h>
 #include "bb_util.h"
 #include "bb_breaker.h"
 
@@ -28,6 +29,12 @@ typedef struct {
     apr_size_t body_len;
     apr_table_t *headers;       /* response headers (names as sent; apr tables compare case-insensitively) */
 } bb_http_response_t;
+
+/* Told of every request bb_http_request sends: its URL, how it ended (for BB_OK, the answer's HTTP status; else
+ * 0) and how long it took. Runs in the requesting thread; must not block. For metrics. */
+typedef void bb_http_observer_fn(const char *url, bb_status_t status, int http_status, apr_interval_time_t elapsed);
+/* Sets the observer of every request of this process (NULL: none). At startup, before any request. */
+void bb_http_set_observer(bb_http_observer_fn *observer);
 
 /* Once per process, before any request (curl_global_init). */
 apr_status_t bb_http_global_init(void);

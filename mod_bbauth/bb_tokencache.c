@@ -66,6 +66,7 @@ static bb_tokencache_entry_t *remembered_verdict(apr_pool_t *p, const bb_tokenca
         return NULL;
     }
     entry = apr_pcalloc(p, sizeof(*entry));
+    entry->from_memo = 1;
     entry->validated_at = v.n[0];
     entry->expires = v.n[4];
     if (v.n[1]) {
@@ -103,7 +104,7 @@ static apr_status_t store_record(apr_pool_t *p, const bb_tokencache_t *tc, const
     rv = bb_cache_store_authentic(p, tc->cache, tc->key, key, now + ttl + (user && tc->stale_grace > 0 ?
                                                                           tc->stale_grace : 0), json, json_len);
     if (rv == APR_SUCCESS) {
-        bb_tokencache_entry_t stored = { now, now + ttl, (bb_user_t *)user };
+        bb_tokencache_entry_t stored = { now, now + ttl, (bb_user_t *)user, 0 };
         memo_verdict(tc, key, &stored);
     }
     return rv;
@@ -122,7 +123,7 @@ apr_status_t bb_tokencache_store_invalid(apr_pool_t *p, const bb_tokencache_t *t
                                          apr_int64_t now, apr_int64_t ttl)
 {
     const char *key = bb_tokencache_key(p, tc, token);
-    bb_tokencache_entry_t refused = { now, now + ttl, NULL };
+    bb_tokencache_entry_t refused = { now, now + ttl, NULL, 0 };
 
     if (key == NULL || ttl <= 0) {
         return APR_EINVAL;

@@ -29,6 +29,7 @@ typedef struct {
     apr_int64_t validated_at;      /* unix time Bitbucket gave the verdict */
     apr_int64_t expires;           /* unix time the verdict stops being used */
     bb_user_t *user;               /* HIT_VALID: the owner (every field set; email may be ""); else NULL */
+    int from_memo;                 /* 1 when this process's memo answered, 0 when the shared cache did */
 } bb_tokencache_entry_t;
 
 /* The cache key of a token: bb_cache_key(key, "tok", token), 47 characters. Keyed, not a plain

@@ -35,7 +35,7 @@ static int bbauth_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_bbauth: libcurl failed to initialise");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (bbauth_cache_post_config(pconf, s) != APR_SUCCESS) {
+    if (bbauth_metrics_post_config(s) != APR_SUCCESS || bbauth_cache_post_config(pconf, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     bbauth_cache_attach(s);
@@ -66,6 +66,7 @@ static void bbauth_register_hooks(apr_pool_t *p)
     bbauth_register_login_hooks();
     bbauth_register_setup_hooks();
     bbauth_register_assert_hooks();
+    bbauth_register_metrics_hooks();
     bbauth_register_authz_providers(p);
 }
 

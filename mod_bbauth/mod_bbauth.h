@@ -19,6 +19,7 @@
 #include "bb_seal.h"
 #include "bb_flight.h"
 #include "bb_sessionstate.h"
+#include "mod_bbauth_metrics.h"
 
 extern module AP_MODULE_DECLARE_DATA bbauth_module;
 /* Log lines name the module ([bbauth:...]); mod_bbauth.c gets this from AP_DECLARE_MODULE instead. */

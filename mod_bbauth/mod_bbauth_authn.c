@@ -275,6 +275,7 @@ static int check_authn(request_rec *r)
     /* A Require line here asks Bitbucket with the session's grant: without it (evicted, or Bitbucket refused to
      * refresh it) the browser goes through the login again, which makes a new one. */
     if (session && dconf->needs_grant && !bbauth_grant_kept(r, conf, session->sid)) {
+        bbauth_count(BB_M_SESSION_REFUSED_NO_GRANT);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: no Bitbucket grant is kept for the session of %s "
                       "any more (evicted from the shared cache, or grant revoked): logging in again",
                       bb_strip_controls(r->pool, session->sub));

@@ -194,6 +194,7 @@ static int token_still_known(request_rec *r, const bbauth_server_conf *conf, con
 
 static authz_status bitbucket_unavailable(request_rec *r)
 {
+    bbauth_count(BB_M_REQUIRE_UNAVAILABLE);
     apr_table_setn(r->notes, UNAVAILABLE_NOTE, "1");
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     bbauth_retry_after(r, ap_get_module_config(r->server->module_config, &bbauth_module));
@@ -232,6 +233,7 @@ static authz_status check_ask(request_rec *r, const char *require_args, const vo
     decision = decision_of(r, conf, ask);
     cached = cached_decision(r, decision);
     if (cached >= 0) {
+        bbauth_count(cached ? BB_M_REQUIRE_CACHED_GRANTED : BB_M_REQUIRE_CACHED_DENIED);
         return cached ? AUTHZ_GRANTED : AUTHZ_DENIED;
     }
     token = asking_token(r, conf, 0, &errmsg, &unavailable);
@@ -246,6 +248,7 @@ static authz_status check_ask(request_rec *r, const char *require_args, const vo
         return unavailable ? bitbucket_unavailable(r) : AUTHZ_DENIED;
     }
     if (status == BB_OK || status == BB_DENIED) {
+        bbauth_count(status == BB_OK ? BB_M_REQUIRE_ASKED_GRANTED : BB_M_REQUIRE_ASKED_DENIED);
         remember_decision(r, conf, decision, status == BB_OK);
         if (status == BB_DENIED) {
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: Require %s %s denies %s: %s",

@@ -110,7 +110,7 @@ static apr_status_t cache_store(void *baton, const unsigned char *key, unsigned 
     /* The provider API takes a non-const buffer but does not write to it. */
     CACHE_LOCKED(cache.provider->store(cache.instance, cache.server, key, keylen, expiry,
                                        (unsigned char *)value, vallen, p));
-    return rv;
+    return bbauth_count_cache(BB_CACHE_OP_STORE, rv);
 }
 
 static apr_status_t cache_retrieve(void *baton, const unsigned char *key, unsigned int keylen,
@@ -120,7 +120,7 @@ static apr_status_t cache_retrieve(void *baton, const unsigned char *key, unsign
 
     key = provider_key(key, &keylen, p);
     CACHE_LOCKED(cache.provider->retrieve(cache.instance, cache.server, key, keylen, value, vallen, p));
-    return rv;
+    return bbauth_count_cache(BB_CACHE_OP_RETRIEVE, rv);
 }
 
 static apr_status_t cache_remove(void *baton, const unsigned char *key, unsigned int keylen, apr_pool_t *p)
@@ -129,7 +129,7 @@ static apr_status_t cache_remove(void *baton, const unsigned char *key, unsigned
 
     key = provider_key(key, &keylen, p);
     CACHE_LOCKED(cache.provider->remove(cache.instance, cache.server, key, keylen, p));
-    return rv;
+    return bbauth_count_cache(BB_CACHE_OP_REMOVE, rv);
 }
 
 apr_status_t bbauth_cache_post_config(apr_pool_t *pconf, server_rec *s)

@@ -46,6 +46,7 @@ int bbauth_set_login_state(request_rec *r, const bbauth_server_conf *conf, const
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     bbauth_set_cookie(r, state_cookie(r, conf, login->state, value, (long)(login->exp - bbauth_now())));
+    bbauth_count(BB_M_LOGIN_STARTED);
     return OK;
 }
 
@@ -120,6 +121,7 @@ int bbauth_login_failed(request_rec *r, int status, const char *errmsg, const ch
 
 int bbauth_login_denied(request_rec *r, const char *again)
 {
+    bbauth_count(BB_M_LOGIN_FAILED_ACCESS_DENIED);
     return bbauth_page(r, HTTP_FORBIDDEN, "Access denied",
                        "You did not allow this site to use your Bitbucket account.", again);
 }
@@ -145,6 +147,7 @@ static int finish_login(request_rec *r, const bbauth_server_conf *conf, const ch
 /* The page for a state the cache cannot check or mark: the login fails closed. */
 static int state_unavailable(request_rec *r, apr_status_t rv, const char *return_to)
 {
+    bbauth_count(BB_M_LOGIN_FAILED_CACHE_ERROR);
     ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mod_bbauth: login failed: the shared cache (BBAuthCache) could not "
                   "check or record the login state; check that it runs and is reachable");
     return bbauth_page(r, HTTP_SERVICE_UNAVAILABLE, "Login unavailable", "The login cannot be completed right now.",
@@ -153,6 +156,7 @@ static int state_unavailable(request_rec *r, apr_status_t rv, const char *return
 
 static int state_used(request_rec *r, const char *return_to)
 {
+    bbauth_count(BB_M_LOGIN_FAILED_STATE_REPLAYED);
     return bbauth_page(r, HTTP_BAD_REQUEST, "Login already used", "This login answer was already used. Start again.",
                        return_to);
 }
@@ -189,7 +193,7 @@ int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, cons
     api.http = &conf->http;
     api.authorize = authorize;
     api.baton = baton;
-    status = bb_bitbucket_identify(r->pool, &api, &user, &errmsg);
+    status = bbauth_count_login_step(bb_bitbucket_identify(r->pool, &api, &user, &errmsg), &errmsg);
     if (status == BB_DENIED) {
         errmsg = apr_pstrcat(r->pool, errmsg, " (a token Bitbucket had just issued: check that no proxy in front of "
                              "Bitbucket drops the Authorization header)", NULL);
@@ -198,6 +202,7 @@ int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, cons
         return bbauth_login_failed(r, HTTP_BAD_GATEWAY, errmsg, login->return_to);
     }
     if (!user->active) {
+        bbauth_count(BB_M_LOGIN_FAILED_DEACTIVATED);
         return bbauth_login_failed(r, HTTP_FORBIDDEN, apr_psprintf(r->pool, "Bitbucket user %s is deactivated",
                                                                  bb_strip_controls(r->pool, user->name)), NULL);
     }
@@ -216,6 +221,7 @@ int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, cons
     if (grant) {
         bbauth_grant_save(r, conf, session->sid, grant);
     }
+    bbauth_count(BB_M_LOGIN_COMPLETED);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: %s logged in",
                   bb_strip_controls(r->pool, user->name));
     return finish_login(r, conf, login->return_to);
@@ -230,6 +236,7 @@ int bbauth_claim_login(request_rec *r, const bbauth_server_conf *conf, const cha
 
     *login = NULL;
     if (!taken) {
+        bbauth_count(BB_M_LOGIN_FAILED_STATE_EXPIRED);
         return bbauth_page(r, HTTP_BAD_REQUEST, "Login expired",
                            "This login has expired, was already completed, or began in another browser.", "/");
     }
@@ -257,6 +264,7 @@ static int oauth2_callback(request_rec *r, const bbauth_server_conf *conf)
     int rc;
 
     if (!state || !*state || (!error && (!code || !*code))) {
+        bbauth_count(BB_M_LOGIN_FAILED_BAD_ANSWER);
         return bbauth_page(r, HTTP_BAD_REQUEST, "Bad login answer",
                            "This is not a complete answer from Bitbucket (one state and one code expected).", "/");
     }
@@ -268,13 +276,14 @@ static int oauth2_callback(request_rec *r, const bbauth_server_conf *conf)
         if (!strcmp(error, "access_denied")) {
             return bbauth_login_denied(r, login->return_to);
         }
+        bbauth_count(BB_M_LOGIN_FAILED_AUTHORIZE_ERROR);
         return bbauth_login_failed(r, HTTP_BAD_GATEWAY,
                                    apr_psprintf(r->pool, "Bitbucket's authorize page answered error=%s: check the "
                                                 "application link (redirect URL, scope %s)",
                                                 ap_escape_logitem(r->pool, error), conf->scope), login->return_to);
     }
-    if (bb_oauth2_exchange_code(r->pool, &conf->oauth2, &conf->http, code, login->verifier, &tokens, &errmsg)
-        != BB_OK) {
+    if (bbauth_count_login_step(bb_oauth2_exchange_code(r->pool, &conf->oauth2, &conf->http, code,
+                                                        login->verifier, &tokens, &errmsg), &errmsg) != BB_OK) {
         return bbauth_login_failed(r, HTTP_BAD_GATEWAY, errmsg, login->return_to);
     }
     return bbauth_login_identified(r, conf, login, bb_bearer_authorizer, (void *)tokens->access_token, tokens);
@@ -360,6 +369,7 @@ static int logout_handler(request_rec *r)
     }
     conf = server_conf(r);
     if (!conf->missing && bbauth_request_session(r, conf, 0, &session) == OK) {
+        bbauth_count(BB_M_LOGOUT);
         bbauth_grant_revoke(r, conf, session->sid);
         bbauth_session_end(r, conf, session);
     }

@@ -18,7 +18,8 @@ int bbauth_oauth1_start_login(request_rec *r, const bbauth_server_conf *conf, co
     if (r->main) {
         return HTTP_UNAUTHORIZED;
     }
-    if (bb_oauth1_request_token(r->pool, &conf->oauth1, &conf->http, &token, &errmsg) != BB_OK) {
+    if (bbauth_count_login_step(bb_oauth1_request_token(r->pool, &conf->oauth1, &conf->http, &token, &errmsg),
+                                &errmsg) != BB_OK) {
         bbauth_login_failed(r, HTTP_BAD_GATEWAY, errmsg, return_to);
         /* The page is written. This also runs in check_authn, where OK would mean "authenticated". */
         return DONE;
@@ -46,6 +47,7 @@ int bbauth_oauth1_callback(request_rec *r, const bbauth_server_conf *conf)
     int rc;
 
     if (!request_token || !*request_token || !verifier || !*verifier) {
+        bbauth_count(BB_M_LOGIN_FAILED_BAD_ANSWER);
         return bbauth_page(r, HTTP_BAD_REQUEST, "Bad login answer", "This is not a complete answer from "
                            "Bitbucket (one oauth_token and one oauth_verifier expected).", "/");
     }
@@ -56,8 +58,8 @@ int bbauth_oauth1_callback(request_rec *r, const bbauth_server_conf *conf)
     if (!strcmp(verifier, DENIED_VERIFIER)) {
         return bbauth_login_denied(r, login->return_to);
     }
-    if (bb_oauth1_access_token(r->pool, &conf->oauth1, &conf->http, request_token, verifier, &access, &errmsg)
-        != BB_OK) {
+    if (bbauth_count_login_step(bb_oauth1_access_token(r->pool, &conf->oauth1, &conf->http, request_token, verifier,
+                                                       &access, &errmsg), &errmsg) != BB_OK) {
         return bbauth_login_failed(r, HTTP_BAD_GATEWAY, errmsg, login->return_to);
     }
     signer.client = &conf->oauth1;

@@ -17,11 +17,13 @@ static int revalidated(request_rec *r, const bbauth_server_conf *conf, const bb_
 
     switch (bbauth_grant_revalidate(r, conf, session->sid, session->grant, &errmsg)) {
     case BBAUTH_GRANT_REFUSED:
+        bbauth_count(BB_M_SESSION_REFUSED_REVALIDATION);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: session of %s ended: Bitbucket no longer accepts "
                       "its grant (user deactivated or grant revoked)", user_of(r, session));
         bbauth_session_end(r, conf, session);
         return DECLINED;
     case BBAUTH_GRANT_GONE:
+        bbauth_count(BB_M_SESSION_REFUSED_NO_GRANT);
         /* Without its grant a session cannot be checked, and one that cannot be checked is not accepted: the
          * browser logs in again (quietly: Bitbucket remembers the consent), which makes a new grant. */
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: session of %s cannot be revalidated: no Bitbucket "
@@ -44,8 +46,10 @@ static int shared_state_allows(request_rec *r, const bbauth_server_conf *conf, i
 {
     switch (bb_sessionstate_liveness(r->pool, &conf->session_state, session->sid, bbauth_now())) {
     case BB_SESSION_ENDED:
+        bbauth_count(BB_M_SESSION_REFUSED_LOGGED_OUT);
         return DECLINED;
     case BB_SESSION_UNKNOWN:
+        bbauth_count(BB_M_SESSION_REFUSED_CACHE_ERROR);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: cannot tell whether the session of %s was logged "
                       "out: the shared cache (BBAuthCache) did not answer; check that it runs and is reachable",
                       user_of(r, session));
@@ -73,8 +77,8 @@ int bbauth_request_session(request_rec *r, const bbauth_server_conf *conf, int r
         const char *value = APR_ARRAY_IDX(values, i, const char *);
         int allowed;
 
-        if (bb_session_decode_memo(r->pool, conf->session_memo, conf->session_keys, &conf->policy, value, now,
-                                   &found) != BB_SESSION_VALID) {
+        if (bbauth_count_session(bb_session_decode_memo(r->pool, conf->session_memo, conf->session_keys,
+                                                        &conf->policy, value, now, &found)) != BB_SESSION_VALID) {
             continue;
         }
         allowed = shared_state_allows(r, conf, revalidate, found);

@@ -297,18 +297,23 @@ int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, co
     }
     parsed = bb_credential_parse(r->pool, header, &cred);
     if (parsed != BB_CRED_OK) {
+        bbauth_count(BB_M_TOKEN_MALFORMED);
         return refused(r, bb_credential_reason(parsed));
     }
     switch (bb_tokencache_lookup(r->pool, &tc, cred->token, now, &entry)) {
     case BB_TOKENCACHE_HIT_VALID:
+        bbauth_count(entry->from_memo ? BB_M_TOKEN_MEMO_VALID : BB_M_TOKEN_CACHED_VALID);
         v = renewed(r, conf, &tc, cred->token, entry, now);
         return answer(r, conf, cred, &v, owner);
     case BB_TOKENCACHE_HIT_INVALID:
+        bbauth_count(entry->from_memo ? BB_M_TOKEN_MEMO_REFUSED : BB_M_TOKEN_CACHED_REFUSED);
         return refused(r, "Bitbucket refused it recently (cached)");
     default:
         break;
     }
     v = validate_once(r, conf, &tc, cred->token);
     stale_verdict(r, &tc, cred->token, &v);
+    bbauth_count(v.status == BB_OK ? BB_M_TOKEN_VALID : v.status == BB_DENIED ? BB_M_TOKEN_REFUSED
+                 : BB_M_TOKEN_UNAVAILABLE);
     return answer(r, conf, cred, &v, owner);
 }

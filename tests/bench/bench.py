@@ -127,6 +127,16 @@ def ratio(rounds, a, b):
     return statistics.median(vals), min(vals), max(vals)
 
 
+def metrics_note(site):
+    """What the module's metrics counted during the rounds (they are always on): a valid cookie counts nothing
+    itself, only the shared-cache reads it still makes (about one per BBAuthSessionRecheck per process)."""
+    reads = site.counted('bbauth_cache_operations_total{op="retrieve",result="miss"}')
+    if reads is None:
+        return "metrics: /bbauth-metrics did not answer (a module without metrics?)"
+    return (f"metrics on (always): {reads:,.0f} shared-cache reads that found nothing (logout marks) were counted "
+            "during the rounds")
+
+
 # ------------------------------------------------------------------------------------ farms (memcache, redis)
 
 def run_farm(workdir):
@@ -316,6 +326,7 @@ def main():
             notes.append(site.oidc_note)
         print(f"bench: targets {', '.join(site.targets)}; {ROUNDS} rounds x {SECONDS} s each", flush=True)
         rounds = run_rounds(site)
+        notes.append(metrics_note(site))
         cg, cg_note = run_callgrind(site)
     farm = run_farm(workdir)
     rows = summarize(rounds)

@@ -35,7 +35,8 @@ PAYLOAD = ("mod_bbauth benchmark payload\n" * 40)[:1024]          # the same 1 K
 TARGETS_DOC = """\
 open        no access control (the ceiling)
 floor       only `Require expr "%{HTTP_COOKIE} =~ /bbauth_session=/"`: what any cookie check pays in httpd's authz
-cookie      AuthType Bitbucket, Require valid-user, a valid session cookie (from a real login at the fake)
+cookie      AuthType Bitbucket, Require valid-user, a valid session cookie (from a real login at the fake); the
+            module's metrics count as always (they cannot be turned off), and /bbauth-metrics is served
 cookie-es256  the same in a virtual host with BBAuthSigningKey (P-256): the session's claims signed ES256
 cookie-assert cookie-es256 with BBAuthIdentityAssertion On (a signed assertion for the upstream, memoized per
             process), plus `Header ... X-Has-Assertion yes "expr=-n %{req:X-Bitbucket-Assertion}"` to check it
@@ -203,6 +204,10 @@ Header always set X-Seen-User "%{BITBUCKET_USER}e"
 <Location /login>
     SetHandler bbauth-login
 </Location>
+<Location /bbauth-metrics>
+    SetHandler bbauth-metrics
+    Require all granted
+</Location>
 """ + oidc
 
 
@@ -322,6 +327,16 @@ class BenchSite:
             raise RuntimeError(f"mod_auth_openidc login at {url} failed: {r.status_code} {r.text[:300]}\n"
                                + harness._tail(self.apache.error_log(), 30))
         return "; ".join(f"{c.name}={c.value}" for c in s.cookies if c.name.startswith("mod_auth_openidc"))
+
+    def counted(self, sample):
+        """The value of one sample of the module's metrics (name with its labels, as the page writes it), or None
+        when the page does not have it."""
+        r = requests.get(self.apache.url("/bbauth-metrics"), timeout=10)
+        for line in r.text.splitlines() if r.status_code == 200 else ():
+            name, _, value = line.rpartition(" ")
+            if name == sample:
+                return float(value)
+        return None
 
     def check(self, target):
         """One request as wrk will send it: 200, the payload, and the identity the module must have seen."""

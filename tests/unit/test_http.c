@@ -216,6 +216,26 @@ static const char *url_of(apr_pool_t *p, const server_t *s, const char *path)
     return apr_psprintf(p, "https://127.0.0.1:%d%s", s->port, path);
 }
 
+/* One GET of `path` from a trusted test server that answers `answer` (a string literal): BB_OK expected, the
+ * response returned and the URL fetched in *url. */
+#define GET_ANSWER(p, answer, path, url) get_answer((p), (answer), sizeof(answer) - 1, (path), (url))
+static bb_http_response_t *get_answer(apr_pool_t *p, const char *answer, apr_size_t len, const char *path,
+                                      const char **url)
+{
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL };
+    bb_http_response_t *resp = NULL;
+    const char *errmsg = NULL;
+    server_t *s;
+
+    make_pki();
+    trust_test_ca(p, &opts);
+    s = start_server(p, pki.good, answer, len);
+    *url = url_of(p, s, path);
+    assert_int_equal(bb_http_request(p, &opts, "GET", *url, NULL, NULL, NULL, &resp, &errmsg), BB_OK);
+    stop_server(s);
+    return resp;
+}
+
 static void assert_contains(const char *haystack, const char *needle)
 {
     if (haystack == NULL || strstr(haystack, needle) == NULL) {
@@ -286,17 +306,9 @@ static void test_redirect_not_followed(void **state)
     apr_pool_t *p = *state;
     static const char answer[] = "HTTP/1.1 302 Found\r\nLocation: https://127.0.0.1:1/twofactor?t=x\r\n"
                                  "Content-Length: 0\r\nConnection: close\r\n\r\n";
-    server_t *s;
-    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL };
-    bb_http_response_t *resp = NULL;
-    const char *errmsg = NULL;
+    const char *url;
+    bb_http_response_t *resp = GET_ANSWER(p, answer, "/token", &url);
 
-    make_pki();
-    trust_test_ca(p, &opts);
-    s = start_server(p, pki.good, answer, sizeof(answer) - 1);
-    assert_int_equal(bb_http_request(p, &opts, "GET", url_of(p, s, "/token"), NULL, NULL, NULL, &resp, &errmsg),
-                     BB_OK);
-    stop_server(s);
     assert_int_equal(resp->status, 302);
     assert_string_equal(apr_table_get(resp->headers, "Location"), "https://127.0.0.1:1/twofactor?t=x");
 }
@@ -503,6 +515,53 @@ static void test_closed_port(void **state)
                                 "(host and port) and that Bitbucket is running");
 }
 
+/* The observer (metrics) hears of every request sent: its URL, outcome, HTTP status and a duration. */
+typedef struct {
+    int calls;
+    const char *url;
+    bb_status_t status;
+    int http_status;
+    apr_interval_time_t elapsed;
+} observed_t;
+static observed_t observed;
+
+static void observe(const char *url, bb_status_t status, int http_status, apr_interval_time_t elapsed)
+{
+    observed.calls++;
+    observed.url = url;
+    observed.status = status;
+    observed.http_status = http_status;
+    observed.elapsed = elapsed;
+}
+
+static void test_observer(void **state)
+{
+    apr_pool_t *p = *state;
+    static const char answer[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL };
+    bb_http_response_t *resp = NULL;
+    const char *errmsg = NULL, *url;
+
+    memset(&observed, 0, sizeof(observed));
+    bb_http_set_observer(observe);
+    assert_int_equal(GET_ANSWER(p, answer, "/rest/x", &url)->status, 404);
+    assert_int_equal(observed.calls, 1);
+    assert_string_equal(observed.url, url);
+    assert_int_equal(observed.status, BB_OK);
+    assert_int_equal(observed.http_status, 404);
+    assert_true(observed.elapsed >= 0);
+    assert_int_equal(bb_http_request(p, &opts, "GET", "https://127.0.0.1:1/y", NULL, NULL, NULL, &resp, &errmsg),
+                     BB_UNAVAILABLE);
+    assert_int_equal(observed.calls, 2);
+    assert_int_equal(observed.status, BB_UNAVAILABLE);
+    assert_int_equal(observed.http_status, 0);
+    /* A request never sent (not https) is no call. */
+    assert_int_equal(bb_http_request(p, &opts, "GET", "http://127.0.0.1:1/z", NULL, NULL, NULL, &resp, &errmsg),
+                     BB_UNAVAILABLE);
+    assert_int_equal(observed.calls, 2);
+    bb_http_set_observer(NULL);
+}
+
 /* The breaker every request passes: a failure opens it (threshold 1), then nothing is sent until the cool-down
  * ends; the limit of calls in flight refuses without connecting either. */
 static void test_breaker_holds_calls_back(void **state)
@@ -674,6 +733,7 @@ int main(void)
         UNIT_TEST(test_body_cap),
         UNIT_TEST(test_header_cap),
         UNIT_TEST(test_closed_port),
+        UNIT_TEST(test_observer),
         UNIT_TEST(test_breaker_holds_calls_back),
         UNIT_TEST(test_timeout),
         UNIT_TEST(test_only_https_fetched),

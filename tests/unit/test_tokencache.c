@@ -342,6 +342,7 @@ static void test_memo_serves_verdicts(void **state)
     apr_hash_clear(f->kc.fc.entries);
     assert_int_equal(lookup(p, f, TOKEN, NOW + 299, &entry), BB_TOKENCACHE_HIT_VALID);
     assert_alice_validated_at_now(entry);
+    assert_int_equal(entry->from_memo, 1);
     assert_int_equal(lookup(p, f, TOKEN, NOW + 300, &entry), BB_TOKENCACHE_MISS);
     assert_int_equal(lookup(p, f, OTHER, NOW, &entry), BB_TOKENCACHE_MISS);
 
@@ -356,8 +357,10 @@ static void test_memo_serves_verdicts(void **state)
     other_host->kc.fc.entries = f->kc.fc.entries;
     assert_int_equal(bb_tokencache_store_valid(p, &other_host->tc, TOKEN, &alice, NOW + 400, 300), APR_SUCCESS);
     assert_int_equal(lookup(p, f, TOKEN, NOW + 400, &entry), BB_TOKENCACHE_HIT_VALID);
+    assert_int_equal(entry->from_memo, 0);
     apr_hash_clear(f->kc.fc.entries);
     assert_int_equal(lookup(p, f, TOKEN, NOW + 401, &entry), BB_TOKENCACHE_HIT_VALID);
+    assert_int_equal(entry->from_memo, 1);
     assert_int_equal(entry->validated_at, NOW + 400);
 }
 
