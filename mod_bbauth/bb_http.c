@@ -75,6 +75,8 @@ static CURLcode set_sharing(CURL *curl, const bb_http_opts_t *opts)
         return CURLE_OK;
     }
     if ((rc = curl_easy_setopt(curl, CURLOPT_SHARE, share)) != CURLE_OK
+        /* Only a reused connection is retried by libcurl: none for a request that must not be sent twice. */
+        || (rc = curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, (long)opts->fresh_connection)) != CURLE_OK
         /* Bounds the shared connection cache: the oldest idle connection is closed beyond it. */
         || (rc = curl_easy_setopt(curl, CURLOPT_MAXCONNECTS, (long)BB_HTTP_MAX_CONNECTIONS)) != CURLE_OK
         /* Below the keep-alive timeouts of Tomcat (20 s) and common proxies: a kept connection is rarely dead. */
@@ -518,6 +520,14 @@ static bb_status_t transfer(apr_pool_t *p, const bb_http_opts_t *opts, const cha
     /* Everything needed was copied into the pool: give the connection back (to the share, or closed) now. */
     apr_pool_cleanup_run(p, curl, cleanup_curl);
     return status;
+}
+
+bb_http_opts_t *bb_http_once(apr_pool_t *p, const bb_http_opts_t *opts)
+{
+    bb_http_opts_t *once = apr_pmemdup(p, opts, sizeof(*opts));
+
+    once->fresh_connection = 1;
+    return once;
 }
 
 bb_status_t bb_http_request(apr_pool_t *p, const bb_http_opts_t *opts, const char *method, const char *url,

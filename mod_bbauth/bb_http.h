@@ -20,6 +20,7 @@ typedef struct {
                                  * system store, or NULL */
     bb_breaker_t *breaker;      /* the limit of calls in flight and the circuit breaker every request passes, or
                                  * NULL */
+    int fresh_connection;       /* 1: on a new connection, never a kept one (see bb_http_once) */
 } bb_http_opts_t;
 
 typedef struct {
@@ -68,6 +69,13 @@ const char *bb_http_read_ca_file(apr_pool_t *p, const char *path, const char **e
 bb_status_t bb_http_request(apr_pool_t *p, const bb_http_opts_t *opts, const char *method, const char *url,
                             const apr_table_t *headers, const char *body, const char *body_type,
                             bb_http_response_t **resp, const char **errmsg);
+
+/* A copy of opts for a request that must reach Bitbucket at most once: one that carries a single-use
+ * authorization code or a refresh token that Bitbucket rotates. Such a request goes on a new connection: libcurl
+ * sends a request again when a kept connection turns out to have died before the first byte of the answer, which
+ * also happens when the server closed it after processing the request (Tomcat's keep-alive limits), and Bitbucket
+ * refuses a code or refresh token it has seen (and may end the grant). The new connection is kept afterwards. */
+bb_http_opts_t *bb_http_once(apr_pool_t *p, const bb_http_opts_t *opts);
 
 /* What to check when an answer cannot be Bitbucket's (not JSON, the wrong shape, too large, no such endpoint);
  * callers end their own "unusable answer" messages with it. */

@@ -276,7 +276,8 @@ static bb_status_t post_form(apr_pool_t *p, const bb_http_opts_t *http, const ch
     return status;
 }
 
-/* POSTs the form to the token endpoint and reads the answer. */
+/* POSTs the form, which carries a code or a refresh token that Bitbucket accepts once, to the token endpoint
+ * (never twice: bb_http_once) and reads the answer. */
 static bb_status_t token_request(apr_pool_t *p, const bb_oauth2_client_t *client, const bb_http_opts_t *http,
                                  const grant_t *grant, const char *form, bb_oauth2_tokens_t **tokens,
                                  const char **errmsg)
@@ -286,7 +287,7 @@ static bb_status_t token_request(apr_pool_t *p, const bb_oauth2_client_t *client
     bb_status_t status;
 
     *tokens = NULL;
-    status = post_form(p, http, url, grant, form, &resp, errmsg);
+    status = post_form(p, bb_http_once(p, http), url, grant, form, &resp, errmsg);
     if (status != BB_OK) {
         return status;
     }

@@ -171,7 +171,9 @@ Control API (root of the same TLS port, NOT under the context path, no auth; JSO
               "values":"not-a-list","access_token":12345,"name":null,...}) | oversized (200, `bytes` (2 MiB)
               body with the usual content type: JSON endpoints {"padding":"xxx..."}, text ones "aaa...") |
               redirect (302 to https://evil.example/<path>) | twofactor (200 text/html 2FA form) |
-              status:NNN (that status with an errors JSON body)
+              status:NNN (that status with an errors JSON body) | drop_after (handle the request, with all its
+              effects, e.g. a code used up, then close the connection without answering: a connection that
+              died after the server processed the request)
         times: apply only N times, then the mode clears itself (default: until changed)
         retry_after: with status:NNN, a Retry-After header with this value (e.g. 429 with "120")
   GET  /_fake/calls                     {"token": 3, "whoami": 5, ...} (control API not counted)
@@ -189,7 +191,11 @@ Control API (root of the same TLS port, NOT under the context path, no auth; JSO
         request_token_ttl 600, oauth1_access_token_ttl 157680000, oauth1_authorization_ttl 157680000,
         oauth1_timestamp_window 300, oauth1_base_uri null, validate_client_secret true,
         token_via_basic true, basic_password_auth true, http_tokens_admin false,
-        oauth2_admin_endpoints true, public_access true, clock_offset 0
+        oauth2_admin_endpoints true, public_access true, clock_offset 0,
+        max_keepalive_requests null (as Tomcat's maxKeepAliveRequests: the Nth request on a connection is
+        answered with "Connection: close" and the connection closed), keepalive_timeout null (as Tomcat's
+        keepAliveTimeout, 20 s there: a connection waiting longer than this many seconds for its next request
+        is closed); null: a connection is kept until the client closes it (60 s idle at most)
   POST /_fake/clock {"offset": seconds} or {"advance": seconds}   shifts the fake's clock used for every
         expiry (codes, tokens, sessions) — but NOT for the OAuth 1 timestamp check (clients use real time)
   POST /_fake/users {user record}       add or update (merge) a user
@@ -314,9 +320,12 @@ DEFAULT_SETTINGS = {
     "oauth2_admin_endpoints": True,
     "public_access": True,
     "clock_offset": 0,
+    "max_keepalive_requests": None,
+    "keepalive_timeout": None,
 }
 
-MODES = ("down", "slow", "garbage", "wrong_type", "wrong_shape", "oversized", "redirect", "twofactor")
+MODES = ("down", "slow", "garbage", "wrong_type", "wrong_shape", "oversized", "redirect", "twofactor",
+         "drop_after")
 
 # endpoint name -> kind of body it normally serves ("json", "text", "html")
 ENDPOINT_KIND = {
@@ -468,6 +477,7 @@ class Request:
             self.query = None  # malformed
         self.headers = handler.headers
         self.body = b""
+        self.drop_after = False   # mode drop_after: handled, then the connection closed without an answer
         self.form = None
         self.form_error = False
         self.cookies = {}
@@ -597,6 +607,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         super().setup()
         self.resumed = False
         self.counted_as_api = False
+        self.requests_served = 0
         if isinstance(self.connection, ssl.SSLSocket):
             self.connection.do_handshake()
             self.resumed = bool(self.connection.session_reused)
@@ -608,7 +619,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_request(self, code="-", size="-"):
         pass
 
+    def handle_one_request(self):
+        # Like Tomcat's keepAliveTimeout: waiting for the next request (its line and headers) is bounded by the
+        # setting, then the connection is closed (a timeout ends BaseHTTPRequestHandler's loop).
+        idle = self.server.fake.settings.get("keepalive_timeout")
+        self.connection.settimeout(float(idle) if idle else self.timeout)
+        super().handle_one_request()
+
     def _go(self):
+        self.connection.settimeout(self.timeout)
         self.server.fake.handle(self)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _go
@@ -1200,12 +1219,19 @@ class FakeBitbucket:
         rq = Request(h, self)
         t0 = time.monotonic()
         status = None
+        h.requests_served += 1
+        limit = self.settings.get("max_keepalive_requests")
+        if limit and h.requests_served >= int(limit):
+            h.close_connection = True   # send() says "Connection: close", as Tomcat does on the last request
         try:
             try:
                 rq.read_body()
                 status = self.dispatch(h, rq)
             except Reply as r:
-                status = self.send(h, rq, r.status, r.body, r.ctype, r.headers)
+                if rq.drop_after:
+                    status = self.drop_connection(h, "dropped_after")
+                else:
+                    status = self.send(h, rq, r.status, r.body, r.ctype, r.headers)
         except (ConnectionError, ssl.SSLError, socket.timeout, TimeoutError, BrokenPipeError) as e:
             h.close_connection = True
             status = f"conn:{type(e).__name__}"
@@ -1381,6 +1407,16 @@ class FakeBitbucket:
         return None
 
     # -- misbehaviour modes -------------------------------------------------------------------------------
+    @staticmethod
+    def drop_connection(h, status):
+        """Closes h's connection without a byte of answer; returns status (what the log records)."""
+        h.close_connection = True
+        try:
+            h.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        return status
+
     def take_mode(self, endpoint):
         """The active mode for an endpoint (endpoint > group > all); decrements `times`."""
         candidates = [endpoint] + [g for g, members in MODE_GROUPS.items() if endpoint in members] + ["all"]
@@ -1400,12 +1436,10 @@ class FakeBitbucket:
         natural = {"json": "application/json;charset=UTF-8", "text": "text/plain;charset=UTF-8",
                    "html": "text/html;charset=UTF-8"}[kind]
         if mode == "down":
-            h.close_connection = True
-            try:
-                h.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            return "down"
+            return self.drop_connection(h, "down")
+        if mode == "drop_after":
+            rq.drop_after = True
+            return None  # handled normally, then handle() drops the answer
         if mode == "slow":
             self.stop_event.wait(float(m.get("seconds") or 5))
             return None  # then answer normally

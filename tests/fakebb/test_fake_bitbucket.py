@@ -1124,6 +1124,66 @@ def test_connections_are_counted_apart_from_the_control_api(fb, http):
     assert fb.connections()["api_connections"] == 0
 
 
+# ------------------------------------------------------------------- connections dropped as Tomcat drops them
+
+def requests_session(fb):
+    s = requests.Session()
+    s.trust_env = False
+    s.verify = fb.ca
+    return s
+
+
+def test_mode_drop_after_processes_the_request_then_closes_without_an_answer(fb, http):
+    login(fb, http)
+    verifier, challenge = pkce()
+    code, _ = get_code(fb, http, code_challenge=challenge, code_challenge_method="S256")
+    fb.set_mode("token", "drop_after", times=1)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        exchange(fb, requests_session(fb), code, verifier)
+    # The code was used up by the dropped exchange: the same code again is a replay, refused.
+    r = exchange(fb, http, code, verifier)
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert [e["status"] for e in fb.control("GET", "/_fake/log?endpoint=token")["entries"]] == ["dropped_after", 400]
+
+
+def test_max_keepalive_requests_closes_the_connection_after_the_nth_answer(fb, http):
+    fb.settings(max_keepalive_requests=2)
+    fb.control("POST", "/_fake/calls/reset")
+    answers = [http.get(fb.base_url + "/plugins/servlet/applinks/whoami", headers=bearer(ALICE_PAT))
+               for _ in range(3)]
+    assert [r.text for r in answers] == ["alice"] * 3
+    assert [r.headers.get("Connection") for r in answers] == [None, "close", None]
+    assert fb.connections()["api_connections"] == 2      # the third request needed a new connection
+
+
+def test_keepalive_timeout_closes_an_idle_connection(fb, pki):
+    fb.settings(keepalive_timeout=0.5)
+    request = (b"GET /bitbucket/plugins/servlet/applinks/whoami HTTP/1.1\r\nHost: x\r\n"
+               b"Authorization: Bearer " + ALICE_PAT.encode() + b"\r\n\r\n")
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    with socket.create_connection(("127.0.0.1", fb.port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(request)
+            answer = b""
+            while not answer.endswith(b"alice"):
+                chunk = s.recv(65536)
+                assert chunk, answer
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200") and b"Connection: close" not in answer
+            # Idle: the fake closes it (well before the 10 s socket timeout, which would raise here).
+            try:
+                assert s.recv(65536) == b""
+            except ConnectionResetError:
+                pass
+
+
+def test_without_the_tomcat_settings_a_connection_is_kept(fb, http):
+    fb.control("POST", "/_fake/calls/reset")
+    for _ in range(5):
+        assert http.get(fb.base_url + "/plugins/servlet/applinks/whoami", headers=bearer(ALICE_PAT)).text == "alice"
+    assert fb.connections()["api_connections"] == 1
+
+
 # ----------------------------------------------------------------------------------------------- robustness
 
 def raw_tls(fb, pki, payload, read=True):
