@@ -8,6 +8,7 @@
 #   make soak       60 s of mixed load at 64 connections: no wrong answer, no error, flat memory
 #   make test-asan  unit and integration tests with the core and the module built with ASan and UBSan
 #   make fuzz       libFuzzer on every parser of the core, FUZZ_SECONDS (default 60) each, from tests/fuzz/<target>/
+#   make fuzz-smoke the same for FUZZ_SMOKE_SECONDS (default 10) each, from the committed seeds only (CI)
 
 APXS    ?= apxs
 SBINDIR ?= /usr/local/sbin
@@ -36,7 +37,7 @@ SAN_FLAGS    ?=
 # Keep the core objects: the unit tests and the next link reuse them.
 .SECONDARY: $(CORE_OBJ)
 
-.PHONY: all module install unit integration test demo bench deps clean fuzz test-asan soak
+.PHONY: all module install unit integration test demo bench deps clean fuzz test-asan soak fuzz-smoke fuzz-run
 
 all: module
 
@@ -144,15 +145,28 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_OBJ)
 	$(FUZZ_CC) $(WARNINGS) -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer -Imod_bbauth $(APR_CFLAGS) $(DEPS_CFLAGS) \
 	  -o $@ $< $(FUZZ_OBJ) $(APR_LIBS) $(DEPS_LIBS)
 
+# The working corpus of `make fuzz` (FUZZ_CORPUS=corpus) grows from run to run; the smoke's (corpus-smoke) starts
+# empty each time, so that it tries the committed seeds and what a few seconds find from them, the same on any machine.
+FUZZ_CORPUS ?= corpus
+FUZZ_SMOKE_SECONDS ?= 10
+
 fuzz:
 	build/deps.sh --bench
-	$(MAKE) $(FUZZ_BIN)
+	$(MAKE) fuzz-run
+
+# CI: a crash in a parser is caught at the commit that adds it; about 7 targets x 10 s, plus the build.
+fuzz-smoke:
+	build/deps.sh
+	rm -rf $(FUZZ_BUILD)/corpus-smoke
+	$(MAKE) fuzz-run FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) FUZZ_CORPUS=corpus-smoke
+
+fuzz-run: $(FUZZ_BIN)
 	@set -e; for t in $(FUZZ_TARGETS); do \
-	  mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	  mkdir -p $(FUZZ_BUILD)/$(FUZZ_CORPUS)/$$t; \
 	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
 	  $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
 	    -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/crash-$$t- \
-	    $(FUZZ_BUILD)/corpus/$$t tests/fuzz/$$t 2>$(FUZZ_BUILD)/fuzz_$$t.log \
+	    $(FUZZ_BUILD)/$(FUZZ_CORPUS)/$$t tests/fuzz/$$t 2>$(FUZZ_BUILD)/fuzz_$$t.log \
 	    || { tail -n 60 $(FUZZ_BUILD)/fuzz_$$t.log; echo "fuzz_$$t: crash (input: $(FUZZ_BUILD)/crash-$$t-*)"; exit 1; }; \
 	  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+.*DONE)' $(FUZZ_BUILD)/fuzz_$$t.log || true; \
 	done

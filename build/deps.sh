@@ -7,9 +7,11 @@ BUILD_PKGS="make gcc pkg-config apache2 apache2-dev libcurl4-openssl-dev libssl-
 TEST_PKGS="libcmocka-dev openssl curl python3 python3-pytest python3-requests python3-jwt python3-oauthlib
  python3-cryptography python3-selenium python3-prometheus-client chromium chromium-driver"
 CLIENT_PKGS="composer php-cli python3-pip memcached redis-server"
-BENCH_PKGS="wrk valgrind clang libclang-rt-14-dev"
+# clang's libFuzzer: CI runs `make fuzz-smoke`.
+FUZZ_PKGS="clang libclang-rt-14-dev"
+BENCH_PKGS="wrk valgrind"
 
-wanted="$BUILD_PKGS $TEST_PKGS $CLIENT_PKGS"
+wanted="$BUILD_PKGS $TEST_PKGS $CLIENT_PKGS $FUZZ_PKGS"
 case "${1:-}" in
   --bench) wanted="$wanted $BENCH_PKGS" ;;
   --build-only) wanted="$BUILD_PKGS" ;;
