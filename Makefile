@@ -24,6 +24,7 @@ HEADERS  := $(wildcard mod_bbauth/*.h)
 CORE_OBJ := $(CORE_SRC:mod_bbauth/%.c=$(BUILD)/core/%.o)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/unit/%)
+UNIT_HDR := $(wildcard tests/unit/*.h)
 
 # Only evaluated by the targets that compile, so that `make deps` works before the -dev packages are there.
 APR_CFLAGS   = $(shell apr-1-config --cflags --cppflags --includes) $(shell apu-1-config --includes)
@@ -58,7 +59,7 @@ $(BUILD)/core/%.o: mod_bbauth/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARNINGS) -Werror $(OPT_CFLAGS) $(SAN_FLAGS) $(APR_CFLAGS) $(DEPS_CFLAGS) -c -o $@ $<
 
-$(BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h tests/unit/fake_cache.h tests/unit/fake_response.h tests/unit/sign_keys.h $(CORE_OBJ)
+$(BUILD)/unit/%: tests/unit/%.c $(UNIT_HDR) $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARNINGS) $(OPT_CFLAGS) $(SAN_FLAGS) -Imod_bbauth $(APR_CFLAGS) $(DEPS_CFLAGS) -o $@ $< $(CORE_OBJ) \
 	  $(APR_LIBS) $(DEPS_LIBS) -lcmocka $(SAN_FLAGS)
@@ -114,7 +115,7 @@ $(ASAN_BUILD)/glue/%.o: mod_bbauth/%.c $(HEADERS)
 $(ASAN_BUILD)/mod_bbauth.so: $(ASAN_GLUE_OBJ) $(ASAN_CORE_OBJ)
 	$(ASAN_CC) -shared $(ASAN_SAN) -o $@ $^ $(DEPS_LIBS)
 
-$(ASAN_BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h tests/unit/fake_cache.h tests/unit/fake_response.h tests/unit/sign_keys.h $(ASAN_CORE_OBJ)
+$(ASAN_BUILD)/unit/%: tests/unit/%.c $(UNIT_HDR) $(ASAN_CORE_OBJ)
 	@mkdir -p $(dir $@)
 	$(ASAN_CC) $(WARNINGS) $(ASAN_CFLAGS) -Imod_bbauth $(APR_CFLAGS) $(DEPS_CFLAGS) -o $@ $< $(ASAN_CORE_OBJ) \
 	  $(APR_LIBS) $(DEPS_LIBS) -lcmocka

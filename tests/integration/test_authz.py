@@ -16,6 +16,13 @@ def authz_conf(site):
 ScriptAlias /proj/echo @ECHO@
 ScriptAlias /devs/echo @ECHO@
 ScriptAlias /either/echo @ECHO@
+ScriptAlias /ghost/echo @ECHO@
+<Location /ghost>
+    AuthType Bitbucket
+    BBAuthTokenAuth On
+    AuthzSendForbiddenOnFailure On
+    Require bitbucket-repo PROJ/ghost
+</Location>
 <Location /proj>
     AuthType Bitbucket
     BBAuthTokenAuth On
@@ -80,6 +87,30 @@ def test_sessions(site, user, path, expected):
 ])
 def test_tokens(site, token, path, expected):
     assert bearer(site, token, path) == expected
+
+
+def last_answer(site, endpoint):
+    """The status the fake gave to the module's last call of this endpoint."""
+    entries = site.fb.control("GET", f"/_fake/log?endpoint={endpoint}")["entries"]
+    assert entries, f"the module never asked {endpoint}"
+    return entries[-1]["status"]
+
+
+def test_a_group_whose_name_contains_the_required_one_is_not_membership(site):
+    # Bitbucket's filter matches by substring, so its answer lists these groups for "developers": none is it.
+    site.fb.control("POST", "/_fake/users/bob/groups",
+                    {"groups": ["stash-users", "developers-old", "old-developers", "developers2"]})
+    assert status(site, logged_in(site, "bob"), "/devs/echo") == 403
+    assert last_answer(site, "user_groups") == 200
+    site.fb.control("POST", "/_fake/users/zoe/groups", {"groups": ["developers-old", "Developers"]})
+    assert status(site, logged_in(site, "zoe"), "/devs/echo") == 200     # group names are case-insensitive
+
+
+def test_a_repository_that_does_not_exist_is_denied(site):
+    assert status(site, logged_in(site, "alice"), "/ghost/echo") == 403
+    assert last_answer(site, "repo") == 404
+    assert bearer(site, ALICE, "/ghost/echo") == 403
+    assert last_answer(site, "repo") == 404
 
 
 def test_anonymous_is_asked_to_log_in_first(site):

@@ -1,7 +1,11 @@
-/* test_bitbucket: reading whoami answers and users pages, the bearer authorizer, and failures before any answer. */
+/* test_bitbucket: reading whoami answers and users pages, the bearer authorizer, failures before any answer, and
+ * against a TLS server on 127.0.0.1: the users look-up's paging, permission checks and group membership. */
 #include "unit.h"
 #include "fake_response.h"
+#include "tls_server.h"
+#include <signal.h>
 #include "bb_bitbucket.h"
+#include "bb_url.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -302,7 +306,7 @@ static void test_bearer_authorizer(void **state)
 static void test_identify_without_answer(void **state)
 {
     apr_pool_t *p = *state;
-    bb_http_opts_t http = { NULL, 2, 0, NULL, NULL, NULL };
+    bb_http_opts_t http = { NULL, 2, 0, NULL, NULL, NULL, 0 };
     bb_bitbucket_t bb = { "https://127.0.0.1:1/bitbucket", &http, no_authorization, NULL };
     bb_user_t stale, *user = &stale;
     const char *errmsg = NULL;
@@ -323,6 +327,215 @@ static void test_identify_without_answer(void **state)
     assert_contains(errmsg, "GET https://127.0.0.1:1/bitbucket/rest/api/1.0/users: could not connect");
 }
 
+
+/* ---- calls answered by a TLS server on 127.0.0.1 ---- */
+
+/* A whole HTTP answer with this status, type and body; the connection closes after it. */
+static const char *http_answer(apr_pool_t *p, int status, const char *content_type, const char *body)
+{
+    return apr_psprintf(p, "HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %" APR_SIZE_T_FMT
+                        "\r\nConnection: close\r\n\r\n%s",
+                        status, content_type, strlen(body), body);
+}
+
+static const char *json_answer(apr_pool_t *p, const char *body)
+{
+    return http_answer(p, 200, "application/json;charset=UTF-8", body);
+}
+
+/* A Bitbucket at a server that gives the answers in order, asked with a bearer token. */
+typedef struct {
+    server_t *server;
+    bb_http_opts_t http;
+    bb_bitbucket_t bb;
+} bitbucket_at_t;
+
+static bitbucket_at_t *bitbucket_answering(apr_pool_t *p, const char *const *answers, int count)
+{
+    bitbucket_at_t *at = apr_pcalloc(p, sizeof(*at));
+
+    make_pki();
+    at->http.timeout_sec = 2;
+    trust_test_ca(p, &at->http);
+    at->server = start_server_answers(p, pki.good, answers, count);
+    at->bb.base_url = apr_psprintf(p, "https://127.0.0.1:%d/bitbucket", at->server->port);
+    at->bb.http = &at->http;
+    at->bb.authorize = bb_bearer_authorizer;
+    at->bb.baton = "t0ken";
+    return at;
+}
+
+/* A users page of one user that is not jane; next: its nextPageStart (negative: none, and the last page). */
+static const char *page_without_jane(apr_pool_t *p, int next)
+{
+    return json_answer(p, next < 0 ? PAGE(USER("janet", "janet", 7, ""))
+                                   : apr_psprintf(p, "{\"size\":1,\"limit\":100,\"isLastPage\":false,\"start\":0,"
+                                                  "\"nextPageStart\":%d,\"values\":[" USER("janet", "janet", 7, "")
+                                                  "]}", next));
+}
+
+/* The filter matches many users: the look-up reads on, page after page, asking from nextPageStart. */
+static void test_user_on_a_later_page(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *answers[] = { page_without_jane(p, 100), page_without_jane(p, 200),
+                              json_answer(p, PAGE(USER("jane", "jane", 3, ""))) };
+    bitbucket_at_t *at = bitbucket_answering(p, answers, 3);
+    const char *errmsg = NULL;
+    bb_user_t *user = NULL;
+
+    assert_int_equal(bb_bitbucket_user(p, &at->bb, "jane", &user, &errmsg), BB_OK);
+    stop_server(at->server);
+    assert_int_equal(user->id, 3);
+    assert_int_equal(at->server->served, 3);
+    assert_string_equal(at->server->targets[0], "GET /bitbucket/rest/api/1.0/users?filter=jane&limit=100 HTTP/1.1");
+    assert_string_equal(at->server->targets[1],
+                        "GET /bitbucket/rest/api/1.0/users?filter=jane&limit=100&start=100 HTTP/1.1");
+    assert_string_equal(at->server->targets[2],
+                        "GET /bitbucket/rest/api/1.0/users?filter=jane&limit=100&start=200 HTTP/1.1");
+}
+
+/* The last page, a page without nextPageStart, and a next page that does not move on all end the look-up. */
+static void test_user_paging_ends(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *last[] = { page_without_jane(p, 100), page_without_jane(p, -1) };
+    const char *no_next[] = { json_answer(p, "{\"isLastPage\":false,\"values\":[]}") };
+    const char *backwards[] = { page_without_jane(p, 100), page_without_jane(p, 100) };
+    const struct {
+        const char *const *answers;
+        int count;
+    } table[] = { { last, 2 }, { no_next, 1 }, { backwards, 2 } };
+    size_t i;
+
+    for (i = 0; i < ARRAY_LEN(table); i++) {
+        bitbucket_at_t *at = bitbucket_answering(p, table[i].answers, table[i].count);
+        const char *errmsg = NULL;
+        bb_user_t *user = NULL;
+
+        assert_int_equal(bb_bitbucket_user(p, &at->bb, "jane", &user, &errmsg), BB_NOT_FOUND);
+        stop_server(at->server);
+        assert_null(user);
+        assert_int_equal(at->server->served, table[i].count);
+        assert_contains(errmsg, "no Bitbucket user named jane");
+    }
+}
+
+/* A filter that matches thousands: at most 10 pages are read (an 11th request would find no server answering). */
+static void test_user_page_cap(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *answers[10];
+    bitbucket_at_t *at;
+    const char *errmsg = NULL;
+    bb_user_t *user = NULL;
+    int i;
+
+    for (i = 0; i < 10; i++) {
+        answers[i] = page_without_jane(p, (i + 1) * 100);
+    }
+    at = bitbucket_answering(p, answers, 10);
+    assert_int_equal(bb_bitbucket_user(p, &at->bb, "jane", &user, &errmsg), BB_NOT_FOUND);
+    stop_server(at->server);
+    assert_int_equal(at->server->served, 10);
+    assert_contains(errmsg, "no Bitbucket user named jane among the first 1000 matches of the filter");
+    assert_string_equal(at->server->targets[9],
+                        "GET /bitbucket/rest/api/1.0/users?filter=jane&limit=100&start=900 HTTP/1.1");
+}
+
+/* One permission check against a server giving `answer`; the request line is put in *target. */
+static bb_status_t may_read(apr_pool_t *p, const char *answer, const char *repo, const char **target,
+                            const char **errmsg)
+{
+    bitbucket_at_t *at = bitbucket_answering(p, &answer, 1);
+    bb_status_t status;
+
+    *errmsg = NULL;
+    status = bb_bitbucket_may_read(p, &at->bb, "PROJ", repo, errmsg);
+    stop_server(at->server);
+    *target = apr_pstrdup(p, at->server->targets[0]);
+    return status;
+}
+
+/* 200 JSON: yes; 401 (not permitted) and 404 (no such project or repository) alike: no; anything else: unusable. */
+static void test_may_read(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *target, *errmsg;
+
+    assert_int_equal(may_read(p, json_answer(p, "{\"slug\":\"my repo\"}"), "my repo", &target, &errmsg), BB_OK);
+    assert_string_equal(target, "GET /bitbucket/rest/api/1.0/projects/PROJ/repos/my%20repo HTTP/1.1");
+    assert_int_equal(may_read(p, json_answer(p, "{\"key\":\"PROJ\"}"), NULL, &target, &errmsg), BB_OK);
+    assert_string_equal(target, "GET /bitbucket/rest/api/1.0/projects/PROJ HTTP/1.1");
+    assert_int_equal(may_read(p, http_answer(p, 401, "application/json", "{\"errors\":[]}"), "r", &target, &errmsg),
+                     BB_DENIED);
+    assert_contains(errmsg, "HTTP 401: not permitted, or no such thing");
+    assert_int_equal(may_read(p, http_answer(p, 404, "application/json", "{\"errors\":[]}"), "gone", &target,
+                              &errmsg), BB_DENIED);
+    assert_contains(errmsg, "/projects/PROJ/repos/gone: HTTP 404: not permitted, or no such thing");
+    assert_int_equal(may_read(p, http_answer(p, 200, "text/html", "<html>login</html>"), "r", &target, &errmsg),
+                     BB_BAD_RESPONSE);
+    assert_contains(errmsg, "unusable answer: HTTP 200 HTML page");
+    assert_int_equal(may_read(p, http_answer(p, 500, "application/json", "{}"), "r", &target, &errmsg),
+                     BB_BAD_RESPONSE);
+    assert_contains(errmsg, "unusable answer: HTTP 500");
+    assert_int_equal(may_read(p, http_answer(p, 403, "application/json", "{}"), "r", &target, &errmsg),
+                     BB_BAD_RESPONSE);
+}
+
+/* One group check (is jane in `group`?) against a server giving `answer`. */
+static bb_status_t in_group(apr_pool_t *p, const char *answer, const char *group, const char **errmsg)
+{
+    bitbucket_at_t *at = bitbucket_answering(p, &answer, 1);
+    bb_status_t status;
+
+    *errmsg = NULL;
+    status = bb_bitbucket_in_group(p, &at->bb, "jane", group, errmsg);
+    stop_server(at->server);
+    assert_string_equal(at->server->targets[0],
+                        apr_psprintf(p, "GET /bitbucket/rest/api/1.0/admin/users/more-members?context=jane&filter=%s"
+                                     "&limit=1000 HTTP/1.1", bb_url_encode(p, group)));
+    return status;
+}
+
+#define GROUPS(names) "{\"size\":2,\"isLastPage\":true,\"values\":[" names "]}"
+
+/* The filter matches group names by substring: only an entry named exactly the group (in any case) is membership. */
+static void test_in_group_exact_name(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *errmsg;
+
+    assert_int_equal(in_group(p, json_answer(p, GROUPS("{\"name\":\"developers-old\"},{\"name\":\"old-developers\"},"
+                                                       "{\"name\":\"developer\"}")), "developers", &errmsg),
+                     BB_DENIED);
+    assert_contains(errmsg, "jane is not in the group developers");
+    assert_int_equal(in_group(p, json_answer(p, GROUPS("{\"name\":\"developers-old\"},{\"name\":\"Developers\"}")),
+                              "developers", &errmsg), BB_OK);
+    assert_int_equal(in_group(p, json_answer(p, GROUPS("{\"name\":7},{\"name\":null},{},{\"name\":\"qa team\"}")),
+                              "qa team", &errmsg), BB_OK);
+    assert_int_equal(in_group(p, json_answer(p, GROUPS("")), "developers", &errmsg), BB_DENIED);
+}
+
+static void test_in_group_refusals_and_unusable_answers(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *errmsg;
+
+    /* HTTP access tokens are kept off /admin: 401, as a user Bitbucket does not know is 404. */
+    assert_int_equal(in_group(p, http_answer(p, 401, "application/json", "{}"), "developers", &errmsg), BB_DENIED);
+    assert_contains(errmsg, "HTTP 401: not permitted");
+    assert_int_equal(in_group(p, http_answer(p, 404, "application/json", "{}"), "developers", &errmsg), BB_DENIED);
+    assert_int_equal(in_group(p, http_answer(p, 200, "text/plain", GROUPS("{\"name\":\"developers\"}")),
+                              "developers", &errmsg), BB_BAD_RESPONSE);
+    assert_int_equal(in_group(p, json_answer(p, "not json {"), "developers", &errmsg), BB_BAD_RESPONSE);
+    assert_contains(errmsg, "no \"values\" array");
+    assert_int_equal(in_group(p, json_answer(p, "{\"values\":\"developers\"}"), "developers", &errmsg),
+                     BB_BAD_RESPONSE);
+    assert_int_equal(in_group(p, json_answer(p, "[{\"name\":\"developers\"}]"), "developers", &errmsg),
+                     BB_BAD_RESPONSE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +550,15 @@ int main(void)
         UNIT_TEST(test_users_wrong_shapes),
         UNIT_TEST(test_bearer_authorizer),
         UNIT_TEST(test_identify_without_answer),
+        UNIT_TEST(test_user_on_a_later_page),
+        UNIT_TEST(test_user_paging_ends),
+        UNIT_TEST(test_user_page_cap),
+        UNIT_TEST(test_may_read),
+        UNIT_TEST(test_in_group_exact_name),
+        UNIT_TEST(test_in_group_refusals_and_unusable_answers),
     };
+
+    signal(SIGPIPE, SIG_IGN);
+    bb_http_global_init();
     return UNIT_RUN("bitbucket", tests);
 }

@@ -1,220 +1,8 @@
 /* test_http: bb_http against an in-process TLS server on 127.0.0.1: trust, caps, redirects, failures, describe. */
 #include "unit.h"
 #include "fake_response.h"
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <pthread.h>
+#include "tls_server.h"
 #include <signal.h>
-#include <stdlib.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
-#include <apr_file_io.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-#include "bb_http.h"
-
-/* ---- a throw-away PKI: a CA, a certificate for 127.0.0.1 it signed, an expired one, a self-signed one ---- */
-
-typedef struct {
-    EVP_PKEY *key;
-    X509 *ca;
-    X509 *good;        /* for IP 127.0.0.1, signed by ca */
-    X509 *expired;     /* the same, but its validity ended an hour ago */
-    X509 *stranger;    /* for IP 127.0.0.1, self-signed */
-} pki_t;
-
-static pki_t pki;
-
-static void add_extension(X509 *cert, X509 *issuer, int nid, const char *value)
-{
-    X509V3_CTX ctx;
-    X509_EXTENSION *ext;
-
-    X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
-    ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-    assert_non_null(ext);
-    assert_int_equal(X509_add_ext(cert, ext, -1), 1);
-    X509_EXTENSION_free(ext);
-}
-
-/* A certificate for pki.key named cn; issuer NULL makes it self-signed. Valid from..until, in seconds from now. */
-static X509 *make_cert(const char *cn, X509 *issuer, int is_ca, long from, long until)
-{
-    static long serial = 1;
-    X509 *cert = X509_new();
-
-    assert_non_null(cert);
-    X509_set_version(cert, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(cert), serial++);
-    X509_gmtime_adj(X509_getm_notBefore(cert), from);
-    X509_gmtime_adj(X509_getm_notAfter(cert), until);
-    X509_set_pubkey(cert, pki.key);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-    X509_set_issuer_name(cert, X509_get_subject_name(issuer ? issuer : cert));
-    add_extension(cert, issuer ? issuer : cert, NID_subject_key_identifier, "hash");
-    if (is_ca) {
-        add_extension(cert, cert, NID_basic_constraints, "critical,CA:TRUE");
-        add_extension(cert, cert, NID_key_usage, "critical,keyCertSign,cRLSign");
-    }
-    else {
-        add_extension(cert, issuer ? issuer : cert, NID_authority_key_identifier, "keyid:always");
-        add_extension(cert, cert, NID_subject_alt_name, "IP:127.0.0.1");
-    }
-    assert_true(X509_sign(cert, pki.key, EVP_sha256()) > 0);
-    return cert;
-}
-
-/* One key for everything keeps the set-up fast; only the names and signatures matter here. */
-static void make_pki(void)
-{
-    if (pki.key) {
-        return;
-    }
-    pki.key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    assert_non_null(pki.key);
-    pki.ca = make_cert("bb_http test CA", NULL, 1, -3600, 3600);
-    pki.good = make_cert("bitbucket", pki.ca, 0, -3600, 3600);
-    pki.expired = make_cert("bitbucket", pki.ca, 0, -7200, -3600);
-    pki.stranger = make_cert("bitbucket", NULL, 0, -3600, 3600);
-}
-
-/* The CA certificate as a PEM file, deleted with the pool. */
-static const char *ca_file(apr_pool_t *p)
-{
-    const char *dir;
-    char *path;
-    apr_file_t *file;
-    BIO *bio = BIO_new(BIO_s_mem());
-    char *pem;
-    long len;
-
-    assert_int_equal(PEM_write_bio_X509(bio, pki.ca), 1);
-    len = BIO_get_mem_data(bio, &pem);
-    assert_int_equal(apr_temp_dir_get(&dir, p), APR_SUCCESS);
-    path = apr_pstrcat(p, dir, "/test_http_XXXXXX", NULL);
-    assert_int_equal(apr_file_mktemp(&file, path, APR_FOPEN_CREATE | APR_FOPEN_WRITE | APR_FOPEN_EXCL |
-                                     APR_FOPEN_DELONCLOSE, p), APR_SUCCESS);
-    assert_int_equal(apr_file_write_full(file, pem, (apr_size_t)len, NULL), APR_SUCCESS);
-    BIO_free(bio);
-    return path;
-}
-
-/* opts trust the test CA, as BBAuthCAFile does. */
-static void trust_test_ca(apr_pool_t *p, bb_http_opts_t *opts)
-{
-    const char *err = NULL;
-
-    opts->ca_file = ca_file(p);
-    opts->ca_pem = bb_http_read_ca_file(p, opts->ca_file, &err);
-    assert_non_null(opts->ca_pem);
-}
-
-/* ---- a TLS server that answers one connection with a canned answer ---- */
-
-typedef struct {
-    int listener;
-    int port;
-    SSL_CTX *ctx;
-    const char *answer;
-    apr_size_t answer_len;
-    char request[16384];      /* what the client sent: head and body */
-    apr_size_t request_len;
-    pthread_t thread;
-} server_t;
-
-/* Reads until the request's head and Content-Length body are in. */
-static void read_request(server_t *s, SSL *ssl)
-{
-    const char *head_end = NULL;
-    int n;
-
-    while ((n = SSL_read(ssl, s->request + s->request_len, (int)(sizeof(s->request) - 1 - s->request_len))) > 0) {
-        const char *length;
-
-        s->request_len += (apr_size_t)n;
-        s->request[s->request_len] = '\0';
-        head_end = strstr(s->request, "\r\n\r\n");
-        if (head_end == NULL) {
-            continue;
-        }
-        length = strcasestr(s->request, "\r\nContent-Length:");
-        if (length == NULL || length > head_end
-            || s->request_len >= (apr_size_t)(head_end + 4 - s->request) + (apr_size_t)atol(length + 17)) {
-            return;
-        }
-    }
-}
-
-static void *serve_one(void *data)
-{
-    server_t *s = data;
-    int fd = accept(s->listener, NULL, NULL);
-    SSL *ssl = fd >= 0 ? SSL_new(s->ctx) : NULL;
-
-    if (ssl && SSL_set_fd(ssl, fd) == 1 && SSL_accept(ssl) == 1) {
-        read_request(s, ssl);
-        if (s->answer_len) {
-            SSL_write(ssl, s->answer, (int)s->answer_len);
-        }
-        SSL_shutdown(ssl);
-    }
-    SSL_free(ssl);
-    if (fd >= 0) {
-        close(fd);
-    }
-    return NULL;
-}
-
-static int listen_on_loopback(int *port)
-{
-    struct sockaddr_in addr;
-    socklen_t len = sizeof(addr);
-    /* On Linux this bounds accept() too: a test whose client never connects cannot hang. */
-    struct timeval wait = { 5, 0 };
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait)), 0);
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    assert_int_equal(listen(fd, 4), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
-    *port = ntohs(addr.sin_port);
-    return fd;
-}
-
-/* Starts a server presenting cert that will send answer (len bytes) to the first connection. */
-static server_t *start_server(apr_pool_t *p, X509 *cert, const char *answer, apr_size_t len)
-{
-    server_t *s = apr_pcalloc(p, sizeof(*s));
-
-    make_pki();
-    s->ctx = SSL_CTX_new(TLS_server_method());
-    assert_non_null(s->ctx);
-    assert_int_equal(SSL_CTX_use_certificate(s->ctx, cert), 1);
-    assert_int_equal(SSL_CTX_use_PrivateKey(s->ctx, pki.key), 1);
-    s->answer = answer;
-    s->answer_len = len;
-    s->listener = listen_on_loopback(&s->port);
-    assert_int_equal(pthread_create(&s->thread, NULL, serve_one, s), 0);
-    return s;
-}
-
-static void stop_server(server_t *s)
-{
-    pthread_join(s->thread, NULL);
-    close(s->listener);
-    SSL_CTX_free(s->ctx);
-}
-
-static const char *url_of(apr_pool_t *p, const server_t *s, const char *path)
-{
-    return apr_psprintf(p, "https://127.0.0.1:%d%s", s->port, path);
-}
 
 /* One GET of `path` from a trusted test server that answers `answer` (a string literal): BB_OK expected, the
  * response returned and the URL fetched in *url. */
@@ -222,7 +10,7 @@ static const char *url_of(apr_pool_t *p, const server_t *s, const char *path)
 static bb_http_response_t *get_answer(apr_pool_t *p, const char *answer, apr_size_t len, const char *path,
                                       const char **url)
 {
-    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0 };
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
     server_t *s;
@@ -252,7 +40,7 @@ static void test_get_with_extra_ca(void **state)
                                  "X-AUSERNAME: jane\r\nVary: X-AUSERNAME\r\nVary: X-AUSERID\r\n"
                                  "Content-Length: 11\r\nConnection: close\r\n\r\n{\"a\":\"b\"}\r\n";
     server_t *s;
-    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0 };
     apr_table_t *headers = apr_table_make(p, 2);
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
@@ -281,7 +69,7 @@ static void test_post_form(void **state)
     apr_pool_t *p = *state;
     static const char answer[] = "HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     server_t *s;
-    bb_http_opts_t opts = { NULL, 2, 0, "agent/1", NULL, NULL };
+    bb_http_opts_t opts = { NULL, 2, 0, "agent/1", NULL, NULL, 0 };
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
 
@@ -321,7 +109,7 @@ static void test_headers_of_final_response(void **state)
                                  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n"
                                  "Connection: close\r\n\r\njane";
     server_t *s;
-    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0 };
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
 
@@ -342,7 +130,7 @@ static bb_status_t request_to(apr_pool_t *p, X509 *cert, int trust_ca, const cha
 {
     static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     server_t *s = start_server(p, cert, answer, sizeof(answer) - 1);
-    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0 };
     bb_http_response_t *resp = NULL;
     bb_status_t status;
 
@@ -403,7 +191,7 @@ static void test_host_name_mismatch(void **state)
 static void test_ca_file(void **state)
 {
     apr_pool_t *p = *state;
-    bb_http_opts_t opts = { "/etc/x/ca.pem", 2, 0, NULL, "no certificate here", NULL };
+    bb_http_opts_t opts = { "/etc/x/ca.pem", 2, 0, NULL, "no certificate here", NULL, 0 };
     server_t *s;
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL, *err = NULL;
@@ -431,7 +219,7 @@ static bb_status_t capped_request(apr_pool_t *p, const char *answer, apr_size_t 
                                   const char **errmsg)
 {
     server_t *s;
-    bb_http_opts_t opts = { NULL, 2, max_body, NULL, NULL, NULL };
+    bb_http_opts_t opts = { NULL, 2, max_body, NULL, NULL, NULL, 0 };
     bb_http_response_t *resp = NULL;
     bb_status_t status;
 
@@ -503,7 +291,7 @@ static void test_header_cap(void **state)
 static void test_closed_port(void **state)
 {
     apr_pool_t *p = *state;
-    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0 };
     bb_http_response_t stale;
     bb_http_response_t *resp = &stale;
     const char *errmsg = NULL;
@@ -538,7 +326,7 @@ static void test_observer(void **state)
 {
     apr_pool_t *p = *state;
     static const char answer[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0 };
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL, *url;
 
@@ -568,7 +356,7 @@ static void test_breaker_holds_calls_back(void **state)
 {
     apr_pool_t *p = *state;
     bb_breaker_state_t shared;
-    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0 };
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
     apr_int64_t retry;
@@ -602,7 +390,7 @@ static void test_timeout(void **state)
     apr_pool_t *p = *state;
     int port;
     int listener = listen_on_loopback(&port);
-    bb_http_opts_t opts = { NULL, 1, 0, NULL, NULL, NULL };
+    bb_http_opts_t opts = { NULL, 1, 0, NULL, NULL, NULL, 0 };
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
     apr_time_t start = apr_time_now();
@@ -614,10 +402,24 @@ static void test_timeout(void **state)
     assert_true(apr_time_now() - start < apr_time_from_sec(3));
 }
 
+/* The copy for a single-use POST asks for a new connection; the options it came from are left as they were. */
+static void test_once_asks_for_a_fresh_connection(void **state)
+{
+    apr_pool_t *p = *state;
+    bb_http_opts_t opts = { NULL, 2, 0, "agent/1", NULL, NULL, 0 };
+    bb_http_opts_t *once = bb_http_once(p, &opts);
+
+    assert_ptr_not_equal(once, &opts);
+    assert_int_equal(once->fresh_connection, 1);
+    assert_int_equal(opts.fresh_connection, 0);
+    assert_int_equal(once->timeout_sec, 2);
+    assert_string_equal(once->user_agent, "agent/1");
+}
+
 static void test_only_https_fetched(void **state)
 {
     apr_pool_t *p = *state;
-    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0 };
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
     static const char *const urls[] = { "http://127.0.0.1:1/x", "ftp://127.0.0.1:1/x", "file:///etc/passwd",
@@ -635,7 +437,7 @@ static void test_only_https_fetched(void **state)
 static void test_header_injection_refused(void **state)
 {
     apr_pool_t *p = *state;
-    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0 };
     apr_table_t *headers = apr_table_make(p, 1);
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
@@ -736,6 +538,7 @@ int main(void)
         UNIT_TEST(test_observer),
         UNIT_TEST(test_breaker_holds_calls_back),
         UNIT_TEST(test_timeout),
+        UNIT_TEST(test_once_asks_for_a_fresh_connection),
         UNIT_TEST(test_only_https_fetched),
         UNIT_TEST(test_header_injection_refused),
         UNIT_TEST(test_describe),
