@@ -66,9 +66,8 @@ def command(port, line):
         return c.recv(4096).split(b"\r\n")[0]
 
 
-def operations(kind, port):
-    """How many reads and writes the server has answered so far (memcached: cmd_get + cmd_set; redis: every
-    command but the INFO that asks), for counting what a load costs it."""
+def _stats(kind, port):
+    """The server's own counters: memcached's "stats", redis's "INFO stats"."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
         c.sendall(b"stats\r\n" if kind == "memcache" else b"INFO stats\r\n")
         data = b""
@@ -78,12 +77,26 @@ def operations(kind, port):
             if not chunk:
                 break
             data += chunk
-    stats = dict(line.split(" ", 2)[1:] if kind == "memcache" else line.split(":", 1)
-                 for line in data.decode().splitlines()
-                 if (line.startswith("STAT ") if kind == "memcache" else ":" in line))
+    return dict(line.split(" ", 2)[1:] if kind == "memcache" else line.split(":", 1)
+                for line in data.decode().splitlines()
+                if (line.startswith("STAT ") if kind == "memcache" else ":" in line))
+
+
+def operations(kind, port):
+    """How many reads and writes the server has answered so far (memcached: cmd_get + cmd_set; redis: every
+    command but the INFO that asks), for counting what a load costs it."""
+    stats = _stats(kind, port)
     if kind == "memcache":
         return int(stats["cmd_get"]) + int(stats["cmd_set"])
     return int(stats["total_commands_processed"])
+
+
+def memcached_writes(port):
+    """Every change memcached was asked for so far: sets (add, replace, append, cas too), touches, deletes,
+    increments and decrements, whether they found the key or not."""
+    stats = _stats("memcache", port)
+    return sum(int(stats[name]) for name in ("cmd_set", "cmd_touch", "delete_hits", "delete_misses", "incr_hits",
+                                             "incr_misses", "decr_hits", "decr_misses"))
 
 
 def flush(kind, port):

@@ -14,6 +14,7 @@ import requests
 
 import bbsite
 import cacheserver
+from test_metrics import ADMIN_PAGES, scrape, total
 
 TOKEN_LOCATION = """
 <Location /packages>
@@ -68,6 +69,46 @@ def test_junk_tokens_do_not_bring_a_logged_out_cookie_back(site_factory, cache):
         r = get(site, anonymous, headers={"Authorization": f"Bearer junk{i:04d}", "Accept": "*/*"})
         assert r.status_code == 401
     assert get(site, stolen).status_code == 401
+
+
+def cache_writes(site, kind, port):
+    """The writes (stores and removes) the module counted, and for memcached the server's own count."""
+    samples, _ = scrape(site)
+    counted = sum(total(samples, "bbauth_cache_operations_total", op=op) for op in ("store", "remove"))
+    return counted, cacheserver.memcached_writes(port) if kind == "memcache" else None
+
+
+def anonymous_flood(site, real_state):
+    """Junk tokens, junk cookies and made-up callbacks: what anyone can send, 300 requests in all."""
+    fake_jws = "eyJhbGciOiJIUzI1NiIsImtpZCI6IngifQ.eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OX0.AAAA"
+    for i in range(100):
+        anonymous = scripted(site.session())
+        assert get(site, anonymous, headers={"Authorization": f"Bearer junk{i:04d}"}).status_code == 401
+        assert get(site, anonymous, headers={"Authorization": f"Basic {i:04d}bm9ib2R5OmJvZ3Vz"}).status_code == 401
+        anonymous.cookies.set("bbauth_session", f"junk{i}" if i % 2 else f"{fake_jws}{i:04d}")
+        assert get(site, anonymous).status_code == 401
+    for i in range(20):
+        stranger = site.session()
+        assert get(site, stranger, f"{bbsite.CALLBACK_PATH}?code=made-up{i}&state=made-up{i}").status_code == 400
+        # The state of a real login, with its cookie, but a code Bitbucket never issued: Bitbucket refuses it.
+        browser, state = real_state
+        assert get(site, browser, f"{bbsite.CALLBACK_PATH}?code=made-up{i}&state={state}").status_code in (400, 502)
+
+
+def test_anonymous_input_writes_nothing_to_the_shared_cache(site_factory, cache):
+    kind, port, modules = cache
+    site = site_factory(conf=lambda s: bbsite.protected_conf(s) + TOKEN_LOCATION + ADMIN_PAGES
+                        + cache_conf(kind, port), modules=modules + ("authz_host",))
+    s = site.session()
+    site.login(s, "/packages/echo", user="alice")
+    assert get(site, s, "/logout").status_code == 302      # a logout mark: the module does write
+    browser = site.session()
+    state = bbsite.query_of(site.start_login(browser, "/packages/echo").headers["Location"])["state"]
+    before = cache_writes(site, kind, port)
+    assert before[0] > 0
+    anonymous_flood(site, (browser, state))
+    assert site.fb.calls().get("whoami", 0) >= 100 and site.fb.calls().get("token", 0) >= 1   # they were heard
+    assert cache_writes(site, kind, port) == before
 
 
 def login_many(site, count, workers=3):
