@@ -4,7 +4,10 @@ stale-if-error. One Apache process (servers=1) where a count depends on which pr
 
 import concurrent.futures
 
+import time
+
 import bbsite
+from test_metrics import ADMIN_PAGES, scrape, value
 from test_tokens import token_conf
 
 
@@ -92,7 +95,6 @@ def test_a_herd_over_two_processes_makes_at_most_one_check_each(site_factory):
 def test_a_confirmed_token_is_checked_once_across_processes(site_factory):
     # With BBAuthStaleIfError the cache still holds Bitbucket's earlier "yes" once the TTL is over: the token is
     # known, so the asking process marks it in the shared cache and the other process waits for its verdict.
-    import time
     site = site_factory(conf=lambda s: token_conf(s, "BBAuthTokenCacheTTL 2\nBBAuthStaleIfError 60"))
     token = mint(site)
     assert get(site, token).status_code == 200
@@ -123,20 +125,35 @@ def test_a_herd_while_bitbucket_fails_gets_503_from_one_call(site_factory):
     assert site.fb.calls().get("whoami") == 1
 
 
+def asked_until(site, token, condition, seconds):
+    """The statuses of requests with token, one every quarter second, until condition() holds (then True) or
+    `seconds` have passed (then False)."""
+    deadline = time.monotonic() + seconds
+    statuses = []
+    while time.monotonic() < deadline:
+        statuses.append(get(site, token).status_code)
+        if condition():
+            return True, statuses
+        time.sleep(0.25)
+    return False, statuses
+
+
 def test_a_busy_token_is_renewed_ahead_of_its_expiry(site_factory):
-    import time
-    site = site_factory(conf=lambda s: token_conf(s, "BBAuthTokenCacheTTL 20"))
+    site = site_factory(conf=lambda s: token_conf(s, "BBAuthTokenCacheTTL 20") + ADMIN_PAGES,
+                        modules=("authz_host",), servers=1)
     token = mint(site)
     reset_counts(site)
-    start = time.monotonic()
-    assert get(site, token).status_code == 200
-    time.sleep(max(0.0, start + 18.8 - time.monotonic()))   # in the verdict's last tenth (2 s) of its life
-    assert get(site, token).status_code == 200
-    assert site.fb.calls().get("whoami") == 2                # renewed by this request...
-    time.sleep(max(0.0, start + 20.6 - time.monotonic()))   # ...so past the first verdict's expiry
-    for _ in range(4):
-        assert get(site, token).status_code == 200
+    assert get(site, token).status_code == 200               # a miss: the verdict, for 20 s
+    # A busy token, asked until Bitbucket is asked again (in the verdict's last tenth of its life)...
+    asked, statuses = asked_until(site, token, lambda: site.fb.calls().get("whoami") == 2, 40)
+    assert asked and set(statuses) == {200}
+    # ...then on, well past the first verdict's expiry (at most 2 s and a rounded-down second after the renewal).
+    asked, statuses = asked_until(site, token, lambda: False, 4)
+    assert set(statuses) == {200}
     assert site.fb.calls().get("whoami") == 2                # no miss
+    # The second check was a renewal of a cached verdict, never a miss (which would count a second "valid").
+    samples, _ = scrape(site)
+    assert value(samples, "bbauth_token_verdicts_total", outcome="valid") == 1
 
 
 def outage_conf(extra=""):
@@ -198,7 +215,6 @@ def test_a_429_with_retry_after_opens_the_circuit_for_that_long(site_factory):
 
 
 def test_after_the_cooldown_one_probe_closes_the_circuit(site_factory):
-    import time
     site = site_factory(conf=lambda s: token_conf(s, "BBAuthCircuitFailures 1\nBBAuthCircuitCooldown 2"),
                         servers=1)
     tokens = [mint(site) for _ in range(3)]
@@ -207,8 +223,11 @@ def test_after_the_cooldown_one_probe_closes_the_circuit(site_factory):
     assert get(site, tokens[0]).status_code == 503          # the failure that opens it
     assert get(site, tokens[1]).status_code == 503          # refused at once
     assert site.fb.calls().get("whoami") == 1
-    time.sleep(2.2)
-    assert get(site, tokens[1]).status_code == 200          # the probe, answered: closed again
+    opened = time.monotonic()
+    # Refused at once, without a call, until the cool-down ends; then one probe, answered: closed again.
+    probed, statuses = asked_until(site, tokens[1], lambda: site.fb.calls().get("whoami") == 2, 15)
+    assert probed and statuses[-1] == 200 and set(statuses[:-1]) <= {503}
+    assert time.monotonic() - opened >= 1                   # the 2 s cool-down, counted in whole seconds
     assert get(site, tokens[2]).status_code == 200
     assert site.fb.calls().get("whoami") == 3
     site.apache.wait_for_log(r"circuit closed")
@@ -216,7 +235,6 @@ def test_after_the_cooldown_one_probe_closes_the_circuit(site_factory):
 
 def expire_verdict_then_fail(site, token, ttl=2):
     """The token is accepted once, its verdict outlives BBAuthTokenCacheTTL, then Bitbucket goes down."""
-    import time
     assert get(site, token).status_code == 200
     time.sleep(ttl + 1.1)
     site.fb.set_mode("whoami", "down")
@@ -258,7 +276,6 @@ def test_stale_if_error_never_outlives_a_refusal(site_factory):
     token = mint(site)
     assert get(site, token).status_code == 200
     site.fb.control("POST", "/_fake/users/bob/deactivate")
-    import time
     time.sleep(3.1)
     assert get(site, token).status_code == 401               # seen deactivated: the refusal voids the verdict
     site.fb.set_mode("whoami", "down")
@@ -278,7 +295,6 @@ ScriptAlias /proj/echo @ECHO@
     site.fb.settings(access_token_ttl=31)          # inside the 30 s refresh margin a second after the login
     browser = site.session()
     site.login(browser, "/packages/echo", user="alice")
-    import time
     time.sleep(1.1)
     site.fb.set_mode("token", "slow", seconds=1)   # every request arrives while the first refresh is under way
     reset_counts(site)
