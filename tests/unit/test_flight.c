@@ -1,5 +1,9 @@
 /* test_flight: single-flight per process (lead, wait, land, busy, bounds) and the in-progress marks in the cache. */
 #include "unit.h"
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <apr_atomic.h>
 #include <apr_thread_proc.h>
 #include "bb_flight.h"
 #include "fake_cache.h"
@@ -38,6 +42,7 @@ typedef struct {
     bb_flights_t *flights;
     bb_flight_role_t role;
     int outcome;
+    volatile apr_uint32_t tid;    /* the thread's Linux id, once it is about to join */
 } waiter_t;
 
 static void *APR_THREAD_FUNC wait_for_a(apr_thread_t *thread, void *baton)
@@ -45,9 +50,47 @@ static void *APR_THREAD_FUNC wait_for_a(apr_thread_t *thread, void *baton)
     waiter_t *w = baton;
     bb_flight_t flight;
 
+    apr_atomic_set32(&w->tid, (apr_uint32_t)syscall(SYS_gettid));
     w->role = bb_flight_join(w->flights, "tok:a", apr_time_from_sec(10), &flight, &w->outcome);
     apr_thread_exit(thread, APR_SUCCESS);
     return NULL;
+}
+
+/* Whether the thread is asleep (state S in /proc: blocked, here in the wait for the leader's landing). */
+static int asleep(apr_uint32_t tid)
+{
+    char path[64], stat[256], *state;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/self/task/%u/stat", (unsigned)tid);
+    if ((f = fopen(path, "r")) == NULL) {
+        return 0;
+    }
+    n = fread(stat, 1, sizeof(stat) - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    state = strrchr(stat, ')');      /* "pid (comm) S ...": the name may hold spaces and parentheses */
+    return state != NULL && state[1] == ' ' && state[2] == 'S';
+}
+
+/* Waits (at most 10 s) until every waiter has joined and sleeps in its wait: a condition, not a guess of how long
+ * starting threads takes on a loaded machine. */
+static void until_all_wait(waiter_t *waiters, int count)
+{
+    apr_time_t deadline = apr_time_now() + apr_time_from_sec(10);
+    int i, waiting = 0;
+
+    while (waiting < count && apr_time_now() < deadline) {
+        for (i = 0, waiting = 0; i < count; i++) {
+            apr_uint32_t tid = apr_atomic_read32(&waiters[i].tid);
+            waiting += tid != 0 && asleep(tid);
+        }
+        if (waiting < count) {
+            apr_sleep(apr_time_from_msec(1));
+        }
+    }
+    assert_int_equal(waiting, count);
 }
 
 static void test_waiters_wake_with_the_leaders_outcome(void **state)
@@ -61,12 +104,13 @@ static void test_waiters_wake_with_the_leaders_outcome(void **state)
     int i, outcome;
 
     assert_int_equal(bb_flight_join(flights, "tok:a", 0, &lead, &outcome), BB_FLIGHT_LEAD);
+    memset(waiters, 0, sizeof(waiters));
     for (i = 0; i < 4; i++) {
         waiters[i].flights = flights;
         waiters[i].role = BB_FLIGHT_LEAD;
         assert_int_equal(apr_thread_create(&threads[i], NULL, wait_for_a, &waiters[i], p), APR_SUCCESS);
     }
-    apr_sleep(apr_time_from_msec(50));
+    until_all_wait(waiters, 4);
     bb_flight_land(flights, &lead, 7);
     for (i = 0; i < 4; i++) {
         assert_int_equal(apr_thread_join(&rv, threads[i]), APR_SUCCESS);
@@ -80,7 +124,7 @@ static void test_a_late_waiter_gets_its_leaders_outcome(void **state)
 {
     apr_pool_t *p = *state;
     bb_flights_t *flights = bb_flights_create(p);
-    waiter_t waiter = { flights, BB_FLIGHT_LEAD, 0 };
+    waiter_t waiter = { flights, BB_FLIGHT_LEAD, 0, 0 };
     apr_thread_t *thread;
     bb_flight_t lead, next;
     apr_status_t rv;
@@ -88,7 +132,7 @@ static void test_a_late_waiter_gets_its_leaders_outcome(void **state)
 
     assert_int_equal(bb_flight_join(flights, "tok:a", 0, &lead, &outcome), BB_FLIGHT_LEAD);
     assert_int_equal(apr_thread_create(&thread, NULL, wait_for_a, &waiter, p), APR_SUCCESS);
-    apr_sleep(apr_time_from_msec(50));
+    until_all_wait(&waiter, 1);
     bb_flight_land(flights, &lead, 5);
     /* Racing the waiter's wake-up: a new question about tok:a takes the freed slot at once. */
     assert_int_not_equal(bb_flight_join(flights, "tok:a", 0, &next, &outcome), BB_FLIGHT_LANDED);
