@@ -2248,6 +2248,10 @@ class FakeBitbucket:
                         return 400, {"error": f"unknown settings {unknown}"}
                     if "scopes_key" in data and data["scopes_key"] not in ("scope", "scopes", "both", "none"):
                         return 400, {"error": "scopes_key must be scope|scopes|both|none"}
+                    for key in ("max_keepalive_requests", "keepalive_timeout"):
+                        if data.get(key) is not None and (isinstance(data[key], bool) or
+                                                          not isinstance(data[key], (int, float)) or data[key] <= 0):
+                            return 400, {"error": f"{key} must be a positive number or null"}
                     self.settings.update(data)
                     return 200, dict(self.settings)
             if path == "/clock" and m == "POST":

@@ -1177,6 +1177,14 @@ def test_keepalive_timeout_closes_an_idle_connection(fb, pki):
                 pass
 
 
+def test_tomcat_settings_validation(fb):
+    for bad in ({"max_keepalive_requests": 0}, {"keepalive_timeout": "soon"}, {"keepalive_timeout": -1},
+                {"max_keepalive_requests": True}):
+        with pytest.raises(Exception):
+            fb.settings(**bad)
+    assert fb.settings(keepalive_timeout=None)["keepalive_timeout"] is None
+
+
 def test_without_the_tomcat_settings_a_connection_is_kept(fb, http):
     fb.control("POST", "/_fake/calls/reset")
     for _ in range(5):
