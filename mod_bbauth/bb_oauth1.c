@@ -600,5 +600,7 @@ bb_status_t bb_oauth1_access_token(apr_pool_t *p, const bb_oauth1_client_t *clie
         *errmsg = "OAuth 1 access token: the user did not approve the access in Bitbucket";
         return BB_DENIED;
     }
-    return token_leg(p, client, http, "access token", BB_OAUTH1_ACCESS_TOKEN_PATH, &step, 0, token, errmsg);
+    /* The request token and verifier are good for one exchange: never sent twice (bb_http_once). */
+    return token_leg(p, client, bb_http_once(p, http), "access token", BB_OAUTH1_ACCESS_TOKEN_PATH, &step, 0, token,
+                     errmsg);
 }

@@ -5,6 +5,7 @@ a rotating refresh token twice (libcurl resends a request on a kept connection t
 byte). Counted at the fake's request log; one Apache process (servers=1), so that its connection is the kept one."""
 
 import bbsite
+from oauth1site import make_oauth1_site
 
 PROJ_CONF = """
 <Location /proj>
@@ -45,6 +46,18 @@ def test_a_refresh_token_is_sent_once_when_the_connection_dies_after_bitbucket_r
     assert r.status_code != 200
     refreshes = token_posts(site, "refresh_token")
     assert [e["status"] for e in refreshes] == ["dropped_after"]   # never replayed with the rotated token
+
+
+def test_an_oauth1_request_token_is_exchanged_once_when_the_connection_dies(site_factory, tmp_serverroot):
+    site = make_oauth1_site(site_factory, tmp_serverroot, servers=1)
+    site.login(site.session(), "/packages/echo")     # the process now keeps a connection to the fake
+    browser = site.session()
+    callback = site.authorize(browser, site.start_login(browser, "/packages/echo").headers["Location"])
+    site.fb.set_mode("oauth1_access_token", "drop_after", times=1)
+    assert browser.get(callback, allow_redirects=False).status_code == 502
+    exchanges = site.fb.control("GET", "/_fake/log?endpoint=oauth1_access_token")["entries"]
+    # The warm-up's exchange, then this one, once: the request token and verifier were used up by it.
+    assert [e["status"] for e in exchanges] == [200, "dropped_after"]
 
 
 def test_logins_and_refreshes_work_with_tomcats_keep_alive_limits(site_factory):
