@@ -17,6 +17,8 @@ typedef struct {
     apr_int64_t exp;        /* min(auth_time + max_age, iat + idle_timeout) */
     int grant;              /* claim "grant": true: the login kept an OAuth grant for the session (OAuth 2), so a
                              * revalidation that finds none fails closed; absent (OAuth 1 logins) when false */
+    const char *slug;       /* the user's slug in Bitbucket URLs (may differ from sub); NULL in cookies made before
+                             * it was kept (claim "slug", optional) */
 } bb_session_t;
 
 typedef struct {
