@@ -58,9 +58,22 @@ def choose_port():
     return port
 
 
+# The package clients the account page shows the setup of, and the mirror path each uses.
+CLIENT_PATHS = (("composer", "/packages/composer/"), ("pip", "/packages/simple/"), ("uv", "/packages/simple/"),
+                ("poetry", "/packages/simple/"), ("npm", "/packages/npm/"), ("yarn", "/packages/npm/"),
+                ("pnpm", "/packages/npm/"))
+
+
+def client_setup_conf(site):
+    return "".join(f"BBAuthClientSetup {client} {site.url(path)}\n" for client, path in CLIENT_PATHS)
+
+
 def demo_conf(site):
-    return bbsite.server_conf(site) + """
+    return bbsite.server_conf(site) + client_setup_conf(site) + """
 BBAuthCookieName bbauth_demo
+<Location /account>
+    SetHandler bbauth-account
+</Location>
 ScriptAlias /packages/whoami "@CGIBIN@/whoami"
 <Location /packages>
     AuthType Bitbucket

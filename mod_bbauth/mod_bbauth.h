@@ -36,6 +36,12 @@ APLOG_USE_MODULE(bbauth);
 
 #define BBAUTH_UNSET            -1
 
+/* BBAuthClientSetup client url: a package client the account page shows the setup of, for this mirror URL. */
+typedef struct {
+    const char *client;              /* "composer", "pip", ... (bb_clientsetup) */
+    const char *url;
+} bbauth_client_setup;
+
 /* Server (virtual host) configuration. Unset values (NULL / BBAUTH_UNSET) inherit from the main server. */
 typedef struct {
     const char *bitbucket_url;       /* checked, no trailing '/' */
@@ -71,6 +77,7 @@ typedef struct {
     apr_int64_t stale_if_error;      /* BBAuthStaleIfError: seconds a confirmed token is used past its TTL while
                                       * Bitbucket cannot answer; 0 = off */
     apr_int64_t session_recheck;     /* BBAuthSessionRecheck: seconds a process believes "not logged out" */
+    apr_array_header_t *client_setups; /* of bbauth_client_setup, from BBAuthClientSetup in order; NULL: none */
 
     /* Filled by bbauth_finalize_server() once the configuration is read. */
     const char *missing;             /* directives this server still needs before it can log anyone in */
@@ -239,6 +246,9 @@ void bbauth_register_assert_hooks(void);
 
 /* mod_bbauth_setup.c */
 void bbauth_register_setup_hooks(void);
+
+/* mod_bbauth_account.c */
+void bbauth_register_account_hooks(void);
 
 /* mod_bbauth_page.c */
 /* Answers a short HTML page with the status; title and message are escaped here, `again` (a local path or

@@ -11,6 +11,7 @@
 
 #include "mod_bbauth.h"
 #include "bb_url.h"
+#include "bb_clientsetup.h"
 
 #define DEFAULT_SCOPE         "REPO_READ"
 #define DEFAULT_MAX_AGE       28800
@@ -79,6 +80,7 @@ void *bbauth_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_NUM(circuit_cooldown);
     MERGE_NUM(stale_if_error);
     MERGE_NUM(session_recheck);
+    MERGE_PTR(client_setups);
     /* The redirect URI, its origin and path belong together. */
     if (add->redirect_uri) {
         merged->redirect_uri = add->redirect_uri;
@@ -623,6 +625,25 @@ static const char *set_header_prefix(cmd_parms *cmd, void *dconf, const char *ar
     return NULL;
 }
 
+/* BBAuthClientSetup client url (repeatable): the account page shows, in this order, how to set each client up. */
+static const char *add_client_setup(cmd_parms *cmd, void *dummy, const char *client, const char *url)
+{
+    bbauth_server_conf *conf = server_conf_of(cmd);
+    const char *err = bb_clientsetup_check(cmd->pool, client, url);
+    bbauth_client_setup *setup;
+
+    if (err) {
+        return directive_error(cmd, err);
+    }
+    if (!conf->client_setups) {
+        conf->client_setups = apr_array_make(cmd->pool, 4, sizeof(bbauth_client_setup));
+    }
+    setup = apr_array_push(conf->client_setups);
+    setup->client = client;
+    setup->url = url;
+    return NULL;
+}
+
 const command_rec bbauth_directives[] = {
     AP_INIT_TAKE1("BBAuthBitbucketURL", set_bitbucket_url, NULL, RSRC_CONF,
                   "Bitbucket Data Center base URL, e.g. https://bitbucket.example.com"),
@@ -679,6 +700,9 @@ const command_rec bbauth_directives[] = {
     AP_INIT_TAKE1("BBAuthSessionRecheck", set_session_recheck, NULL, RSRC_CONF,
                   "Seconds a process trusts that a session was not logged out before asking the shared cache "
                   "again: a logout on another host takes effect here within this time (default 5, 0 = always ask)"),
+    AP_INIT_TAKE2("BBAuthClientSetup", add_client_setup, NULL, RSRC_CONF,
+                  "A package client and the mirror URL it uses (" BB_CLIENTSETUP_CLIENTS "): the account page "
+                  "(SetHandler bbauth-account) shows the lines that set it up"),
     AP_INIT_FLAG("BBAuthTokenAuth", set_token_auth, NULL, OR_AUTHCFG,
                  "On: accept Bitbucket HTTP access tokens (Basic or Bearer) from command-line clients"),
     AP_INIT_TAKE1("BBAuthUnauthAction", set_unauth_action, NULL, OR_AUTHCFG,
