@@ -78,6 +78,7 @@ typedef struct {
                                       * Bitbucket cannot answer; 0 = off */
     apr_int64_t session_recheck;     /* BBAuthSessionRecheck: seconds a process believes "not logged out" */
     apr_array_header_t *client_setups; /* of bbauth_client_setup, from BBAuthClientSetup in order; NULL: none */
+    const char *account_path;        /* the <Location> of SetHandler bbauth-account (found at startup), or NULL */
 
     /* Filled by bbauth_finalize_server() once the configuration is read. */
     const char *missing;             /* directives this server still needs before it can log anyone in */
@@ -123,7 +124,8 @@ void *bbauth_create_dir_conf(apr_pool_t *p, char *dir);
 void *bbauth_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
 /* Applies defaults and derives what requests use; conf->missing lists the directives still needed. */
 void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf);
-/* Refuses (at startup and `apachectl -t`) any use of the module in a server that lacks its settings. */
+/* Refuses (at startup and `apachectl -t`) any use of the module in a server that lacks its settings; notes where
+ * each server's account page is (account_path). */
 int bbauth_check_uses(apr_pool_t *ptemp, server_rec *s);
 
 /* mod_bbauth_cache.c */
@@ -203,6 +205,11 @@ const char *bbauth_token_cache_key(request_rec *r, const bbauth_server_conf *con
 
 /* mod_bbauth_authz.c */
 void bbauth_register_authz_providers(apr_pool_t *p);
+/* "Check again" for a user's browser session: drops the remembered answer to `question` (as the denial page names
+ * it, e.g. "bitbucket-repo PROJ/alpha"). APR_SUCCESS, APR_EBUSY (once per minute), APR_EINVAL for a question that
+ * no Require line asks, or the cache's error. */
+apr_status_t bbauth_authz_recheck(request_rec *r, const bbauth_server_conf *conf, const char *user,
+                                  const char *question);
 
 /* mod_bbauth_login.c */
 void bbauth_register_login_hooks(void);
@@ -249,6 +256,9 @@ void bbauth_register_setup_hooks(void);
 
 /* mod_bbauth_account.c */
 void bbauth_register_account_hooks(void);
+/* The token the account page's forms carry (the denial page's "check again" too): a MAC of the session id under
+ * the integration's key. NULL when it cannot be made. */
+const char *bbauth_account_form_token(request_rec *r, const bbauth_server_conf *conf, const char *sid);
 
 /* mod_bbauth_page.c */
 /* Answers a short HTML page with the status; title and message are escaped here, `again` (a local path or

@@ -54,13 +54,13 @@ static const char *utc_time(request_rec *r, apr_int64_t unix_seconds)
     return apr_pstrmemdup(r->pool, buf, len);
 }
 
-/* The form token: a MAC of the session id under the integration's key, so that only a page this server showed to
- * this session can post (the same-origin check comes first; this is the second lock). */
-static const char *form_token(request_rec *r, const bbauth_server_conf *conf, const bb_session_t *session)
+/* A MAC of the session id, so that only a page this server showed to this session can post (the same-origin check
+ * comes first; this is the second lock). */
+const char *bbauth_account_form_token(request_rec *r, const bbauth_server_conf *conf, const char *sid)
 {
     unsigned char mac[BB_HMAC_LEN];
 
-    if (!bb_cache_mac(r->pool, conf->session_state.key, FORM_MAC_LABEL, session->sid, strlen(session->sid), mac)) {
+    if (!bb_cache_mac(r->pool, conf->session_state.key, FORM_MAC_LABEL, sid, strlen(sid), mac)) {
         return NULL;
     }
     return bb_base64url_encode(r->pool, mac, sizeof(mac));
@@ -305,7 +305,7 @@ static int check_for_curl(request_rec *r, const bbauth_server_conf *conf)
 static int show_page(request_rec *r, const bbauth_server_conf *conf, const bb_session_t *session,
                      const token_check_t *check)
 {
-    const char *token = form_token(r, conf, session);
+    const char *token = bbauth_account_form_token(r, conf, session->sid);
 
     if (!token) {
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -348,6 +348,32 @@ static int forbidden_post(request_rec *r, const char *why)
                        "open it again and retry.", r->uri);
 }
 
+/* The denial page's "check again": Bitbucket is asked anew on the way back to the page that was refused. */
+static int recheck(request_rec *r, const bbauth_server_conf *conf, const bb_session_t *session, apr_table_t *form)
+{
+    const char *question = bb_url_query_single(form, "question");
+    const char *wanted = bb_url_query_single(form, "return");
+    const char *back = wanted ? bb_url_safe_return(wanted) : NULL;
+    apr_status_t rv = question ? bbauth_authz_recheck(r, conf, session->sub, question) : APR_EINVAL;
+
+    if (rv == APR_EBUSY) {
+        return bbauth_page(r, HTTP_TOO_MANY_REQUESTS, "Checked a moment ago", "Bitbucket was asked again less than "
+                           "a minute ago: wait a minute before the next try.", back);
+    }
+    if (rv == APR_EINVAL) {
+        return bbauth_page(r, HTTP_BAD_REQUEST, "Bad request", "There is no such question to check again.", NULL);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mod_bbauth: check again of %s for %s: the shared cache "
+                      "(BBAuthCache) cannot drop the remembered answer", question, session->sub);
+        return bbauth_page(r, HTTP_SERVICE_UNAVAILABLE, "Try again later", "The check cannot be repeated right now.",
+                           back);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: %s asked Bitbucket again: %s",
+                  bb_strip_controls(r->pool, session->sub), bb_strip_controls(r->pool, question));
+    return bbauth_redirect(r, back ? back : "/");
+}
+
 static int handle_post(request_rec *r, const bbauth_server_conf *conf, const bb_session_t *session)
 {
     apr_table_t *form;
@@ -361,13 +387,16 @@ static int handle_post(request_rec *r, const bbauth_server_conf *conf, const bb_
         return bbauth_page(r, HTTP_BAD_REQUEST, "Bad request", "The form could not be read.", r->uri);
     }
     sent = bb_url_query_single(form, "form");
-    token = form_token(r, conf, session);
+    token = bbauth_account_form_token(r, conf, session->sid);
     if (!sent || !token || !bb_secure_streq(sent, token)) {
         return forbidden_post(r, "the form token does not match this session");
     }
     action = bb_url_query_single(form, "action");
     if (action && !strcmp(action, "logout")) {
         return logout(r, conf, session);
+    }
+    if (action && !strcmp(action, "recheck")) {
+        return recheck(r, conf, session, form);
     }
     if (action && !strcmp(action, "check-token") && bb_url_query_single(form, "token")) {
         return show_page(r, conf, session, check_token(r, conf, bb_url_query_single(form, "token")));

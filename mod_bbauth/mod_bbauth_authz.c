@@ -8,6 +8,7 @@
 
 #include "mod_bbauth.h"
 #include "bb_authzcache.h"
+#include "bb_url.h"
 
 /* The names of a "Require bitbucket-user" line, split once at startup. */
 static const char *parse_user_list(cmd_parms *cmd, const char *require_args, const void **parsed)
@@ -117,19 +118,27 @@ typedef struct {
     const char *question;
 } decision_t;
 
-static decision_t *decision_of(request_rec *r, const bbauth_server_conf *conf, const ask_t *ask)
+/* The decision about `question` for `user`, with the access token the request was authenticated with (or none:
+ * a browser session). */
+static decision_t *decision_for(request_rec *r, const bbauth_server_conf *conf, const char *user, const char *token,
+                                const char *question)
 {
     const bb_key_t *key = conf->session_state.key;
-    const char *token = bbauth_request_credential(r)->token;
     decision_t *d = apr_pcalloc(r->pool, sizeof(*d));
     bb_tokencache_t tc = { bbauth_cache(), key, NULL, 0 };
 
     d->cache.cache = bbauth_cache();
     d->cache.key = key;
-    d->principal = apr_pstrcat(r->pool, r->user, "\n",
+    d->principal = apr_pstrcat(r->pool, user, "\n",
                                token ? bb_tokencache_key(r->pool, &tc, token) : "(session)", NULL);
-    d->question = apr_pstrcat(r->pool, ask_names[ask->kind], " ", ask->what, NULL);
+    d->question = question;
     return d;
+}
+
+static decision_t *decision_of(request_rec *r, const bbauth_server_conf *conf, const ask_t *ask)
+{
+    return decision_for(r, conf, r->user, bbauth_request_credential(r)->token,
+                        apr_pstrcat(r->pool, ask_names[ask->kind], " ", ask->what, NULL));
 }
 
 /* -1 when nothing usable is cached, else 0 or 1. */
@@ -188,6 +197,15 @@ static int token_still_known(request_rec *r, const bbauth_server_conf *conf, con
     return bb_bitbucket_whoami(r->pool, &bb, &owner, &errmsg) != BB_DENIED;
 }
 
+/* The Require line that refused the request, for the answer that explains it (explain_denial). */
+#define DENIED_NOTE "bbauth-denied"
+
+static authz_status denied(request_rec *r, const decision_t *decision)
+{
+    apr_table_setn(r->notes, DENIED_NOTE, decision->question);
+    return AUTHZ_DENIED;
+}
+
 /* A Require provider can only make httpd answer 500 (AUTHZ_GENERAL_ERROR); the request notes that Bitbucket was
  * the cause, and the status becomes 503 as the error answer starts (see unavailable_status). */
 #define UNAVAILABLE_NOTE "bbauth-bitbucket-unavailable"
@@ -234,7 +252,7 @@ static authz_status check_ask(request_rec *r, const char *require_args, const vo
     cached = cached_decision(r, decision);
     if (cached >= 0) {
         bbauth_count(cached ? BB_M_REQUIRE_CACHED_GRANTED : BB_M_REQUIRE_CACHED_DENIED);
-        return cached ? AUTHZ_GRANTED : AUTHZ_DENIED;
+        return cached ? AUTHZ_GRANTED : denied(r, decision);
     }
     token = asking_token(r, conf, 0, &errmsg, &unavailable);
     status = token ? ask_bitbucket(r, conf, ask, token, &errmsg) : BB_UNAVAILABLE;
@@ -254,11 +272,198 @@ static authz_status check_ask(request_rec *r, const char *require_args, const vo
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: Require %s %s denies %s: %s",
                           ask_names[ask->kind], ask->what, r->user, errmsg);
         }
-        return status == BB_OK ? AUTHZ_GRANTED : AUTHZ_DENIED;
+        return status == BB_OK ? AUTHZ_GRANTED : denied(r, decision);
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: Require %s %s for %s: Bitbucket cannot say: %s",
                   ask_names[ask->kind], ask->what, r->user, errmsg);
     return bitbucket_unavailable(r);
+}
+
+/* ---- denials that explain ---- */
+
+/* A question as the denial page names it ("bitbucket-repo PROJ/alpha"), split: 1 when it is one a Require line
+ * can ask (a known kind, then one word without controls, at most 512 bytes). */
+static int parse_question(apr_pool_t *p, const char *question, ask_t *ask)
+{
+    const char *space = question ? strchr(question, ' ') : NULL;
+    const char *c;
+    int kind;
+
+    if (!space || strlen(question) > 512) {
+        return 0;
+    }
+    for (c = space + 1; *c; c++) {
+        if ((unsigned char)*c <= 0x20 || *c == 0x7f) {
+            return 0;
+        }
+    }
+    for (kind = ASK_REPO; kind <= ASK_GROUP; kind++) {
+        if (!strncmp(question, ask_names[kind], (apr_size_t)(space - question))
+            && strlen(ask_names[kind]) == (apr_size_t)(space - question)) {
+            const char *slash = strchr(space + 1, '/');
+            ask->kind = (ask_kind)kind;
+            ask->what = space + 1;
+            ask->project = kind == ASK_REPO && slash ? apr_pstrmemdup(p, ask->what, (apr_size_t)(slash - ask->what))
+                                                     : ask->what;
+            ask->repo = kind == ASK_REPO && slash ? slash + 1 : NULL;
+            return *ask->what && (kind != ASK_REPO || (slash && slash[1]));
+        }
+    }
+    return 0;
+}
+
+apr_status_t bbauth_authz_recheck(request_rec *r, const bbauth_server_conf *conf, const char *user,
+                                  const char *question)
+{
+    const decision_t *decision;
+    ask_t ask;
+
+    if (!user || !parse_question(r->pool, question, &ask)) {
+        return APR_EINVAL;
+    }
+    decision = decision_for(r, conf, user, NULL, question);
+    return bb_authzcache_forget(r->pool, &decision->cache, decision->principal, question, bbauth_now());
+}
+
+/* What is missing, in words. */
+static const char *missing_access(request_rec *r, const ask_t *ask)
+{
+    switch (ask->kind) {
+    case ASK_REPO:
+        return apr_psprintf(r->pool, "read access to repository %s in Bitbucket", ask->what);
+    case ASK_PROJECT:
+        return apr_psprintf(r->pool, "access to project %s in Bitbucket", ask->what);
+    default:
+        return apr_psprintf(r->pool, "membership of the Bitbucket group %s", ask->what);
+    }
+}
+
+/* Where in Bitbucket to ask for it: the repository's or project's page (a group has none a user may see). */
+static const char *bitbucket_link(request_rec *r, const bbauth_server_conf *conf, const ask_t *ask)
+{
+    if (ask->kind == ASK_GROUP) {
+        return NULL;
+    }
+    return apr_pstrcat(r->pool, conf->bitbucket_url, "/projects/", bb_url_encode(r->pool, ask->project),
+                       ask->repo ? "/repos/" : "", ask->repo ? bb_url_encode(r->pool, ask->repo) : "", NULL);
+}
+
+/* For a command-line client (an access token): one sentence and the link. */
+static const char *denial_text(request_rec *r, const bbauth_server_conf *conf, const ask_t *ask)
+{
+    const char *link = bitbucket_link(r, conf, ask);
+
+    return apr_psprintf(r->pool, "Access denied: %s is authenticated, but needs %s.%s%s\n",
+                        bb_strip_controls(r->pool, r->user), missing_access(r, ask), link ? " Ask for it at " : "",
+                        link ? link : "");
+}
+
+/* "Check again": a same-origin form to the account page, with its form token; none without an account page. */
+static const char *recheck_form(request_rec *r, const bbauth_server_conf *conf, const char *question)
+{
+    const char *sid = bbauth_request_credential(r)->sid;
+    const char *token = sid ? bbauth_account_form_token(r, conf, sid) : NULL;
+    const char *back = bb_url_safe_return(r->unparsed_uri);
+
+    if (!conf->account_path || !token) {
+        return "";
+    }
+    return apr_psprintf(r->pool, "<form method=\"post\" action=\"%s\" id=\"recheck\">\n"
+                        "<input type=\"hidden\" name=\"action\" value=\"recheck\">\n"
+                        "<input type=\"hidden\" name=\"form\" value=\"%s\">\n"
+                        "<input type=\"hidden\" name=\"question\" value=\"%s\">\n"
+                        "<input type=\"hidden\" name=\"return\" value=\"%s\">\n"
+                        "<button type=\"submit\">Check again</button> (once you have been given access; at most "
+                        "once a minute)</form>\n<p><a id=\"account\" href=\"%s\">Your account</a></p>\n",
+                        ap_escape_html2(r->pool, conf->account_path, 1), token, ap_escape_html2(r->pool, question, 1),
+                        ap_escape_html2(r->pool, back ? back : "/", 1), ap_escape_html2(r->pool, conf->account_path, 1));
+}
+
+/* For a browser session: a short page with the same sentence, the link and "check again". */
+static const char *denial_page(request_rec *r, const bbauth_server_conf *conf, const ask_t *ask,
+                               const char *question)
+{
+    const char *link = bitbucket_link(r, conf, ask);
+    const char *esc_link = link ? ap_escape_html2(r->pool, link, 1) : NULL;
+
+    return apr_pstrcat(r->pool, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>",
+                       apr_itoa(r->pool, r->status), " Access denied</title></head>\n<body>\n<h1>Access denied</h1>\n"
+                       "<p id=\"reason\">You are logged in as <b>", ap_escape_html2(r->pool, r->user, 1),
+                       "</b>, but you need ", ap_escape_html2(r->pool, missing_access(r, ask), 1), ".</p>\n",
+                       link ? "<p>Ask the project's administrators for it: <a id=\"bitbucket-link\" href=\"" : "",
+                       link ? esc_link : "", link ? "\">" : "", link ? esc_link : "", link ? "</a></p>\n" : "",
+                       recheck_form(r, conf, question), "</body></html>\n", NULL);
+}
+
+/* The explanation made when the error response started, and its type. */
+typedef struct {
+    const char *body;
+    const char *content_type;
+} denial_t;
+
+/* Replaces httpd's error body (and its type: httpd sets text/html after the error filters are inserted). */
+static apr_status_t denial_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    const denial_t *denial = f->ctx;
+    apr_bucket *b;
+    int eos = 0;
+
+    for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb); b = APR_BUCKET_NEXT(b)) {
+        eos |= APR_BUCKET_IS_EOS(b);
+    }
+    apr_brigade_cleanup(bb);
+    if (!eos) {
+        return APR_SUCCESS;
+    }
+    ap_remove_output_filter(f);
+    ap_set_content_type(f->r, denial->content_type);
+    if (!f->r->header_only) {
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_pool_create(denial->body, strlen(denial->body), f->r->pool,
+                                                           f->c->bucket_alloc));
+    }
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(f->c->bucket_alloc));
+    return ap_pass_brigade(f->next, bb);
+}
+
+#define DENIAL_FILTER "BBAUTH_DENIAL"
+
+/* A Require bitbucket-* line refused an authenticated user: the answer says which, in words. An access token that
+ * Bitbucket accepts but that lacks the permission gets 403 (never a 401 that makes pip, composer or npm ask for
+ * other credentials). The admin's ErrorDocument wins; an anonymous request never gets here (no user). */
+static void explain_denial(request_rec *r)
+{
+    const char *question = apr_table_get(r->notes, DENIED_NOTE);
+    const bbauth_server_conf *conf = ap_get_module_config(r->server->module_config, &bbauth_module);
+    const bbauth_credential *cred = bbauth_request_credential(r);
+    denial_t *denial;
+    ask_t ask;
+
+    if (!question || !r->user || (r->status != HTTP_UNAUTHORIZED && r->status != HTTP_FORBIDDEN)
+        || !parse_question(r->pool, question, &ask)) {
+        return;
+    }
+    if (cred->token && r->status == HTTP_UNAUTHORIZED) {
+        r->status = HTTP_FORBIDDEN;
+        r->status_line = NULL;
+        apr_table_unset(r->err_headers_out, "WWW-Authenticate");
+    }
+    if (bbauth_has_error_document(r, r->status)) {
+        return;
+    }
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->err_headers_out, "X-Content-Type-Options", "nosniff");
+    denial = apr_pcalloc(r->pool, sizeof(*denial));
+    if (cred->token) {
+        denial->body = denial_text(r, conf, &ask);
+        denial->content_type = "text/plain; charset=utf-8";
+    }
+    else {
+        denial->body = denial_page(r, conf, &ask, question);
+        denial->content_type = "text/html; charset=utf-8";
+        apr_table_setn(r->err_headers_out, "Content-Security-Policy",
+                       "default-src 'none'; form-action 'self'; frame-ancestors 'none'");
+    }
+    ap_add_output_filter(DENIAL_FILTER, denial, r, r->connection);
 }
 
 static const authz_provider repo_provider = { check_ask, parse_repo };
@@ -276,4 +481,6 @@ void bbauth_register_authz_providers(apr_pool_t *p)
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "bitbucket-group", AUTHZ_PROVIDER_VERSION,
                               &group_provider, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_insert_error_filter(unavailable_status, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_insert_error_filter(explain_denial, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_register_output_filter(DENIAL_FILTER, denial_filter, NULL, AP_FTYPE_RESOURCE);
 }

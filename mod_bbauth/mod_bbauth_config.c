@@ -773,11 +773,48 @@ static int asks_bitbucket(const char *use)
     return !strncasecmp(use, "Require bitbucket-", 18) && strcasecmp(use, "Require bitbucket-user");
 }
 
+/* SetHandler bbauth-account in a <Location /path> (not a pattern): the path that denial pages link to, for this
+ * server. p is pconf: the path outlives the check. */
+static void note_account_page(apr_pool_t *p, server_rec *s, const ap_directive_t *node)
+{
+    const ap_directive_t *section = node->parent;
+    bbauth_server_conf *conf = ap_get_module_config(s->module_config, &bbauth_module);
+    char *path;
+
+    if (strcasecmp(node->directive, "SetHandler") || !node->args || strcasecmp(first_arg(p, node), "bbauth-account")
+        || !section || strcasecmp(section->directive, "<Location") || !section->args || conf->account_path) {
+        return;
+    }
+    path = apr_pstrdup(p, first_arg(p, section));
+    if (*path && path[strlen(path) - 1] == '>') {
+        path[strlen(path) - 1] = '\0';
+    }
+    if (path[0] == '/' && !strpbrk(path, "*?[\"'<>")) {
+        conf->account_path = path;
+    }
+}
+
+/* A virtual host without an account page of its own links to the main server's (its <Location>s apply there). */
+static void share_account_page(server_rec *main_server)
+{
+    const bbauth_server_conf *main_conf = ap_get_module_config(main_server->module_config, &bbauth_module);
+    server_rec *s;
+
+    for (s = main_server->next; s; s = s->next) {
+        bbauth_server_conf *conf = ap_get_module_config(s->module_config, &bbauth_module);
+        if (!conf->account_path) {
+            conf->account_path = main_conf->account_path;
+        }
+    }
+}
+
 static int check_tree(apr_pool_t *ptemp, server_rec *main_server, server_rec *s, const ap_directive_t *node)
 {
     for (; node; node = node->next) {
         server_rec *section_server = s;
         const char *use = node_use(ptemp, node);
+
+        note_account_page(main_server->process->pconf, s, node);
 
         if (use) {
             const bbauth_server_conf *conf = ap_get_module_config(s->module_config, &bbauth_module);
@@ -817,5 +854,8 @@ static int check_tree(apr_pool_t *ptemp, server_rec *main_server, server_rec *s,
 
 int bbauth_check_uses(apr_pool_t *ptemp, server_rec *s)
 {
-    return check_tree(ptemp, s, s, ap_conftree);
+    int rc = check_tree(ptemp, s, s, ap_conftree);
+
+    share_account_page(s);
+    return rc;
 }
