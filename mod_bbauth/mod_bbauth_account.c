@@ -115,7 +115,7 @@ static void print_identity(request_rec *r, const bbauth_server_conf *conf, const
     ap_rprintf(r, "</dl>\n<p id=\"session-end\">Your session here ends at <b>%s</b> at the latest",
                utc_time(r, session->auth_time + conf->max_age));
     if (conf->idle_timeout > 0) {
-        ap_rprintf(r, ", or after %" APR_INT64_T_FMT " minutes without a request (now: at %s)",
+        ap_rprintf(r, ", or after %" APR_INT64_T_FMT " minutes without a request (with none from now on: at %s)",
                    conf->idle_timeout / 60, utc_time(r, session->exp));
     }
     ap_rputs(".</p>\n", r);
