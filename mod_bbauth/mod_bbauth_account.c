@@ -213,6 +213,20 @@ static int location_status(request_rec *r, const char *url)
     return status;
 }
 
+static const char *location_verdict(request_rec *r, int status)
+{
+    if (status == HTTP_OK) {
+        return "allowed";
+    }
+    if (status == HTTP_FORBIDDEN || status == HTTP_UNAUTHORIZED) {
+        return "refused (no permission, or the location takes no tokens)";
+    }
+    if (ap_is_HTTP_REDIRECT(status)) {
+        return "takes no tokens (a browser login only)";
+    }
+    return apr_psprintf(r->pool, "answers %d", status);
+}
+
 /* Asks with the token as a command-line client would (the token cache, its limits and Bitbucket, as for any
  * token), then each location of BBAuthClientSetup with it alone. r's Authorization and Cookie headers are the
  * token's while it runs, and put back after. */
@@ -230,10 +244,8 @@ static token_check_t *check_token(request_rec *r, const bbauth_server_conf *conf
     for (i = 0; check->status == OK && conf->client_setups && i < conf->client_setups->nelts; i++) {
         const char *url = APR_ARRAY_IDX(conf->client_setups, i, bbauth_client_setup).url;
         int status = location_status(r, url);
-        APR_ARRAY_PUSH(check->locations, const char *) =
-            apr_psprintf(r->pool, "%s: %s", url, status == HTTP_OK ? "allowed"
-                         : status == HTTP_FORBIDDEN || status == HTTP_UNAUTHORIZED ? "refused (no permission)"
-                         : apr_psprintf(r->pool, "answers %d", status));
+        APR_ARRAY_PUSH(check->locations, const char *) = apr_psprintf(r->pool, "%s: %s", url,
+                                                                      location_verdict(r, status));
     }
     if (authorization) {
         apr_table_setn(r->headers_in, "Authorization", authorization);

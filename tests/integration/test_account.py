@@ -238,3 +238,28 @@ def test_apachectl_takes_every_known_client(unstarted):
         f"BBAuthClientSetup {client} https://mirror.example.com{path}\n" for client, path in demo.CLIENT_PATHS)
     rc, out = unstarted.apache.configtest(text)
     assert rc == 0, out
+
+
+# ---- what the page refuses
+
+@pytest.mark.parametrize("case", ["put", "too-long", "not-a-form", "unknown-action", "check-without-token"])
+def test_bad_requests_get_a_clear_4xx(mirror, case):
+    s = logged_in(mirror)
+    form = {"action": "check-token", "form": form_token(account_page(mirror, s).text)}
+    headers = {"Origin": mirror.apache.base_url}
+    if case == "put":
+        r = s.put(mirror.url("/account"), data=form, headers=headers, allow_redirects=False)
+        assert r.status_code == 405 and "POST" in r.headers["Allow"]
+        return
+    if case == "too-long":
+        form["token"] = "A" * 5000
+    elif case == "not-a-form":
+        r = s.post(mirror.url("/account"), json=form, headers=headers, allow_redirects=False)
+        assert r.status_code == 400
+        return
+    elif case == "unknown-action":
+        form["action"] = "<script>delete-everything</script>"
+    r = post(mirror, s, form)
+    assert r.status_code == 400
+    assert "<script>" not in r.text
+    assert account_page(mirror, s).status_code == 200
