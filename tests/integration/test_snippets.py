@@ -10,17 +10,9 @@ import sys
 
 import pytest
 
-from test_account import ALICE, account_page, demo, logged_in, snippets
+from test_account import ALICE, account_page, logged_in, mirror, snippets  # noqa: F401 (mirror: a fixture)
 
 PLACEHOLDER = "<token>"
-
-
-@pytest.fixture(scope="module")
-def mirror(module_site_factory):
-    site = module_site_factory(conf=demo.demo_conf, start=False, cgi=True)
-    demo.write_site_content(site.apache)
-    site.apache.start()
-    return site
 
 
 @pytest.fixture(scope="module")
