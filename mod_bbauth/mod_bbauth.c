@@ -69,6 +69,7 @@ static void bbauth_register_hooks(apr_pool_t *p)
     bbauth_register_assert_hooks();
     bbauth_register_metrics_hooks();
     bbauth_register_authz_providers(p);
+    bbauth_register_denial_hooks();
 }
 
 AP_DECLARE_MODULE(bbauth) = {

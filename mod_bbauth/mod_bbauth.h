@@ -205,6 +205,8 @@ const char *bbauth_token_cache_key(request_rec *r, const bbauth_server_conf *con
 
 /* mod_bbauth_authz.c */
 void bbauth_register_authz_providers(apr_pool_t *p);
+/* r->notes entry: the question of the Require line that refused the request ("bitbucket-repo PROJ/alpha"). */
+#define BBAUTH_DENIED_NOTE "bbauth-denied"
 /* "Check again" for a user's browser session: drops the remembered answer to `question` (as the denial page names
  * it, e.g. "bitbucket-repo PROJ/alpha"). APR_SUCCESS, APR_EBUSY (once per minute), APR_EINVAL for a question that
  * no Require line asks, or the cache's error. */
@@ -259,6 +261,9 @@ void bbauth_register_account_hooks(void);
 /* The token the account page's forms carry (the denial page's "check again" too): a MAC of the session id under
  * the integration's key. NULL when it cannot be made. */
 const char *bbauth_account_form_token(request_rec *r, const bbauth_server_conf *conf, const char *sid);
+
+/* mod_bbauth_denial.c */
+void bbauth_register_denial_hooks(void);
 
 /* mod_bbauth_page.c */
 /* Answers a short HTML page with the status; title and message are escaped here, `again` (a local path or

@@ -179,3 +179,22 @@ def test_check_again_refuses_what_it_must(site, alice, case):
     assert r.status_code == expected
     if case == "hostile-return":
         assert r.headers["Location"] == "/"
+
+
+@pytest.fixture(scope="module")
+def unstarted(module_site_factory):
+    return module_site_factory(start=False)
+
+
+@pytest.mark.parametrize("require,message", [
+    ("bitbucket-repo PROJ", "Require bitbucket-repo wants PROJECT/repository, e.g. PROJ/my-repo"),
+    ("bitbucket-repo PROJ/a/b", "Require bitbucket-repo wants PROJECT/repository"),
+    ("bitbucket-project A/b", "Require bitbucket-project wants a project key, e.g. PROJ"),
+    ("bitbucket-repo A/b c", "Require bitbucket-repo takes exactly one PROJECT/repository"),
+    ("bitbucket-group", "Require bitbucket-group takes exactly one group"),
+], ids=["repo-without-slash", "repo-two-slashes", "project-with-slash", "two-words", "none"])
+def test_apachectl_refuses_a_require_line_it_could_not_name(unstarted, require, message):
+    """The text of a Require line is what a denial names and "check again" reads back: one parser for both."""
+    text = bbsite.server_conf(unstarted) + f"<Location /x>\n    AuthType Bitbucket\n    Require {require}\n</Location>\n"
+    rc, out = unstarted.apache.configtest(text)
+    assert rc != 0 and message in out, out
