@@ -108,16 +108,15 @@ static void explain_denial(request_rec *r)
     const bb_requirement_t *req = question ? bb_requirement_parse(r->pool, question) : NULL;
     denial_t *denial;
 
-    if (!req || !r->user || (r->status != HTTP_UNAUTHORIZED && r->status != HTTP_FORBIDDEN)) {
+    /* The admin's ErrorDocument for the status httpd chose wins: then nothing changes. */
+    if (!req || !r->user || (r->status != HTTP_UNAUTHORIZED && r->status != HTTP_FORBIDDEN)
+        || bbauth_has_error_document(r, r->status)) {
         return;
     }
     if (cred->token && r->status == HTTP_UNAUTHORIZED) {
         r->status = HTTP_FORBIDDEN;
         r->status_line = NULL;
         apr_table_unset(r->err_headers_out, "WWW-Authenticate");
-    }
-    if (bbauth_has_error_document(r, r->status)) {
-        return;
     }
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     apr_table_setn(r->err_headers_out, "X-Content-Type-Options", "nosniff");

@@ -41,6 +41,8 @@ def denial_conf(site):
     for kind, require in REQUIRE.items():
         conf += location(f"/{kind}", require) + location(f"/{kind}-401", require, forbidden=False)
     conf += location("/documented", REQUIRE["repo"], extra='    ErrorDocument 403 "Ask the mirror team."\n')
+    conf += location("/documented-401", REQUIRE["repo"], forbidden=False,
+                     extra='    ErrorDocument 401 "Log in at the mirror team."\n')
     return conf
 
 
@@ -122,6 +124,9 @@ def test_the_admins_error_document_wins(site, alice):
     assert "Ask the mirror team." in r.text and "vault" not in r.text
     r = token_get(site, "/documented/echo", ALICE)
     assert r.status_code == 403 and "Ask the mirror team." in r.text
+    # Where the admin documented httpd's 401, the denied token keeps it, with the admin's text.
+    r = token_get(site, "/documented-401/echo", ALICE)
+    assert r.status_code == 401 and "Log in at the mirror team." in r.text and "vault" not in r.text
 
 
 def recheck(site, s, page):
