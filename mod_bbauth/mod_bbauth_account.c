@@ -1,6 +1,5 @@
 /* mod_bbauth_account.c: SetHandler bbauth-account: the logged-in user's page (who, until when, log out, how to set up each package client, check a token). */
 #include <apr_strings.h>
-#include <apr_lib.h>
 #include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
