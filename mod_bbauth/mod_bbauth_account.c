@@ -191,7 +191,7 @@ static void print_check_form(request_rec *r, const char *token)
 /* ---- the token check ---- */
 
 typedef struct {
-    int status;                      /* OK, HTTP_UNAUTHORIZED or HTTP_SERVICE_UNAVAILABLE */
+    int status;                      /* as bbauth_token_authenticate: OK, 401, 503 (or a limit's 429) */
     const bb_user_t *owner;
     apr_array_header_t *locations;   /* of const char *: "path: status" for each BBAuthClientSetup location */
 } token_check_t;
@@ -263,6 +263,9 @@ static const char *check_verdict(request_rec *r, const token_check_t *check)
 {
     if (check->status == HTTP_SERVICE_UNAVAILABLE) {
         return "Bitbucket cannot be asked right now: try again in a minute.";
+    }
+    if (check->status == HTTP_TOO_MANY_REQUESTS) {
+        return "Too many token checks right now: try again in a minute.";
     }
     if (check->status != OK) {
         return "Bitbucket does not accept this token: it is unknown, expired or revoked (or not a Bitbucket "
