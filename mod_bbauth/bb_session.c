@@ -102,7 +102,8 @@ static bb_session_t *session_from_claims(apr_pool_t *p, const json_t *claims, co
     s->slug = required_string(claims, "slug");
     grant = json_object_get(claims, "grant");
     s->grant = json_is_true(grant);
-    if (s->sub == NULL || (grant && !json_is_boolean(grant)) || (json_object_get(claims, "slug") && !s->slug) || s->sid == NULL || s->name == NULL || s->email == NULL
+    if (s->sub == NULL || (grant && !json_is_boolean(grant)) || s->sid == NULL || s->name == NULL || s->email == NULL
+        || (json_object_get(claims, "slug") && s->slug == NULL)
         || iss == NULL || policy->issuer == NULL || strcmp(iss, policy->issuer) != 0
         || !bb_jws_claim_int(claims, "uid", MAX_UID, &s->uid)
         || !bb_jws_claim_int(claims, "auth_time", BB_JWS_MAX_TIME, &s->auth_time)

@@ -200,6 +200,6 @@ def unstarted(module_site_factory):
 ], ids=["repo-without-slash", "repo-two-slashes", "project-with-slash", "two-words", "none"])
 def test_apachectl_refuses_a_require_line_it_could_not_name(unstarted, require, message):
     """The text of a Require line is what a denial names and "check again" reads back: one parser for both."""
-    text = bbsite.server_conf(unstarted) + f"<Location /x>\n    AuthType Bitbucket\n    Require {require}\n</Location>\n"
+    text = bbsite.server_conf(unstarted) + f"<Location /x>\n  AuthType Bitbucket\n  Require {require}\n</Location>\n"
     rc, out = unstarted.apache.configtest(text)
     assert rc != 0 and message in out, out

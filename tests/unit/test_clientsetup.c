@@ -75,7 +75,8 @@ static void test_check_refuses_bad_clients_and_urls(void **state)
 {
     apr_pool_t *p = *state;
     static const char *const bad_urls[] = {
-        "/packages/", "mirror.example.com/x", "ftp://m.example/", "https://user:pw@m.example/", "https://m.example/?a=b",
+        "/packages/", "mirror.example.com/x", "ftp://m.example/", "https://user:pw@m.example/",
+        "https://m.example/?a=b",
         "https://m.example/#x", "https://m.example/a b", "https://m.example/\"x", "https://m.example/<x>",
         "https://m.example/caf\xc3\xa9", "https://m.example/\n", "https:///path", "",
     };
