@@ -263,3 +263,9 @@ def test_bad_requests_get_a_clear_4xx(mirror, case):
     assert r.status_code == 400
     assert "<script>" not in r.text
     assert account_page(mirror, s).status_code == 200
+
+
+def test_the_modules_own_pages_link_to_the_account_page(mirror):
+    r = mirror.session().get(mirror.url("/bbauth/callback?code=made-up&state=made-up"), allow_redirects=False)
+    assert r.status_code == 400
+    assert '<a href="/account">Your account</a>' in r.text
