@@ -31,8 +31,8 @@ import bbsite  # noqa: E402  (the fake Bitbucket + key file set-up shared with t
 
 PACKAGE = "hello-bbauth"
 VERSION = "1.0.0"
-USERS = (("alice", "alice-password", "ordinary user"),
-         ("bob", "bob-password", "ordinary user"),
+USERS = (("alice", "alice-password", "ordinary user; may not read SEC/vault"),
+         ("bob", "bob-password", "ordinary user; may read SEC/vault"),
          ("jane@example.com", "jane-password", "username differs from her slug"),
          ("carol", "carol-password", "deactivated in Bitbucket: login is refused"))
 
@@ -58,9 +58,43 @@ def choose_port():
     return port
 
 
+# The package clients the account page shows the setup of, and the mirror path each uses.
+CLIENT_PATHS = (("composer", "/packages/composer/"), ("pip", "/packages/simple/"), ("uv", "/packages/simple/"),
+                ("poetry", "/packages/simple/"), ("npm", "/packages/npm/"), ("yarn", "/packages/npm/"),
+                ("pnpm", "/packages/npm/"))
+
+
+def client_setup_conf(site):
+    return "".join(f"BBAuthClientSetup {client} {site.url(path)}\n" for client, path in CLIENT_PATHS)
+
+
+# The repository that guards /packages/internal/: bob may read it in the fake Bitbucket, alice may not.
+INTERNAL_REPO = "SEC/vault"
+# What the demo shows besides the mirror: (path, what it is), printed in the banner.
+DEMO_PAGES = (("/account", "your account: who you are, your token page, each client's lines"),
+              ("/packages/internal/", f"Require bitbucket-repo {INTERNAL_REPO}: bob may read it, alice is told why "
+                                      "not"),
+              ("/bbauth/setup", "the admin's setup page (alice and bob)"),
+              ("/bbauth/metrics", "the module's metrics in the Prometheus text format (alice and bob)"),
+              ("/.well-known/jwks.json", "the public keys that verify the session cookie (JWKS)"))
+
+
+def signing_key(site):
+    """The demo's ES256 signing key (cookies, JWKS), made once beside the session key; root's alone (0600)."""
+    directory = os.path.dirname(site.key_file)
+    path = os.path.join(directory, "demo-signing.key")
+    if not os.path.exists(path):
+        bbsite.write_signing_key(directory, "demo-signing.key", bbsite.new_private_key("ES256"))
+    return path
+
+
 def demo_conf(site):
-    return bbsite.server_conf(site) + """
+    return bbsite.server_conf(site) + client_setup_conf(site) + f"""
 BBAuthCookieName bbauth_demo
+BBAuthSigningKey {signing_key(site)}
+<Location /account>
+    SetHandler bbauth-account
+</Location>
 ScriptAlias /packages/whoami "@CGIBIN@/whoami"
 <Location /packages>
     AuthType Bitbucket
@@ -68,6 +102,26 @@ ScriptAlias /packages/whoami "@CGIBIN@/whoami"
     Require valid-user
     # composer, pip and npm send Bitbucket HTTP access tokens
     BBAuthTokenAuth On
+</Location>
+<Location /packages/internal>
+    AuthzSendForbiddenOnFailure On
+    Require bitbucket-repo {INTERNAL_REPO}
+</Location>
+<Location /bbauth/setup>
+    SetHandler bbauth-setup
+    AuthType Bitbucket
+    AuthzSendForbiddenOnFailure On
+    Require bitbucket-user alice bob
+</Location>
+<Location /bbauth/metrics>
+    SetHandler bbauth-metrics
+    AuthType Bitbucket
+    AuthzSendForbiddenOnFailure On
+    Require bitbucket-user alice bob
+</Location>
+<Location /.well-known/jwks.json>
+    SetHandler bbauth-jwks
+    Require all granted
 </Location>
 <Directory "@HTDOCS@/packages/npm">
     ForceType application/json
@@ -153,6 +207,7 @@ def write_site_content(a):
     src = sample_sources()
     shutil.copy(DEMO / "index.html", a.htdocs / "index.html")
     a.write_htdoc("packages/index.html", (DEMO / "packages-index.html").read_text())
+    a.write_htdoc("packages/internal/index.html", (DEMO / "internal-index.html").read_text())
     a.write_cgi("whoami", (DEMO / "whoami.cgi").read_text())
     write_composer_repo(a, a.base_url, src)
     write_simple_index(a, src)
@@ -169,6 +224,10 @@ mod_bbauth demo is running.
     The module verifies it with that CA; your browser does not know it, so it warns once on the Bitbucket
     login page: accept it there (or import the CA), it is only this demo's throw-away certificate.
 
+  Also:""")
+    for path, what in DEMO_PAGES:
+        print(f"    {site.url(path):<45} {what}")
+    print("""
   Demo users:""")
     for user, password, note in USERS:
         print(f"    {user:<18} {password:<16} {note}")

@@ -6,11 +6,13 @@
 #include "bb_authzcache.h"
 
 #define KEY_NAMESPACE "authz"
+#define RECHECK_NAMESPACE "authz-recheck"
 /* "v1 1 " and up to 20 digits of expiry. */
 #define MAX_TEXT      32
 
-const char *bb_authzcache_key(apr_pool_t *p, const bb_authzcache_t *ac, const char *principal,
-                              const char *question)
+/* The key of (principal, question) in namespace ns: principal NUL question, the NUL keeping the pairs apart. */
+static const char *question_key(apr_pool_t *p, const bb_authzcache_t *ac, const char *ns, const char *principal,
+                                const char *question)
 {
     apr_size_t principal_len;
     char *id;
@@ -18,11 +20,16 @@ const char *bb_authzcache_key(apr_pool_t *p, const bb_authzcache_t *ac, const ch
     if (ac == NULL || ac->cache == NULL || principal == NULL || question == NULL) {
         return NULL;
     }
-    /* principal NUL question: the NUL keeps the pairs apart. */
     principal_len = strlen(principal);
     id = apr_pstrcat(p, principal, "_", question, NULL);
     id[principal_len] = '\0';
-    return bb_cache_key(p, ac->key, KEY_NAMESPACE, id, principal_len + 1 + strlen(question));
+    return bb_cache_key(p, ac->key, ns, id, principal_len + 1 + strlen(question));
+}
+
+const char *bb_authzcache_key(apr_pool_t *p, const bb_authzcache_t *ac, const char *principal,
+                              const char *question)
+{
+    return question_key(p, ac, KEY_NAMESPACE, principal, question);
 }
 
 apr_status_t bb_authzcache_store(apr_pool_t *p, const bb_authzcache_t *ac, const char *principal,
@@ -58,4 +65,26 @@ bb_authzcache_result_t bb_authzcache_lookup(apr_pool_t *p, const bb_authzcache_t
         return BB_AUTHZCACHE_MISS;
     }
     return granted ? BB_AUTHZCACHE_GRANTED : BB_AUTHZCACHE_DENIED;
+}
+
+apr_status_t bb_authzcache_forget(apr_pool_t *p, const bb_authzcache_t *ac, const char *principal,
+                                  const char *question, apr_int64_t now)
+{
+    const char *key = bb_authzcache_key(p, ac, principal, question);
+    const char *recheck = question_key(p, ac, RECHECK_NAMESPACE, principal, question);
+    apr_status_t rv;
+
+    if (key == NULL || recheck == NULL) {
+        return APR_EINVAL;
+    }
+    rv = bb_cache_has_marker(ac->cache, recheck, p);
+    if (rv != APR_NOTFOUND) {
+        return rv == APR_SUCCESS ? APR_EBUSY : rv;
+    }
+    rv = bb_cache_store_marker(ac->cache, recheck, apr_time_from_sec(now + BB_AUTHZCACHE_RECHECK_INTERVAL), p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = ac->cache->remove(ac->cache->baton, (const unsigned char *)key, (unsigned int)strlen(key), p);
+    return rv == APR_NOTFOUND ? APR_SUCCESS : rv;
 }

@@ -35,4 +35,15 @@ bb_authzcache_result_t bb_authzcache_lookup(apr_pool_t *p, const bb_authzcache_t
 apr_status_t bb_authzcache_store(apr_pool_t *p, const bb_authzcache_t *ac, const char *principal,
                                  const char *question, int granted, apr_int64_t now, apr_int64_t ttl);
 
+/* Seconds between two "check again" of one principal and question. */
+#define BB_AUTHZCACHE_RECHECK_INTERVAL 60
+
+/* "Check again": removes the remembered answer, so that the next request asks Bitbucket. At most once per
+ * BB_AUTHZCACHE_RECHECK_INTERVAL per principal and question (a marker in the cache counts), so that the button
+ * cannot be used to send Bitbucket a question per click. APR_SUCCESS when removed (or nothing was cached),
+ * APR_EBUSY when the last one was less than the interval ago, APR_EINVAL for an unusable ac, or the cache's
+ * error. */
+apr_status_t bb_authzcache_forget(apr_pool_t *p, const bb_authzcache_t *ac, const char *principal,
+                                  const char *question, apr_int64_t now);
+
 #endif

@@ -61,6 +61,9 @@ char *bb_session_encode(apr_pool_t *p, const bb_keyring_t *ring, const bb_sessio
     if (claims && s->grant && json_object_set_new(claims, "grant", json_true()) != 0) {
         return NULL;
     }
+    if (claims && s->slug && json_object_set_new(claims, "slug", json_string(s->slug)) != 0) {
+        return NULL;
+    }
     return claims ? bb_jws_sign(p, ring, SESSION_TYP, claims) : NULL;
 }
 
@@ -96,9 +99,11 @@ static bb_session_t *session_from_claims(apr_pool_t *p, const json_t *claims, co
     s->sid = required_string(claims, "sid");
     s->name = bb_jws_claim_string(claims, "name");
     s->email = bb_jws_claim_string(claims, "email");
+    s->slug = required_string(claims, "slug");
     grant = json_object_get(claims, "grant");
     s->grant = json_is_true(grant);
     if (s->sub == NULL || (grant && !json_is_boolean(grant)) || s->sid == NULL || s->name == NULL || s->email == NULL
+        || (json_object_get(claims, "slug") && s->slug == NULL)
         || iss == NULL || policy->issuer == NULL || strcmp(iss, policy->issuer) != 0
         || !bb_jws_claim_int(claims, "uid", MAX_UID, &s->uid)
         || !bb_jws_claim_int(claims, "auth_time", BB_JWS_MAX_TIME, &s->auth_time)
@@ -157,6 +162,7 @@ static void session_to_memo(const bb_session_t *s, bb_memo_value_t *v)
     v->s[1] = s->name;
     v->s[2] = s->email;
     v->s[3] = s->sid;
+    v->s[4] = s->slug;
     v->n[0] = s->uid;
     v->n[1] = s->auth_time;
     v->n[2] = s->iat;
@@ -172,6 +178,7 @@ static bb_session_t *session_from_memo(apr_pool_t *p, const bb_memo_value_t *v)
     s->name = v->s[1];
     s->email = v->s[2];
     s->sid = v->s[3];
+    s->slug = v->s[4];
     s->uid = v->n[0];
     s->auth_time = v->n[1];
     s->iat = v->n[2];

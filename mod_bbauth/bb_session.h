@@ -17,6 +17,8 @@ typedef struct {
     apr_int64_t exp;        /* min(auth_time + max_age, iat + idle_timeout) */
     int grant;              /* claim "grant": true: the login kept an OAuth grant for the session (OAuth 2), so a
                              * revalidation that finds none fails closed; absent (OAuth 1 logins) when false */
+    const char *slug;       /* the user's slug in Bitbucket URLs (may differ from sub); NULL in cookies made before
+                             * it was kept (claim "slug", optional) */
 } bb_session_t;
 
 typedef struct {
@@ -42,9 +44,10 @@ char *bb_session_encode(apr_pool_t *p, const bb_keyring_t *ring, const bb_sessio
                         bb_session_t *s, apr_int64_t now);
 
 /* Verifies the cookie value and every rule: signature, typ "JWT", iss (exact), claim types (sub and sid non-empty
- * strings, name and email strings, grant absent or a boolean, uid a non-negative integer, auth_time <= iat and exp JSON integers in
- * [0, 9999-12-31]; a real such as 1.7e9 is refused), exp, auth_time + max_age, iat + idle_timeout, iat not more than
- * 60 s in the future (EXPIRED, not INVALID). *out is set only for BB_SESSION_VALID, and is NULL otherwise. */
+ * strings, name and email strings, grant absent or a boolean, slug absent or a non-empty string, uid a non-negative
+ * integer, auth_time <= iat and exp JSON integers in [0, 9999-12-31]; a real such as 1.7e9 is refused), exp,
+ * auth_time + max_age, iat + idle_timeout, iat not more than 60 s in the future (EXPIRED, not INVALID). *out is set
+ * only for BB_SESSION_VALID, and is NULL otherwise. */
 bb_session_status_t bb_session_decode(apr_pool_t *p, const bb_keyring_t *ring, const bb_session_policy_t *policy,
                                       const char *value, apr_int64_t now, bb_session_t **out);
 

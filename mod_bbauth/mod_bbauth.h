@@ -36,6 +36,12 @@ APLOG_USE_MODULE(bbauth);
 
 #define BBAUTH_UNSET            -1
 
+/* BBAuthClientSetup client url: a package client the account page shows the setup of, for this mirror URL. */
+typedef struct {
+    const char *client;              /* "composer", "pip", ... (bb_clientsetup) */
+    const char *url;
+} bbauth_client_setup;
+
 /* Server (virtual host) configuration. Unset values (NULL / BBAUTH_UNSET) inherit from the main server. */
 typedef struct {
     const char *bitbucket_url;       /* checked, no trailing '/' */
@@ -71,6 +77,8 @@ typedef struct {
     apr_int64_t stale_if_error;      /* BBAuthStaleIfError: seconds a confirmed token is used past its TTL while
                                       * Bitbucket cannot answer; 0 = off */
     apr_int64_t session_recheck;     /* BBAuthSessionRecheck: seconds a process believes "not logged out" */
+    apr_array_header_t *client_setups; /* of bbauth_client_setup, from BBAuthClientSetup in order; NULL: none */
+    const char *account_path;        /* the <Location> of SetHandler bbauth-account (found at startup), or NULL */
 
     /* Filled by bbauth_finalize_server() once the configuration is read. */
     const char *missing;             /* directives this server still needs before it can log anyone in */
@@ -116,7 +124,8 @@ void *bbauth_create_dir_conf(apr_pool_t *p, char *dir);
 void *bbauth_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
 /* Applies defaults and derives what requests use; conf->missing lists the directives still needed. */
 void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf);
-/* Refuses (at startup and `apachectl -t`) any use of the module in a server that lacks its settings. */
+/* Refuses (at startup and `apachectl -t`) any use of the module in a server that lacks its settings; notes where
+ * each server's account page is (account_path). */
 int bbauth_check_uses(apr_pool_t *ptemp, server_rec *s);
 
 /* mod_bbauth_cache.c */
@@ -196,6 +205,13 @@ const char *bbauth_token_cache_key(request_rec *r, const bbauth_server_conf *con
 
 /* mod_bbauth_authz.c */
 void bbauth_register_authz_providers(apr_pool_t *p);
+/* r->notes entry: the question of the Require line that refused the request ("bitbucket-repo PROJ/alpha"). */
+#define BBAUTH_DENIED_NOTE "bbauth-denied"
+/* "Check again" for a user's browser session: drops the remembered answer to `question` (as the denial page names
+ * it, e.g. "bitbucket-repo PROJ/alpha"). APR_SUCCESS, APR_EBUSY (once per minute), APR_EINVAL for a question that
+ * no Require line asks, or the cache's error. */
+apr_status_t bbauth_authz_recheck(request_rec *r, const bbauth_server_conf *conf, const char *user,
+                                  const char *question);
 
 /* mod_bbauth_login.c */
 void bbauth_register_login_hooks(void);
@@ -239,6 +255,15 @@ void bbauth_register_assert_hooks(void);
 
 /* mod_bbauth_setup.c */
 void bbauth_register_setup_hooks(void);
+
+/* mod_bbauth_account.c */
+void bbauth_register_account_hooks(void);
+/* The token the account page's forms carry (the denial page's "check again" too): a MAC of the session id under
+ * the integration's key. NULL when it cannot be made. */
+const char *bbauth_account_form_token(request_rec *r, const bbauth_server_conf *conf, const char *sid);
+
+/* mod_bbauth_denial.c */
+void bbauth_register_denial_hooks(void);
 
 /* mod_bbauth_page.c */
 /* Answers a short HTML page with the status; title and message are escaped here, `again` (a local path or

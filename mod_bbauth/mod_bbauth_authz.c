@@ -8,6 +8,7 @@
 
 #include "mod_bbauth.h"
 #include "bb_authzcache.h"
+#include "bb_requirement.h"
 
 /* The names of a "Require bitbucket-user" line, split once at startup. */
 static const char *parse_user_list(cmd_parms *cmd, const char *require_args, const void **parsed)
@@ -48,42 +49,25 @@ static const authz_provider user_list_provider = { check_user_list, parse_user_l
 
 /* ---- Require bitbucket-repo PROJ/repo, bitbucket-project PROJ, bitbucket-group NAME: asked of Bitbucket ---- */
 
-typedef enum { ASK_REPO, ASK_PROJECT, ASK_GROUP } ask_kind;
+/* What a refused argument should look like, per kind. */
+static const char *const ask_forms[] = { "PROJECT/repository, e.g. PROJ/my-repo", "a project key, e.g. PROJ",
+                                         "a group name" };
 
-static const char *const ask_names[] = { "bitbucket-repo", "bitbucket-project", "bitbucket-group" };
-
-typedef struct {
-    ask_kind kind;
-    const char *what;          /* "PROJ/repo", "PROJ" or the group name, as written */
-    const char *project;
-    const char *repo;
-} ask_t;
-
-static const char *parse_ask(cmd_parms *cmd, const char *require_args, const void **parsed, ask_kind kind)
+static const char *parse_ask(cmd_parms *cmd, const char *require_args, const void **parsed, bb_req_kind_t kind)
 {
     const char *line = require_args;
-    ask_t *ask = apr_pcalloc(cmd->pool, sizeof(*ask));
-    const char *slash;
+    const char *what = ap_getword_conf(cmd->pool, &line);
+    bb_requirement_t *ask;
 
-    ask->kind = kind;
-    ask->what = ap_getword_conf(cmd->pool, &line);
-    if (!*ask->what || *ap_getword_conf(cmd->pool, &line)) {
-        return apr_psprintf(cmd->pool, "Require %s takes exactly one %s", ask_names[kind],
-                            kind == ASK_REPO ? "PROJECT/repository" : kind == ASK_PROJECT ? "project key" : "group");
+    if (!*what || *ap_getword_conf(cmd->pool, &line)) {
+        return apr_psprintf(cmd->pool, "Require %s takes exactly one %s", bb_requirement_names[kind],
+                            kind == BB_REQ_REPO ? "PROJECT/repository"
+                            : kind == BB_REQ_PROJECT ? "project key" : "group");
     }
-    slash = strchr(ask->what, '/');
-    if (kind == ASK_REPO) {
-        if (!slash || slash == ask->what || !slash[1] || strchr(slash + 1, '/')) {
-            return "Require bitbucket-repo wants PROJECT/repository, e.g. PROJ/my-repo";
-        }
-        ask->project = apr_pstrmemdup(cmd->pool, ask->what, (apr_size_t)(slash - ask->what));
-        ask->repo = slash + 1;
-    }
-    else if (kind == ASK_PROJECT) {
-        if (slash) {
-            return "Require bitbucket-project wants a project key, e.g. PROJ";
-        }
-        ask->project = ask->what;
+    /* The same text the denial page names it by, and reads back. */
+    ask = bb_requirement_parse(cmd->pool, apr_pstrcat(cmd->pool, bb_requirement_names[kind], " ", what, NULL));
+    if (!ask) {
+        return apr_psprintf(cmd->pool, "Require %s wants %s", bb_requirement_names[kind], ask_forms[kind]);
     }
     /* Browser sessions ask with their OAuth grant here: check_authn sends one without it through the login. */
     ((bbauth_dir_conf *)ap_set_config_vectors(cmd->server, cmd->context, cmd->path, &bbauth_module,
@@ -94,17 +78,17 @@ static const char *parse_ask(cmd_parms *cmd, const char *require_args, const voi
 
 static const char *parse_repo(cmd_parms *cmd, const char *line, const void **parsed)
 {
-    return parse_ask(cmd, line, parsed, ASK_REPO);
+    return parse_ask(cmd, line, parsed, BB_REQ_REPO);
 }
 
 static const char *parse_project(cmd_parms *cmd, const char *line, const void **parsed)
 {
-    return parse_ask(cmd, line, parsed, ASK_PROJECT);
+    return parse_ask(cmd, line, parsed, BB_REQ_PROJECT);
 }
 
 static const char *parse_group(cmd_parms *cmd, const char *line, const void **parsed)
 {
-    return parse_ask(cmd, line, parsed, ASK_GROUP);
+    return parse_ask(cmd, line, parsed, BB_REQ_GROUP);
 }
 
 /* Decisions are shared through the cache for BBAuthAuthzCacheTTL, per user and question, and for access tokens per
@@ -117,19 +101,27 @@ typedef struct {
     const char *question;
 } decision_t;
 
-static decision_t *decision_of(request_rec *r, const bbauth_server_conf *conf, const ask_t *ask)
+/* The decision about `question` for `user`, with the access token the request was authenticated with (or none:
+ * a browser session). */
+static decision_t *decision_for(request_rec *r, const bbauth_server_conf *conf, const char *user, const char *token,
+                                const char *question)
 {
     const bb_key_t *key = conf->session_state.key;
-    const char *token = bbauth_request_credential(r)->token;
     decision_t *d = apr_pcalloc(r->pool, sizeof(*d));
     bb_tokencache_t tc = { bbauth_cache(), key, NULL, 0 };
 
     d->cache.cache = bbauth_cache();
     d->cache.key = key;
-    d->principal = apr_pstrcat(r->pool, r->user, "\n",
+    d->principal = apr_pstrcat(r->pool, user, "\n",
                                token ? bb_tokencache_key(r->pool, &tc, token) : "(session)", NULL);
-    d->question = apr_pstrcat(r->pool, ask_names[ask->kind], " ", ask->what, NULL);
+    d->question = question;
     return d;
+}
+
+static decision_t *decision_of(request_rec *r, const bbauth_server_conf *conf, const bb_requirement_t *ask)
+{
+    return decision_for(r, conf, r->user, bbauth_request_credential(r)->token,
+                        apr_pstrcat(r->pool, bb_requirement_names[ask->kind], " ", ask->what, NULL));
 }
 
 /* -1 when nothing usable is cached, else 0 or 1. */
@@ -167,12 +159,12 @@ static const char *asking_token(request_rec *r, const bbauth_server_conf *conf, 
     return NULL;
 }
 
-static bb_status_t ask_bitbucket(request_rec *r, const bbauth_server_conf *conf, const ask_t *ask,
+static bb_status_t ask_bitbucket(request_rec *r, const bbauth_server_conf *conf, const bb_requirement_t *ask,
                                  const char *token, const char **errmsg)
 {
     bb_bitbucket_t bb = { conf->bitbucket_url, &conf->http, bb_bearer_authorizer, (void *)token };
 
-    if (ask->kind == ASK_GROUP) {
+    if (ask->kind == BB_REQ_GROUP) {
         return bb_bitbucket_in_group(r->pool, &bb, r->user, ask->what, errmsg);
     }
     return bb_bitbucket_may_read(r->pool, &bb, ask->project, ask->repo, errmsg);
@@ -186,6 +178,13 @@ static int token_still_known(request_rec *r, const bbauth_server_conf *conf, con
     const char *owner = NULL, *errmsg = NULL;
 
     return bb_bitbucket_whoami(r->pool, &bb, &owner, &errmsg) != BB_DENIED;
+}
+
+/* Notes the Require line that refused the request, for the answer that explains it (mod_bbauth_denial.c). */
+static authz_status denied(request_rec *r, const decision_t *decision)
+{
+    apr_table_setn(r->notes, BBAUTH_DENIED_NOTE, decision->question);
+    return AUTHZ_DENIED;
 }
 
 /* A Require provider can only make httpd answer 500 (AUTHZ_GENERAL_ERROR); the request notes that Bitbucket was
@@ -214,7 +213,7 @@ static void unavailable_status(request_rec *r)
 /* Fails closed: when Bitbucket cannot answer, nobody is let in on this line. */
 static authz_status check_ask(request_rec *r, const char *require_args, const void *parsed)
 {
-    const ask_t *ask = parsed;
+    const bb_requirement_t *ask = parsed;
     const bbauth_server_conf *conf = ap_get_module_config(r->server->module_config, &bbauth_module);
     const char *token, *errmsg = NULL;
     const decision_t *decision;
@@ -227,14 +226,14 @@ static authz_status check_ask(request_rec *r, const char *require_args, const vo
     /* The startup check sees no .htaccess: a Require line there, in a server without the settings, ends here. */
     if (conf->missing) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: Require %s for %s but this server lacks %s",
-                      ask_names[ask->kind], r->uri, conf->missing);
+                      bb_requirement_names[ask->kind], r->uri, conf->missing);
         return AUTHZ_GENERAL_ERROR;
     }
     decision = decision_of(r, conf, ask);
     cached = cached_decision(r, decision);
     if (cached >= 0) {
         bbauth_count(cached ? BB_M_REQUIRE_CACHED_GRANTED : BB_M_REQUIRE_CACHED_DENIED);
-        return cached ? AUTHZ_GRANTED : AUTHZ_DENIED;
+        return cached ? AUTHZ_GRANTED : denied(r, decision);
     }
     token = asking_token(r, conf, 0, &errmsg, &unavailable);
     status = token ? ask_bitbucket(r, conf, ask, token, &errmsg) : BB_UNAVAILABLE;
@@ -244,7 +243,7 @@ static authz_status check_ask(request_rec *r, const char *require_args, const vo
     }
     if (!token) {
         ap_log_rerror(APLOG_MARK, unavailable ? APLOG_ERR : APLOG_INFO, 0, r, "mod_bbauth: Require %s %s for %s: %s",
-                      ask_names[ask->kind], ask->what, r->user, errmsg);
+                      bb_requirement_names[ask->kind], ask->what, r->user, errmsg);
         return unavailable ? bitbucket_unavailable(r) : AUTHZ_DENIED;
     }
     if (status == BB_OK || status == BB_DENIED) {
@@ -252,13 +251,25 @@ static authz_status check_ask(request_rec *r, const char *require_args, const vo
         remember_decision(r, conf, decision, status == BB_OK);
         if (status == BB_DENIED) {
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: Require %s %s denies %s: %s",
-                          ask_names[ask->kind], ask->what, r->user, errmsg);
+                          bb_requirement_names[ask->kind], ask->what, r->user, errmsg);
         }
-        return status == BB_OK ? AUTHZ_GRANTED : AUTHZ_DENIED;
+        return status == BB_OK ? AUTHZ_GRANTED : denied(r, decision);
     }
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: Require %s %s for %s: Bitbucket cannot say: %s",
-                  ask_names[ask->kind], ask->what, r->user, errmsg);
+                  bb_requirement_names[ask->kind], ask->what, r->user, errmsg);
     return bitbucket_unavailable(r);
+}
+
+apr_status_t bbauth_authz_recheck(request_rec *r, const bbauth_server_conf *conf, const char *user,
+                                  const char *question)
+{
+    const decision_t *decision;
+
+    if (!user || !bb_requirement_parse(r->pool, question)) {
+        return APR_EINVAL;
+    }
+    decision = decision_for(r, conf, user, NULL, question);
+    return bb_authzcache_forget(r->pool, &decision->cache, decision->principal, question, bbauth_now());
 }
 
 static const authz_provider repo_provider = { check_ask, parse_repo };

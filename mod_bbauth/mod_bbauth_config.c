@@ -11,6 +11,7 @@
 
 #include "mod_bbauth.h"
 #include "bb_url.h"
+#include "bb_clientsetup.h"
 
 #define DEFAULT_SCOPE         "REPO_READ"
 #define DEFAULT_MAX_AGE       28800
@@ -79,6 +80,7 @@ void *bbauth_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_NUM(circuit_cooldown);
     MERGE_NUM(stale_if_error);
     MERGE_NUM(session_recheck);
+    MERGE_PTR(client_setups);
     /* The redirect URI, its origin and path belong together. */
     if (add->redirect_uri) {
         merged->redirect_uri = add->redirect_uri;
@@ -623,6 +625,25 @@ static const char *set_header_prefix(cmd_parms *cmd, void *dconf, const char *ar
     return NULL;
 }
 
+/* BBAuthClientSetup client url (repeatable): the account page shows, in this order, how to set each client up. */
+static const char *add_client_setup(cmd_parms *cmd, void *dummy, const char *client, const char *url)
+{
+    bbauth_server_conf *conf = server_conf_of(cmd);
+    const char *err = bb_clientsetup_check(cmd->pool, client, url);
+    bbauth_client_setup *setup;
+
+    if (err) {
+        return directive_error(cmd, err);
+    }
+    if (!conf->client_setups) {
+        conf->client_setups = apr_array_make(cmd->pool, 4, sizeof(bbauth_client_setup));
+    }
+    setup = apr_array_push(conf->client_setups);
+    setup->client = client;
+    setup->url = url;
+    return NULL;
+}
+
 const command_rec bbauth_directives[] = {
     AP_INIT_TAKE1("BBAuthBitbucketURL", set_bitbucket_url, NULL, RSRC_CONF,
                   "Bitbucket Data Center base URL, e.g. https://bitbucket.example.com"),
@@ -679,6 +700,9 @@ const command_rec bbauth_directives[] = {
     AP_INIT_TAKE1("BBAuthSessionRecheck", set_session_recheck, NULL, RSRC_CONF,
                   "Seconds a process trusts that a session was not logged out before asking the shared cache "
                   "again: a logout on another host takes effect here within this time (default 5, 0 = always ask)"),
+    AP_INIT_TAKE2("BBAuthClientSetup", add_client_setup, NULL, RSRC_CONF,
+                  "A package client and the mirror URL it uses (" BB_CLIENTSETUP_CLIENTS "): the account page "
+                  "(SetHandler bbauth-account) shows the lines that set it up"),
     AP_INIT_FLAG("BBAuthTokenAuth", set_token_auth, NULL, OR_AUTHCFG,
                  "On: accept Bitbucket HTTP access tokens (Basic or Bearer) from command-line clients"),
     AP_INIT_TAKE1("BBAuthUnauthAction", set_unauth_action, NULL, OR_AUTHCFG,
@@ -749,11 +773,48 @@ static int asks_bitbucket(const char *use)
     return !strncasecmp(use, "Require bitbucket-", 18) && strcasecmp(use, "Require bitbucket-user");
 }
 
+/* SetHandler bbauth-account in a <Location /path> (not a pattern): the path that denial pages link to, for this
+ * server. p is pconf: the path outlives the check. */
+static void note_account_page(apr_pool_t *p, server_rec *s, const ap_directive_t *node)
+{
+    const ap_directive_t *section = node->parent;
+    bbauth_server_conf *conf = ap_get_module_config(s->module_config, &bbauth_module);
+    char *path;
+
+    if (strcasecmp(node->directive, "SetHandler") || !node->args || strcasecmp(first_arg(p, node), "bbauth-account")
+        || !section || strcasecmp(section->directive, "<Location") || !section->args || conf->account_path) {
+        return;
+    }
+    path = apr_pstrdup(p, first_arg(p, section));
+    if (*path && path[strlen(path) - 1] == '>') {
+        path[strlen(path) - 1] = '\0';
+    }
+    if (path[0] == '/' && !strpbrk(path, "*?[\"'<>")) {
+        conf->account_path = path;
+    }
+}
+
+/* A virtual host without an account page of its own links to the main server's (its <Location>s apply there). */
+static void share_account_page(server_rec *main_server)
+{
+    const bbauth_server_conf *main_conf = ap_get_module_config(main_server->module_config, &bbauth_module);
+    server_rec *s;
+
+    for (s = main_server->next; s; s = s->next) {
+        bbauth_server_conf *conf = ap_get_module_config(s->module_config, &bbauth_module);
+        if (!conf->account_path) {
+            conf->account_path = main_conf->account_path;
+        }
+    }
+}
+
 static int check_tree(apr_pool_t *ptemp, server_rec *main_server, server_rec *s, const ap_directive_t *node)
 {
     for (; node; node = node->next) {
         server_rec *section_server = s;
         const char *use = node_use(ptemp, node);
+
+        note_account_page(main_server->process->pconf, s, node);
 
         if (use) {
             const bbauth_server_conf *conf = ap_get_module_config(s->module_config, &bbauth_module);
@@ -793,5 +854,8 @@ static int check_tree(apr_pool_t *ptemp, server_rec *main_server, server_rec *s,
 
 int bbauth_check_uses(apr_pool_t *ptemp, server_rec *s)
 {
-    return check_tree(ptemp, s, s, ap_conftree);
+    int rc = check_tree(ptemp, s, s, ap_conftree);
+
+    share_account_page(s);
+    return rc;
 }

@@ -212,6 +212,7 @@ int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, cons
     session = bb_session_new(r->pool, user->name, user->id, user->display_name, user->email, bbauth_now());
     if (session) {
         session->grant = grant != NULL;
+        session->slug = user->slug;
     }
     value = session ? bb_session_encode(r->pool, conf->session_keys, &conf->policy, session, bbauth_now()) : NULL;
     if (!value) {

@@ -19,11 +19,19 @@ static void no_store(request_rec *r)
     apr_table_setn(r->err_headers_out, "Pragma", "no-cache");
 }
 
+/* "<p><a href=path>text</a></p>", or "" without a path. */
+static const char *link_to(request_rec *r, const char *path, const char *text)
+{
+    return path ? apr_pstrcat(r->pool, "<p><a href=\"", ap_escape_html2(r->pool, path, 1), "\">", text,
+                              "</a></p>\n", NULL) : "";
+}
+
 int bbauth_page(request_rec *r, int status, const char *title, const char *message, const char *again)
 {
     const char *escaped_title = ap_escape_html2(r->pool, title, 1);
-    const char *again_link = again ? apr_pstrcat(r->pool, "<p><a href=\"", ap_escape_html2(r->pool, again, 1),
-                                                 "\">Try again</a></p>\n", NULL) : "";
+    const bbauth_server_conf *conf = ap_get_module_config(r->server->module_config, &bbauth_module);
+    const char *links = apr_pstrcat(r->pool, link_to(r, again, "Try again"),
+                                    link_to(r, conf->account_path, "Your account"), NULL);
 
     no_store(r);
     r->status = status;
@@ -33,7 +41,7 @@ int bbauth_page(request_rec *r, int status, const char *title, const char *messa
     if (!r->header_only) {
         ap_rprintf(r, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>%d %s</title></head>\n"
                    "<body><h1>%s</h1>\n<p>%s</p>\n%s</body></html>\n",
-                   status, escaped_title, escaped_title, ap_escape_html2(r->pool, message, 1), again_link);
+                   status, escaped_title, escaped_title, ap_escape_html2(r->pool, message, 1), links);
     }
     return OK;
 }

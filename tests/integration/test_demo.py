@@ -124,6 +124,21 @@ def test_demo_serves_a_protected_mirror_and_stops(stop_signal, port_busy):
         assert s.get(npm["versions"]["1.0.0"]["dist"]["tarball"], allow_redirects=False).content[:2] == b"\x1f\x8b"
         anonymous = requests.get(base + "/packages/composer/packages.json", allow_redirects=False)
         assert anonymous.status_code == 401
+
+        # Issue 16: the account page, a denial that explains, and the admin's pages, all printed in the banner.
+        for path in ("/account", "/packages/internal/", "/bbauth/setup", "/bbauth/metrics", "/.well-known/jwks.json"):
+            assert base + path in out.text()
+        account = s.get(base + "/account", allow_redirects=False)
+        assert account.status_code == 200 and '<dd id="username">bob</dd>' in account.text
+        assert f"BBAuthClientSetup" not in account.text and f"{base}/packages/simple/" in account.text
+        assert s.get(base + "/packages/internal/", allow_redirects=False).status_code == 200
+        assert s.get(base + "/bbauth/setup", allow_redirects=False).status_code == 200
+        assert s.get(base + "/bbauth/metrics", allow_redirects=False).status_code == 200
+        assert requests.get(base + "/.well-known/jwks.json", allow_redirects=False).json()["keys"]
+        alice = site.session()
+        site.login(alice, "/packages/", user="alice")
+        internal = alice.get(base + "/packages/internal/", allow_redirects=False)
+        assert internal.status_code == 403 and "read access to repository SEC/vault" in internal.text
     finally:
         proc.send_signal(stop_signal)  # the only process this test signals: the demo it started
         try:

@@ -119,6 +119,47 @@ static void test_forgeries_miss(void **state)
     assert_int_equal(lookup(p, f, PRINCIPAL, QUESTION, NOW), BB_AUTHZCACHE_MISS);
 }
 
+/* "Check again" drops exactly that answer, at most once a minute per principal and question. */
+static void test_forget(void **state)
+{
+    apr_pool_t *p = *state;
+    fixture_t *f = fixture(p, 7);
+
+    bb_authzcache_store(p, &f->ac, PRINCIPAL, QUESTION, 0, NOW, 300);
+    bb_authzcache_store(p, &f->ac, PRINCIPAL, "repo PROJ/beta", 0, NOW, 300);
+    bb_authzcache_store(p, &f->ac, "sid:someone-else", QUESTION, 0, NOW, 300);
+    assert_int_equal(bb_authzcache_forget(p, &f->ac, PRINCIPAL, QUESTION, NOW), APR_SUCCESS);
+    assert_int_equal(lookup(p, f, PRINCIPAL, QUESTION, NOW), BB_AUTHZCACHE_MISS);
+    assert_int_equal(lookup(p, f, PRINCIPAL, "repo PROJ/beta", NOW), BB_AUTHZCACHE_DENIED);
+    assert_int_equal(lookup(p, f, "sid:someone-else", QUESTION, NOW), BB_AUTHZCACHE_DENIED);
+
+    /* Asked again and denied again: the next "check again" waits for the interval. */
+    bb_authzcache_store(p, &f->ac, PRINCIPAL, QUESTION, 0, NOW + 1, 300);
+    f->kc.fc.now = apr_time_from_sec(NOW + BB_AUTHZCACHE_RECHECK_INTERVAL - 1);
+    assert_int_equal(bb_authzcache_forget(p, &f->ac, PRINCIPAL, QUESTION, NOW + BB_AUTHZCACHE_RECHECK_INTERVAL - 1),
+                     APR_EBUSY);
+    assert_int_equal(lookup(p, f, PRINCIPAL, QUESTION, NOW + 2), BB_AUTHZCACHE_DENIED);
+    f->kc.fc.now = apr_time_from_sec(NOW + BB_AUTHZCACHE_RECHECK_INTERVAL);
+    assert_int_equal(bb_authzcache_forget(p, &f->ac, PRINCIPAL, QUESTION, NOW + BB_AUTHZCACHE_RECHECK_INTERVAL),
+                     APR_SUCCESS);
+    /* Nothing cached is no error. */
+    assert_int_equal(bb_authzcache_forget(p, &f->ac, PRINCIPAL, "group admins", NOW), APR_SUCCESS);
+}
+
+static void test_forget_fails_closed(void **state)
+{
+    apr_pool_t *p = *state;
+    fixture_t *f = fixture(p, 7);
+
+    assert_int_equal(bb_authzcache_forget(p, NULL, PRINCIPAL, QUESTION, NOW), APR_EINVAL);
+    assert_int_equal(bb_authzcache_forget(p, &f->ac, NULL, QUESTION, NOW), APR_EINVAL);
+    f->kc.fc.retrieve_fails_with = APR_EGENERAL;
+    assert_int_equal(bb_authzcache_forget(p, &f->ac, PRINCIPAL, QUESTION, NOW), APR_EGENERAL);
+    f->kc.fc.retrieve_fails_with = APR_SUCCESS;
+    f->kc.fc.store_fails_with = APR_EGENERAL;
+    assert_int_equal(bb_authzcache_forget(p, &f->ac, PRINCIPAL, QUESTION, NOW), APR_EGENERAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -126,6 +167,8 @@ int main(void)
         UNIT_TEST(test_expiry),
         UNIT_TEST(test_keys),
         UNIT_TEST(test_forgeries_miss),
+        UNIT_TEST(test_forget),
+        UNIT_TEST(test_forget_fails_closed),
     };
     return UNIT_RUN("authzcache", tests);
 }

@@ -289,10 +289,14 @@ static void test_hostile_identity_claims(void **state)
     assert_int_equal(status_with(p, "grant", "false"), BB_SESSION_VALID);
     assert_int_equal(status_with(p, "grant", "1"), BB_SESSION_INVALID);
     assert_int_equal(status_with(p, "grant", "\"true\""), BB_SESSION_INVALID);
+    assert_int_equal(status_with(p, "slug", "\"jane_example.com\""), BB_SESSION_VALID);
+    assert_int_equal(status_with(p, "slug", "\"\""), BB_SESSION_INVALID);
+    assert_int_equal(status_with(p, "slug", "7"), BB_SESSION_INVALID);
+    assert_int_equal(status_with(p, "slug", "null"), BB_SESSION_INVALID);
 }
 
-/* The "grant" claim: present (true) only for a session whose login kept an OAuth grant; kept through the idle
- * refresh and the memo of verified cookies. */
+/* The optional claims, kept through the idle refresh and the memo of verified cookies: "grant" (true) only for a
+ * session whose login kept an OAuth grant, "slug" (for the account page's links) absent in older cookies. */
 static void test_grant_claim(void **state)
 {
     apr_pool_t *p = *state;
@@ -304,14 +308,18 @@ static void test_grant_claim(void **state)
 
     assert_int_equal(bb_session_decode(p, ring, &policy, value, NOW, &out), BB_SESSION_VALID);
     assert_false(out->grant);
+    assert_null(out->slug);
     s->grant = 1;
+    s->slug = "jane_example.com";
     value = bb_session_encode(p, ring, &policy, s, NOW + 400);
     assert_int_equal(bb_session_decode(p, ring, &policy, value, NOW + 400, &out), BB_SESSION_VALID);
     assert_true(out->grant);
+    assert_string_equal(out->slug, "jane_example.com");
     value = bb_session_encode(p, ring, &policy, out, NOW + 800);
     assert_int_equal(bb_session_decode_memo(p, memo, ring, &policy, value, NOW + 800, &out), BB_SESSION_VALID);
     assert_int_equal(bb_session_decode_memo(p, memo, ring, &policy, value, NOW + 801, &out), BB_SESSION_VALID);
     assert_true(out->grant);
+    assert_string_equal(out->slug, "jane_example.com");
 }
 
 static void test_issuer(void **state)
