@@ -1,0 +1,77 @@
+/* bb_cutoff: reads and writes a user's "not before" record in the shared cache, remembered per process. */
+#include <stdio.h>
+#include <string.h>
+#include <apr_strings.h>
+#include "bb_cutoff.h"
+
+#define CUTOFF_NS  "cutoff"
+/* Longest text of a record: the unix time. */
+#define CUTOFF_MAX 20
+
+static void remember(const bb_cutoff_t *co, const char *user, apr_int64_t now, apr_int64_t not_before)
+{
+    bb_memo_value_t v;
+
+    memset(&v, 0, sizeof(v));
+    v.n[0] = not_before;
+    bb_memo_put(co->memo, user, strlen(user), now + co->recheck, &v);
+}
+
+/* The record's time, or 0 when there is none that this integration wrote. */
+static apr_int64_t read_record(apr_pool_t *p, const bb_cutoff_t *co, const char *user)
+{
+    const char *key = bb_cache_name(p, co->space, CUTOFF_NS, user);
+    const char *text;
+    apr_size_t len = 0;
+    apr_int64_t not_before;
+    int end = 0;
+
+    text = key && co->cache ? (const char *)bb_cache_retrieve_authentic(p, co->cache, co->key, key, CUTOFF_MAX, &len)
+                            : NULL;
+    if (text == NULL || sscanf(text, "%" APR_INT64_T_FMT "%n", &not_before, &end) != 1 || (apr_size_t)end != len
+        || not_before < 0) {
+        return 0;
+    }
+    return not_before;
+}
+
+apr_int64_t bb_cutoff_not_before(apr_pool_t *p, const bb_cutoff_t *co, const char *user, apr_int64_t now)
+{
+    bb_memo_value_t v;
+    apr_int64_t not_before;
+
+    if (user == NULL) {
+        return 0;
+    }
+    if (bb_memo_get(co->memo, p, user, strlen(user), now, &v)) {
+        return v.n[0];
+    }
+    not_before = read_record(p, co, user);
+    remember(co, user, now, not_before);
+    return not_before;
+}
+
+int bb_cutoff_voids(apr_pool_t *p, const bb_cutoff_t *co, const char *user, apr_int64_t issued_at, apr_int64_t now)
+{
+    return issued_at < bb_cutoff_not_before(p, co, user, now);
+}
+
+apr_status_t bb_cutoff_set(apr_pool_t *p, const bb_cutoff_t *co, const char *user, apr_int64_t now,
+                           apr_int64_t keep_until, apr_int64_t *not_before)
+{
+    const char *key = user ? bb_cache_name(p, co->space, CUTOFF_NS, user) : NULL;
+    const char *text;
+    apr_status_t rv;
+
+    *not_before = now + 1;
+    if (key == NULL || co->cache == NULL) {
+        return APR_EINVAL;
+    }
+    text = apr_psprintf(p, "%" APR_INT64_T_FMT, *not_before);
+    rv = bb_cache_store_authentic(p, co->cache, co->key, key, keep_until > *not_before ? keep_until : *not_before,
+                                  text, strlen(text));
+    if (rv == APR_SUCCESS) {
+        remember(co, user, now, *not_before);
+    }
+    return rv;
+}
