@@ -1,12 +1,31 @@
 /* bb_cutoff: reads and writes a user's "not before" record in the shared cache, remembered per process. */
 #include <stdio.h>
 #include <string.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include "bb_cutoff.h"
 
 #define CUTOFF_NS  "cutoff"
 /* Longest text of a record: the unix time. */
 #define CUTOFF_MAX 20
+
+/* Bitbucket user names are case-insensitive (Alice and alice are one account): records and memo go by lower case. */
+static const char *account_of(apr_pool_t *p, const char *user)
+{
+    const char *c;
+    char *lower, *l;
+
+    for (c = user; *c && !apr_isupper(*c); c++) {
+    }
+    if (!*c) {
+        return user;    /* the usual case, on every request: no copy */
+    }
+    lower = apr_pstrdup(p, user);
+    for (l = lower; *l; l++) {
+        *l = (char)apr_tolower(*l);
+    }
+    return lower;
+}
 
 static void remember(const bb_cutoff_t *co, const char *user, apr_int64_t now, apr_int64_t not_before)
 {
@@ -43,6 +62,7 @@ apr_int64_t bb_cutoff_not_before(apr_pool_t *p, const bb_cutoff_t *co, const cha
     if (user == NULL) {
         return 0;
     }
+    user = account_of(p, user);
     if (bb_memo_get(co->memo, p, user, strlen(user), now, &v)) {
         return v.n[0];
     }
@@ -59,7 +79,8 @@ int bb_cutoff_voids(apr_pool_t *p, const bb_cutoff_t *co, const char *user, apr_
 apr_status_t bb_cutoff_set(apr_pool_t *p, const bb_cutoff_t *co, const char *user, apr_int64_t now,
                            apr_int64_t keep_until, apr_int64_t *not_before)
 {
-    const char *key = user ? bb_cache_name(p, co->space, CUTOFF_NS, user) : NULL;
+    const char *account = user ? account_of(p, user) : NULL;
+    const char *key = account ? bb_cache_name(p, co->space, CUTOFF_NS, account) : NULL;
     const char *text;
     apr_status_t rv;
 
@@ -71,7 +92,7 @@ apr_status_t bb_cutoff_set(apr_pool_t *p, const bb_cutoff_t *co, const char *use
     rv = bb_cache_store_authentic(p, co->cache, co->key, key, keep_until > *not_before ? keep_until : *not_before,
                                   text, strlen(text));
     if (rv == APR_SUCCESS) {
-        remember(co, user, now, *not_before);
+        remember(co, account, now, *not_before);
     }
     return rv;
 }

@@ -26,7 +26,7 @@ static const char *parse_user_list(cmd_parms *cmd, const char *require_args, con
     return NULL;
 }
 
-static authz_status check_user_list(request_rec *r, const char *require_args, const void *parsed)
+static authz_status decide_user_list(request_rec *r, const void *parsed)
 {
     const apr_array_header_t *names = parsed;
     int i;
@@ -42,6 +42,14 @@ static authz_status check_user_list(request_rec *r, const char *require_args, co
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_bbauth: %s is not in Require bitbucket-user", r->user);
     return AUTHZ_DENIED;
+}
+
+static authz_status check_user_list(request_rec *r, const char *require_args, const void *parsed)
+{
+    authz_status decision = decide_user_list(r, parsed);
+
+    bbauth_audit_require(r, decision, apr_pstrcat(r->pool, "bitbucket-user ", require_args, NULL));
+    return decision;
 }
 
 static const authz_provider user_list_provider = { check_user_list, parse_user_list };
@@ -126,8 +134,10 @@ static decision_t *decision_of(request_rec *r, const bbauth_server_conf *conf, c
 
     d->cache.cache = bbauth_cache();
     d->cache.key = key;
-    d->principal = apr_pstrcat(r->pool, r->user, "\n",
-                               token ? bb_tokencache_key(r->pool, &tc, token) : "(session)", NULL);
+    /* The user's cut-off time is part of the question: decisions from before an admin cut them off never match. */
+    d->principal = apr_psprintf(r->pool, "%s\n%s\n%" APR_INT64_T_FMT, r->user,
+                                token ? bb_tokencache_key(r->pool, &tc, token) : "(session)",
+                                bb_cutoff_not_before(r->pool, &conf->cutoff, r->user, bbauth_now()));
     d->question = apr_pstrcat(r->pool, ask_names[ask->kind], " ", ask->what, NULL);
     return d;
 }
@@ -212,7 +222,7 @@ static void unavailable_status(request_rec *r)
 }
 
 /* Fails closed: when Bitbucket cannot answer, nobody is let in on this line. */
-static authz_status check_ask(request_rec *r, const char *require_args, const void *parsed)
+static authz_status decide_ask(request_rec *r, const void *parsed)
 {
     const ask_t *ask = parsed;
     const bbauth_server_conf *conf = ap_get_module_config(r->server->module_config, &bbauth_module);
@@ -259,6 +269,15 @@ static authz_status check_ask(request_rec *r, const char *require_args, const vo
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: Require %s %s for %s: Bitbucket cannot say: %s",
                   ask_names[ask->kind], ask->what, r->user, errmsg);
     return bitbucket_unavailable(r);
+}
+
+static authz_status check_ask(request_rec *r, const char *require_args, const void *parsed)
+{
+    const ask_t *ask = parsed;
+    authz_status decision = decide_ask(r, parsed);
+
+    bbauth_audit_require(r, decision, apr_pstrcat(r->pool, ask_names[ask->kind], " ", ask->what, NULL));
+    return decision;
 }
 
 static const authz_provider repo_provider = { check_ask, parse_repo };

@@ -42,6 +42,7 @@ void *bbauth_create_server_conf(apr_pool_t *p, server_rec *s)
     conf->circuit_cooldown = BBAUTH_UNSET;
     conf->stale_if_error = BBAUTH_UNSET;
     conf->session_recheck = BBAUTH_UNSET;
+    conf->health_circuit = BBAUTH_UNSET;
     return conf;
 }
 
@@ -79,6 +80,8 @@ void *bbauth_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_NUM(circuit_cooldown);
     MERGE_NUM(stale_if_error);
     MERGE_NUM(session_recheck);
+    MERGE_PTR(audit_log);
+    MERGE_NUM(health_circuit);
     /* The redirect URI, its origin and path belong together. */
     if (add->redirect_uri) {
         merged->redirect_uri = add->redirect_uri;
@@ -99,6 +102,7 @@ void *bbauth_create_dir_conf(apr_pool_t *p, char *dir)
 
     conf->token_auth = BBAUTH_UNSET;
     conf->identity_assertion = BBAUTH_UNSET;
+    conf->location = dir;
     return conf;
 }
 
@@ -111,6 +115,7 @@ void *bbauth_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(header_prefix);
     MERGE_NUM(token_auth);
     merged->needs_grant = add->needs_grant || base->needs_grant;
+    MERGE_PTR(location);
     /* The switch and the path its audience names belong together. */
     if (add->identity_assertion != BBAUTH_UNSET) {
         merged->identity_assertion = add->identity_assertion;
@@ -687,6 +692,11 @@ const command_rec bbauth_directives[] = {
                  "On: send the upstream app <prefix>Assertion, a JWT of the identity signed with BBAuthSigningKey"),
     AP_INIT_TAKE1("BBAuthHeaderPrefix", set_header_prefix, NULL, OR_AUTHCFG,
                   "Prefix of the identity headers for the upstream app (default X-Bitbucket-)"),
+    AP_INIT_TAKE1("BBAuthAuditLog", bbauth_set_audit_log, NULL, RSRC_CONF,
+                  "File (relative to ServerRoot) or |program for the audit log: one JSON line per authentication "
+                  "decision (default: none)"),
+    AP_INIT_FLAG("BBAuthHealthCircuit", bbauth_set_health_circuit, NULL, RSRC_CONF,
+                 "On (default): bbauth-health answers 503 while the circuit to Bitbucket is open; Off: only reports it"),
     { NULL }
 };
 

@@ -38,6 +38,9 @@ static void test_cut_off_everywhere_within_recheck(void **state)
     /* A login after the cut-off counts; other users are untouched. */
     assert_false(bb_cutoff_voids(p, &other, "alice", NOW + 6, NOW + 6));
     assert_false(bb_cutoff_voids(p, &other, "bob", NOW - 100, NOW + 6));
+    /* Bitbucket user names are case-insensitive: ALICE is alice. */
+    assert_true(bb_cutoff_voids(p, &other, "ALICE", NOW - 100, NOW + 6));
+    assert_true(bb_cutoff_voids(p, &admin, "Alice", NOW - 100, NOW));
 }
 
 /* The memo spares the cache: one lookup per user per process per `recheck` seconds. */
