@@ -114,7 +114,6 @@ typedef struct {
     int needs_grant;                 /* a Require line here asks Bitbucket with a session's OAuth grant */
     int identity_assertion;          /* BBAuthIdentityAssertion: BBAUTH_UNSET (off), 0 or 1 */
     const char *assertion_path;      /* the <Location> path where it was set ("/" at server level): the aud's path */
-    const char *location;            /* the <Location>/<Directory> this configuration comes from (audit lines) */
 } bbauth_dir_conf;
 
 /* mod_bbauth_config.c */

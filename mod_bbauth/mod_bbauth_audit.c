@@ -8,7 +8,7 @@
 
 #include "mod_bbauth.h"
 
-/* The request's decision, as the last audit event set it, for BBAUTH_DECISION. */
+/* The request's last audit event, for BBAUTH_DECISION. */
 #define DECISION_NOTE "bbauth-decision"
 
 const char *bbauth_set_audit_log(cmd_parms *cmd, void *dummy, const char *arg)
@@ -110,25 +110,26 @@ static request_rec *client_request(request_rec *r)
 /* The event's fields that come from the request. */
 static void describe_request(request_rec *r, bb_audit_event_t *event)
 {
-    const bbauth_dir_conf *dconf = ap_get_module_config(r->per_dir_config, &bbauth_module);
+    /* The <Location>/<Directory> section whose configuration the request got (the last one merged). */
+    const core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
     request_rec *first = client_request(r);
 
     event->client = r->useragent_ip;
     event->method = first->method;
     event->path = first->uri;
     event->vhost = r->server->server_hostname;
-    event->location = dconf ? dconf->location : NULL;
+    event->location = core ? core->d : NULL;
     event->request_id = apr_table_get(first->subprocess_env, "UNIQUE_ID");
 }
 
-static void note_decision(request_rec *r, const char *event, const char *outcome)
+static void note_decision(request_rec *r, const char *event)
 {
-    apr_table_setn(r->notes, DECISION_NOTE, apr_pstrcat(r->pool, event, ".", outcome, NULL));
+    apr_table_setn(r->notes, DECISION_NOTE, event);
 }
 
 static void audit_event(request_rec *r, bb_audit_event_t *event)
 {
-    note_decision(r, event->event, event->outcome);
+    note_decision(r, event->event);
     if (server_conf(r->server)->audit_file == NULL) {
         return;
     }
@@ -196,8 +197,9 @@ void bbauth_audit_circuit(server_rec *s, const char *line)
     apr_pool_destroy(p);
 }
 
-/* For LogFormat: BBAUTH_USER, BBAUTH_METHOD (session or token) and BBAUTH_DECISION (the last audit event's
- * "event.outcome", or "session.accepted" / "token.accepted"), set as the request is logged: nothing on the hot path. */
+/* For LogFormat: BBAUTH_USER, BBAUTH_METHOD (session or token) and BBAUTH_DECISION (the last audit event of the
+ * request, e.g. "require.denied", or "session.accepted" / "token.accepted"), set as the request is logged: nothing
+ * on the hot path. */
 static int set_log_env(request_rec *r)
 {
     const bbauth_credential *cred = bbauth_request_credential(r);

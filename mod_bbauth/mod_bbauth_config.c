@@ -102,7 +102,6 @@ void *bbauth_create_dir_conf(apr_pool_t *p, char *dir)
 
     conf->token_auth = BBAUTH_UNSET;
     conf->identity_assertion = BBAUTH_UNSET;
-    conf->location = dir;
     return conf;
 }
 
@@ -115,7 +114,6 @@ void *bbauth_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(header_prefix);
     MERGE_NUM(token_auth);
     merged->needs_grant = add->needs_grant || base->needs_grant;
-    MERGE_PTR(location);
     /* The switch and the path its audience names belong together. */
     if (add->identity_assertion != BBAUTH_UNSET) {
         merged->identity_assertion = add->identity_assertion;
@@ -696,7 +694,8 @@ const command_rec bbauth_directives[] = {
                   "File (relative to ServerRoot) or |program for the audit log: one JSON line per authentication "
                   "decision (default: none)"),
     AP_INIT_FLAG("BBAuthHealthCircuit", bbauth_set_health_circuit, NULL, RSRC_CONF,
-                 "On (default): bbauth-health answers 503 while the circuit to Bitbucket is open; Off: only reports it"),
+                 "On (default): bbauth-health answers 503 while the circuit to Bitbucket is open; Off: it only "
+                 "reports it"),
     { NULL }
 };
 

@@ -82,6 +82,9 @@ static int health_handler(request_rec *r)
     body = json_pack("{s:s, s:s?, s:s, s:s, s:s}", "status", ready ? "ready" : "unready", "reason", reason,
                      "cache", cache_problem ? cache_problem : "ok", "keys", keys_missing ? "missing" : "loaded",
                      "circuit", open_for > 0 ? "open" : "closed");
+    if (ready) {
+        json_object_del(body, "reason");
+    }
     text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(body);
     if (!ready) {

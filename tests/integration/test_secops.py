@@ -151,10 +151,13 @@ def test_log_format_shows_user_method_and_decision(audited):
     site.echo(s)
     assert token_get(site, BOB_TOKEN).status_code == 200
     log = site.apache.logs_dir / "bbauth_access.log"
-    lines = wait_until(lambda: [l for l in log.read_text().splitlines() if l.endswith("/packages/echo")]
-                       if log.exists() else None, what="access log lines")
+    def logged():
+        lines = log.read_text().splitlines() if log.exists() else []
+        return lines if any(l.startswith("bob ") for l in lines) else None
+    lines = wait_until(logged, what="the token request in the access log")
     assert "alice session session.accepted /packages/echo" in lines
-    assert any(re.fullmatch(r"bob token token\.accepted /packages/echo", l) for l in lines), lines
+    assert "bob token token.accepted /packages/echo" in lines
+    assert "- - login.started /packages/echo" in lines
 
 
 def test_a_hostile_path_or_name_cannot_forge_a_line(audited):
@@ -174,7 +177,7 @@ def test_a_hostile_path_or_name_cannot_forge_a_line(audited):
 
 def test_audit_log_to_a_pipe(site_factory, tmp_serverroot):
     out = tmp_serverroot / "piped.log"
-    site = site_factory(conf=lambda s: bbsite.protected_conf(s) + f'BBAuthAuditLog "|/bin/cat >> {out}"\n')
+    site = site_factory(conf=lambda s: bbsite.protected_conf(s) + f'BBAuthAuditLog "|$/bin/cat >> {out}"\n')
     s = site.session()
     site.login(s, "/packages/echo", user="bob")
     line = wait_until(lambda: out.exists() and [l for l in out.read_text().splitlines() if "login.completed" in l],
@@ -219,8 +222,8 @@ def start_farm(site_factory, apache_factory, port, extra=ADMIN_CONF):
     def conf(site):
         return bbsite.protected_conf(site) + f"BBAuthCache memcache:127.0.0.1:{port}\n" + extra
 
-    a = site_factory(conf=conf, modules=("socache_memcache",))
-    b_apache = apache_factory(start=False, modules=("socache_memcache",))
+    a = site_factory(conf=conf, modules=("socache_memcache", "authz_host"))
+    b_apache = apache_factory(start=False, modules=("socache_memcache", "authz_host"))
     b = bbsite.Site(b_apache, a.fb, a.pki, a.key_file, a.keys, a.redirect_uri)
     b_apache.extra_conf = lambda _a: conf(a)
     b_apache.start()
@@ -237,6 +240,16 @@ def browser_on(site, cookie):
 def cut_off(site, user, origin=None):
     return site.session().post(site.url("/admin"), data={"user": user},
                                headers={"Origin": origin or site.apache.base_url}, allow_redirects=False)
+
+
+def logs_in_again(site, user, path="/packages/echo"):
+    """A new login of a user who was cut off: one in the very second of the cut-off is refused too (the cut-off
+    covers its whole second), so the browser logs in until a session works (bounded)."""
+    def attempt():
+        s = site.session()
+        site.login(s, path, user=user)
+        return s if s.get(site.url(path), allow_redirects=False).status_code == 200 else None
+    return wait_until(attempt, timeout=15, what=f"{user} logs in again")
 
 
 def test_cut_off_ends_sessions_and_token_verdicts_on_every_host(site_factory, apache_factory, memcached):
@@ -273,11 +286,10 @@ def test_cut_off_ends_sessions_and_token_verdicts_on_every_host(site_factory, ap
 
     # Back in Bitbucket: she can log in again, and her token works again after a fresh check.
     a.fb.control("POST", "/_fake/users/alice/activate")
-    again = b.session()
-    b.login(again, "/packages/echo", user="alice")
-    assert b.echo(again)["remote_user"] == "alice"
+    again = logs_in_again(b, "alice")
     assert a.echo(browser_on(a, b.session_cookie(again)))["remote_user"] == "alice"
-    assert token_get(a, ALICE_TOKEN).status_code == 200
+    # (her read token stays refused for the 30 s the module remembers a refusal; another one of hers is checked)
+    assert token_get(a, "BBDC-alicePersonalAdminToken000000000000000002").status_code == 200
 
 
 def test_admin_refuses_cross_site_and_bad_requests(site_factory, apache_factory, memcached):
@@ -313,10 +325,9 @@ def test_require_decisions_from_before_a_cut_off_are_not_reused(site_factory, ap
     assert a.echo(s, "/alpha/echo")["remote_user"] == "alice"
     assert a.fb.calls().get(REPO_CALL, 0) == 0     # the decision came from the shared cache
     assert cut_off(a, "alice").status_code == 200
-    again = b.session()
-    b.login(again, "/alpha/echo", user="alice")
+    again = logs_in_again(b, "alice", "/alpha/echo")
     assert b.echo(again, "/alpha/echo")["remote_user"] == "alice"
-    assert a.fb.calls().get(REPO_CALL, 0) == 1     # the decision from before the cut-off was not reused
+    assert a.fb.calls().get(REPO_CALL, 0) >= 1     # the decision from before the cut-off was not reused
 
 
 # ---- readiness
@@ -357,7 +368,7 @@ def health(site):
 def test_health_follows_the_shared_cache(site_factory, restartable_memcached):
     port = restartable_memcached.port
     site = site_factory(conf=lambda s: bbsite.protected_conf(s) + f"BBAuthCache memcache:127.0.0.1:{port}\n"
-                        + ADMIN_CONF, modules=("socache_memcache",))
+                        + ADMIN_CONF, modules=("socache_memcache", "authz_host"))
     status, body, r = health(site)
     assert status == 200, body
     assert body == {"status": "ready", "cache": "ok", "keys": "loaded", "circuit": "closed"}
@@ -375,7 +386,7 @@ def test_health_follows_the_shared_cache(site_factory, restartable_memcached):
 @pytest.mark.parametrize("circuit_matters", ["On", "Off"])
 def test_health_reports_an_open_circuit(site_factory, circuit_matters):
     site = site_factory(conf=lambda s: bbsite.protected_conf(s) + ADMIN_CONF + "BBAuthCircuitFailures 2\n"
-                        f"BBAuthHealthCircuit {circuit_matters}\n")
+                        f"BBAuthHealthCircuit {circuit_matters}\n", modules=("authz_host",))
     assert health(site)[0] == 200
     site.fb.set_mode("all", "down")
     for i in range(2):
@@ -389,13 +400,12 @@ def test_health_reports_an_open_circuit(site_factory, circuit_matters):
         assert status == 200 and body["status"] == "ready"
 
 
-def test_health_of_a_server_without_the_settings(apache_factory):
-    a = apache_factory("""
-<Location /health>
-    SetHandler bbauth-health
+@pytest.mark.parametrize("handler", ["bbauth-health", "bbauth-admin"])
+def test_handlers_refused_in_a_server_without_the_settings(apache_factory, handler):
+    a = apache_factory(f"""
+<Location /ops>
+    SetHandler {handler}
 </Location>
-""")
-    r = bbsite.Site.session().get(a.url("/health"), timeout=10)
-    assert r.status_code == 503
-    body = r.json()
-    assert body["keys"] == "missing" and "BBAuthSessionKey" in body["reason"]
+""", start=False)
+    rc, output = a.configtest()
+    assert rc != 0 and f"SetHandler {handler}" in output and "BBAuthSessionKey" in output
