@@ -160,6 +160,26 @@ def test_log_format_shows_user_method_and_decision(audited):
     assert "- - login.started /packages/echo" in lines
 
 
+def test_revalidation_events(site_factory):
+    site = site_factory(conf=lambda s: bbsite.protected_conf(s) + AUDIT_CONF + "BBAuthSessionRevalidate 1\n")
+    s = site.session()
+    site.login(s, "/packages/echo", user="alice")
+
+    def revalidated():
+        site.echo(s)
+        return events_named(site, "session.revalidated")
+    event = wait_until(revalidated, timeout=15, what="a revalidation at Bitbucket")[-1]
+    assert event["user"] == "alice" and event["outcome"] == "accepted"
+    site.fb.control("POST", "/_fake/users/alice/deactivate")
+    s.headers["Accept"] = "application/json"
+
+    def ended():
+        s.get(site.url("/packages/echo"), allow_redirects=False)
+        return events_named(site, "session.ended")
+    event = wait_until(ended, timeout=15, what="the session ended by revalidation")[-1]
+    assert event["user"] == "alice" and event["outcome"] == "refused"
+
+
 def test_a_hostile_path_or_name_cannot_forge_a_line(audited):
     site = audited
     forged = '"}\n{"event":"login.completed","outcome":"success","user":"admin\x1b[2J'
@@ -183,6 +203,17 @@ def test_audit_log_to_a_pipe(site_factory, tmp_serverroot):
     line = wait_until(lambda: out.exists() and [l for l in out.read_text().splitlines() if "login.completed" in l],
                       what="a line through the pipe")[0]
     assert json.loads(line)["user"] == "bob"
+
+
+@pytest.mark.parametrize("line, message", [
+    ('BBAuthAuditLog "|"', "BBAuthAuditLog: give a file (relative to ServerRoot) or |program"),
+    ('BBAuthAuditLog ""', "BBAuthAuditLog: give a file (relative to ServerRoot) or |program"),
+    ("BBAuthHealthCircuit maybe", "BBAuthHealthCircuit must be On or Off"),
+])
+def test_bad_directives_refused_by_configtest(site_factory, line, message):
+    site = site_factory(conf=lambda s: bbsite.protected_conf(s) + line + "\n", start=False)
+    rc, output = site.apache.configtest()
+    assert rc != 0 and message in output, output
 
 
 def test_audit_log_that_cannot_be_opened_stops_the_start(apache_factory, tmp_serverroot, site_factory):
