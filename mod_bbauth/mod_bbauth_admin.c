@@ -28,6 +28,7 @@ void bbauth_cutoff_attach(apr_pool_t *pconf, server_rec *s)
         conf->cutoff.key = conf->session_state.key;
         conf->cutoff.recheck = conf->session_recheck;
         conf->cutoff.memo = conf->session_state.key ? bb_memo_create(pconf, BBAUTH_SESSION_STATE_SLOTS) : NULL;
+        conf->cutoff.gate = apr_pcalloc(pconf, sizeof(*conf->cutoff.gate));
     }
 }
 

@@ -203,20 +203,18 @@ void bbauth_audit_circuit(server_rec *s, const char *line)
 static int set_log_env(request_rec *r)
 {
     const bbauth_credential *cred = bbauth_request_credential(r);
-    const char *method = cred->token ? "token" : cred->sid ? "session" : NULL;
-    const char *decision = apr_table_get(r->notes, DECISION_NOTE);
+    const char *decision = apr_is_empty_table(r->notes) ? NULL : apr_table_get(r->notes, DECISION_NOTE);
 
-    if (method == NULL && decision == NULL) {
-        return DECLINED;
+    if (cred->token || cred->sid) {
+        apr_table_setn(r->subprocess_env, "BBAUTH_METHOD", cred->token ? "token" : "session");
+        apr_table_setn(r->subprocess_env, "BBAUTH_USER", r->user ? r->user : "-");
+        if (decision == NULL) {
+            decision = cred->token ? "token.accepted" : "session.accepted";
+        }
     }
-    if (method) {
-        apr_table_setn(r->subprocess_env, "BBAUTH_METHOD", method);
+    if (decision) {
+        apr_table_setn(r->subprocess_env, "BBAUTH_DECISION", decision);
     }
-    if (r->user) {
-        apr_table_setn(r->subprocess_env, "BBAUTH_USER", r->user);
-    }
-    apr_table_setn(r->subprocess_env, "BBAUTH_DECISION", decision ? decision
-                   : apr_pstrcat(r->pool, method, ".accepted", NULL));
     return DECLINED;
 }
 

@@ -207,7 +207,7 @@ def test_audit_log_to_a_pipe(site_factory, tmp_serverroot):
 
 @pytest.mark.parametrize("line, message", [
     ('BBAuthAuditLog "|"', "BBAuthAuditLog: give a file (relative to ServerRoot) or |program"),
-    ('BBAuthAuditLog ""', "BBAuthAuditLog: give a file (relative to ServerRoot) or |program"),
+    ('BBAuthAuditLog ""', "BBAuthAuditLog takes one argument"),
     ("BBAuthHealthCircuit maybe", "BBAuthHealthCircuit must be On or Off"),
 ])
 def test_bad_directives_refused_by_configtest(site_factory, line, message):

@@ -7,8 +7,46 @@
 
 static bb_cutoff_t process(apr_pool_t *p, keyed_cache_t *kc, const char *space)
 {
-    bb_cutoff_t co = { &kc->cache, space, &kc->key, bb_memo_create(p, 64), 5 };
+    bb_cutoff_t co = { &kc->cache, space, &kc->key, bb_memo_create(p, 64), apr_pcalloc(p, sizeof(bb_cutoff_gate_t)),
+                       5 };
     return co;
+}
+
+static int retrieves;
+
+static apr_status_t counting_retrieve(void *baton, const unsigned char *key, unsigned int keylen,
+                                      unsigned char *value, unsigned int *vallen, apr_pool_t *p)
+{
+    retrieves++;
+    return fake_retrieve(baton, key, keylen, value, vallen, p);
+}
+
+/* While nobody is cut off (the usual case), a process asks the cache once per `recheck` seconds, whatever the
+ * number of users; once someone is, per user through the memo. */
+static void test_gate_spares_per_user_lookups(void **state)
+{
+    apr_pool_t *p = *state;
+    keyed_cache_t kc;
+    bb_cutoff_t admin, co;
+    apr_int64_t not_before = 0;
+    int i;
+
+    keyed_cache_init(&kc, p, NOW, 0x42);
+    kc.cache.retrieve = counting_retrieve;
+    retrieves = 0;
+    admin = process(p, &kc, "prod");
+    co = process(p, &kc, "prod");
+    for (i = 0; i < 100; i++) {
+        assert_false(bb_cutoff_voids(p, &co, apr_psprintf(p, "user%d", i), NOW - 100, NOW + i % 5));
+    }
+    assert_int_equal(retrieves, 1);
+    assert_int_equal(bb_cutoff_set(p, &admin, "user7", NOW, NOW + 100, &not_before), APR_SUCCESS);
+    /* Believed for `recheck` seconds, then read again: the cut-off is seen. */
+    assert_false(bb_cutoff_voids(p, &co, "user7", NOW - 100, NOW + 4));
+    assert_true(bb_cutoff_voids(p, &co, "user7", NOW - 100, NOW + 5));
+    assert_false(bb_cutoff_voids(p, &co, "user8", NOW - 100, NOW + 5));
+    /* The admin's own process at once. */
+    assert_true(bb_cutoff_voids(p, &admin, "user7", NOW - 100, NOW));
 }
 
 static void test_cut_off_everywhere_within_recheck(void **state)
@@ -122,6 +160,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         UNIT_TEST(test_cut_off_everywhere_within_recheck),
         UNIT_TEST(test_memo_spares_the_cache),
+        UNIT_TEST(test_gate_spares_per_user_lookups),
         UNIT_TEST(test_only_this_integrations_records),
         UNIT_TEST(test_refuses_without_cache_or_user),
     };
