@@ -71,6 +71,7 @@ int bbauth_request_session(request_rec *r, const bbauth_server_conf *conf, int r
     const char *cookies = apr_table_get(r->headers_in, "Cookie");
     apr_array_header_t *values;
     apr_int64_t now = bbauth_now();
+    const char *unusable = NULL;     /* why a cookie of our name was not even looked up (audit) */
     int i, refused = 0;
 
     *session = NULL;
@@ -88,8 +89,8 @@ int bbauth_request_session(request_rec *r, const bbauth_server_conf *conf, int r
         status = bbauth_count_session(bb_session_decode_memo(r->pool, conf->session_memo, conf->session_keys,
                                                              &conf->policy, value, now, &found));
         if (status != BB_SESSION_VALID) {
-            bbauth_audit(r, "session.refused", "refused", status == BB_SESSION_EXPIRED ? "cookie expired or idle"
-                         : "cookie invalid (bad signature, key or claims)", NULL);
+            unusable = status == BB_SESSION_EXPIRED ? "cookie expired or idle"
+                                                    : "cookie invalid (bad signature, key or claims)";
             continue;
         }
         allowed = shared_state_allows(r, conf, revalidate, found);
@@ -104,6 +105,9 @@ int bbauth_request_session(request_rec *r, const bbauth_server_conf *conf, int r
     }
     if (refused && revalidate) {
         bbauth_set_cookie(r, bbauth_session_cookie(r, conf, "", 0));
+    }
+    if (unusable) {
+        bbauth_audit(r, "session.refused", "refused", unusable, NULL);
     }
     return DECLINED;
 }

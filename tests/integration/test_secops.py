@@ -86,6 +86,10 @@ def test_audit_lines_of_a_scripted_day(audited):
     again.headers["Accept"] = "application/json"
     again.cookies.set("bbauth_session", old_cookie)
     assert again.get(site.url("/packages/echo"), allow_redirects=False).status_code == 401
+    forged = site.session()
+    forged.headers["Accept"] = "application/json"
+    forged.cookies.set("bbauth_session", old_cookie[:-4] + "AAAA")
+    assert forged.get(site.url("/packages/echo"), allow_redirects=False).status_code == 401
     # A login the user denies at Bitbucket.
     d = site.session()
     r = site.start_login(d, "/packages/echo")
@@ -114,6 +118,8 @@ def test_audit_lines_of_a_scripted_day(audited):
     assert logout["outcome"] == "success" and logout["location"] == "/logout"
     refused = one_event(site, "session.refused", user="alice", reason="logged out")
     assert refused["path"] == "/packages/echo" and refused["location"] == "/packages"
+    tampered = one_event(site, "session.refused", reason="cookie invalid (bad signature, key or claims)")
+    assert tampered["user"] is None and tampered["outcome"] == "refused"
     denied = one_event(site, "login.failed", reason="the user denied access at Bitbucket")
     assert denied["outcome"] == "failure"
     accepted = one_event(site, "token.accepted", user="alice")
@@ -138,7 +144,7 @@ def test_audit_lines_of_a_scripted_day(audited):
     jq = subprocess.run(["jq", "-c", ".event"], input=text, capture_output=True, text=True, timeout=30)
     assert jq.returncode == 0, jq.stderr
     assert len(jq.stdout.splitlines()) == len(events)
-    for secret in [ALICE_TOKEN, "BBDC-alicePersonalRevokedToken0000000000000004", old_cookie,
+    for secret in [ALICE_TOKEN, "BBDC-alicePersonalRevokedToken0000000000000004", old_cookie, old_cookie[:-4],
                    bbsite.CLIENT_SECRET, state]:
         assert secret not in text
     assert "code=" not in text
