@@ -166,6 +166,22 @@ def test_log_format_shows_user_method_and_decision(audited):
     assert "- - login.started /packages/echo" in lines
 
 
+def test_circuit_opened_then_closed(site_factory):
+    site = site_factory(conf=lambda s: bbsite.protected_conf(s) + AUDIT_CONF + "BBAuthCircuitCooldown 1\n")
+    site.fb.set_mode("all", "down")
+    for i in range(2):
+        assert token_get(site, f"BBDC-unknownToken{i:030d}").status_code == 503
+    site.fb.set_mode("all", "normal")
+    one_event(site, "circuit.opened")
+
+    def closed():   # after the cool-down, a request's probe call succeeds and closes it
+        token_get(site, BOB_TOKEN)
+        return events_named(site, "circuit.closed")
+    event = wait_until(closed, timeout=15, what="the circuit closed")[-1]
+    assert event["outcome"] == "closed" and event["vhost"] and event["user"] is None
+    assert events_named(site, "token.accepted")[-1]["user"] == "bob"
+
+
 def test_revalidation_events(site_factory):
     site = site_factory(conf=lambda s: bbsite.protected_conf(s) + AUDIT_CONF + "BBAuthSessionRevalidate 1\n")
     s = site.session()
