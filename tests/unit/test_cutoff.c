@@ -12,6 +12,19 @@ static bb_cutoff_t process(apr_pool_t *p, keyed_cache_t *kc, const char *space)
     return co;
 }
 
+/* Two processes of one integration over one cache: the admin's, and another (of this host or another). */
+typedef struct {
+    keyed_cache_t kc;
+    bb_cutoff_t admin, other;
+} two_processes_t;
+
+static void two_processes(apr_pool_t *p, two_processes_t *t)
+{
+    keyed_cache_init(&t->kc, p, NOW, 0x42);
+    t->admin = process(p, &t->kc, "prod");
+    t->other = process(p, &t->kc, "prod");
+}
+
 static int retrieves;
 
 static apr_status_t counting_retrieve(void *baton, const unsigned char *key, unsigned int keylen,
@@ -26,59 +39,53 @@ static apr_status_t counting_retrieve(void *baton, const unsigned char *key, uns
 static void test_gate_spares_per_user_lookups(void **state)
 {
     apr_pool_t *p = *state;
-    keyed_cache_t kc;
-    bb_cutoff_t admin, co;
+    two_processes_t t;
     apr_int64_t not_before = 0;
     int i;
 
-    keyed_cache_init(&kc, p, NOW, 0x42);
-    kc.cache.retrieve = counting_retrieve;
+    two_processes(p, &t);
+    t.kc.cache.retrieve = counting_retrieve;
     retrieves = 0;
-    admin = process(p, &kc, "prod");
-    co = process(p, &kc, "prod");
     for (i = 0; i < 100; i++) {
-        assert_false(bb_cutoff_voids(p, &co, apr_psprintf(p, "user%d", i), NOW - 100, NOW + i % 5));
+        assert_false(bb_cutoff_voids(p, &t.other, apr_psprintf(p, "user%d", i), NOW - 100, NOW + i % 5));
     }
     assert_int_equal(retrieves, 1);
-    assert_int_equal(bb_cutoff_set(p, &admin, "user7", NOW, NOW + 100, &not_before), APR_SUCCESS);
+    assert_int_equal(bb_cutoff_set(p, &t.admin, "user7", NOW, NOW + 100, &not_before), APR_SUCCESS);
     /* Believed for `recheck` seconds, then read again: the cut-off is seen. */
-    assert_false(bb_cutoff_voids(p, &co, "user7", NOW - 100, NOW + 4));
-    assert_true(bb_cutoff_voids(p, &co, "user7", NOW - 100, NOW + 5));
-    assert_false(bb_cutoff_voids(p, &co, "user8", NOW - 100, NOW + 5));
+    assert_false(bb_cutoff_voids(p, &t.other, "user7", NOW - 100, NOW + 4));
+    assert_true(bb_cutoff_voids(p, &t.other, "user7", NOW - 100, NOW + 5));
+    assert_false(bb_cutoff_voids(p, &t.other, "user8", NOW - 100, NOW + 5));
     /* The admin's own process at once. */
-    assert_true(bb_cutoff_voids(p, &admin, "user7", NOW - 100, NOW));
+    assert_true(bb_cutoff_voids(p, &t.admin, "user7", NOW - 100, NOW));
 }
 
 static void test_cut_off_everywhere_within_recheck(void **state)
 {
     apr_pool_t *p = *state;
-    keyed_cache_t kc;
-    bb_cutoff_t admin, other;
+    two_processes_t t;
     apr_int64_t not_before = 0;
 
-    keyed_cache_init(&kc, p, NOW, 0x42);
-    admin = process(p, &kc, "prod");
-    other = process(p, &kc, "prod");
-    assert_false(bb_cutoff_voids(p, &other, "alice", NOW - 100, NOW));
+    two_processes(p, &t);
+    assert_false(bb_cutoff_voids(p, &t.other, "alice", NOW - 100, NOW));
 
-    assert_int_equal(bb_cutoff_set(p, &admin, "alice", NOW, NOW + 28800, &not_before), APR_SUCCESS);
+    assert_int_equal(bb_cutoff_set(p, &t.admin, "alice", NOW, NOW + 28800, &not_before), APR_SUCCESS);
     assert_int_equal(not_before, NOW + 1);
     /* Kept as long as the longest session. */
-    assert_int_equal(((fake_entry_t *)apr_hash_get(kc.fc.entries, bb_cache_name(p, "prod", "cutoff", "alice"),
+    assert_int_equal(((fake_entry_t *)apr_hash_get(t.kc.fc.entries, bb_cache_name(p, "prod", "cutoff", "alice"),
                                                    APR_HASH_KEY_STRING))->expiry, apr_time_from_sec(NOW + 28800));
     /* The admin's process: at once, for everything issued up to and within this second. */
-    assert_true(bb_cutoff_voids(p, &admin, "alice", NOW - 100, NOW));
-    assert_true(bb_cutoff_voids(p, &admin, "alice", NOW, NOW));
-    assert_false(bb_cutoff_voids(p, &admin, "alice", NOW + 1, NOW + 1));
+    assert_true(bb_cutoff_voids(p, &t.admin, "alice", NOW - 100, NOW));
+    assert_true(bb_cutoff_voids(p, &t.admin, "alice", NOW, NOW));
+    assert_false(bb_cutoff_voids(p, &t.admin, "alice", NOW + 1, NOW + 1));
     /* Another process believes its memo's "never cut off" for `recheck` seconds, then reads the record. */
-    assert_false(bb_cutoff_voids(p, &other, "alice", NOW - 100, NOW + 4));
-    assert_true(bb_cutoff_voids(p, &other, "alice", NOW - 100, NOW + 5));
+    assert_false(bb_cutoff_voids(p, &t.other, "alice", NOW - 100, NOW + 4));
+    assert_true(bb_cutoff_voids(p, &t.other, "alice", NOW - 100, NOW + 5));
     /* A login after the cut-off counts; other users are untouched. */
-    assert_false(bb_cutoff_voids(p, &other, "alice", NOW + 6, NOW + 6));
-    assert_false(bb_cutoff_voids(p, &other, "bob", NOW - 100, NOW + 6));
+    assert_false(bb_cutoff_voids(p, &t.other, "alice", NOW + 6, NOW + 6));
+    assert_false(bb_cutoff_voids(p, &t.other, "bob", NOW - 100, NOW + 6));
     /* Bitbucket user names are case-insensitive: ALICE is alice. */
-    assert_true(bb_cutoff_voids(p, &other, "ALICE", NOW - 100, NOW + 6));
-    assert_true(bb_cutoff_voids(p, &admin, "Alice", NOW - 100, NOW));
+    assert_true(bb_cutoff_voids(p, &t.other, "ALICE", NOW - 100, NOW + 6));
+    assert_true(bb_cutoff_voids(p, &t.admin, "Alice", NOW - 100, NOW));
 }
 
 /* The memo spares the cache: one lookup per user per process per `recheck` seconds. */
