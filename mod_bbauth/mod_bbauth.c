@@ -39,6 +39,7 @@ static int bbauth_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     bbauth_cache_attach(s);
+    bbauth_cutoff_attach(pconf, s);
     bbauth_breaker_post_config(pconf, s);
     ap_add_version_component(pconf, "mod_bbauth/" MOD_BBAUTH_VERSION);
     return OK;
@@ -68,6 +69,9 @@ static void bbauth_register_hooks(apr_pool_t *p)
     bbauth_register_account_hooks();
     bbauth_register_assert_hooks();
     bbauth_register_metrics_hooks();
+    bbauth_register_audit_hooks();
+    bbauth_register_admin_hooks();
+    bbauth_register_health_hooks();
     bbauth_register_authz_providers(p);
     bbauth_register_denial_hooks();
 }

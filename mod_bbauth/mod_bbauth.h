@@ -20,6 +20,8 @@
 #include "bb_flight.h"
 #include "bb_sessionstate.h"
 #include "mod_bbauth_metrics.h"
+#include "bb_audit.h"
+#include "bb_cutoff.h"
 
 extern module AP_MODULE_DECLARE_DATA bbauth_module;
 /* Log lines name the module ([bbauth:...]); mod_bbauth.c gets this from AP_DECLARE_MODULE instead. */
@@ -96,6 +98,12 @@ typedef struct {
     bb_memo_t *assertion_memo;       /* identity assertions this process signed, by session or token and audience */
     bb_flights_t *token_flights;     /* token checks in progress in this process: one per token at a time */
     bb_flights_t *grant_flights;     /* grant refreshes in progress in this process: one per session at a time */
+
+    /* Security operations (mod_bbauth_audit.c, mod_bbauth_admin.c, mod_bbauth_health.c): */
+    const char *audit_log;           /* BBAuthAuditLog: a file (ServerRoot-relative) or "|program"; NULL: none */
+    apr_file_t *audit_file;          /* opened in open_logs, shared by the servers that name the same log */
+    int health_circuit;              /* BBAuthHealthCircuit: BBAUTH_UNSET (on), 0 or 1: an open circuit is unready */
+    bb_cutoff_t cutoff;              /* users cut off by an admin (bbauth-admin); cache attached at post_config */
 } bbauth_server_conf;
 
 typedef enum {
@@ -252,6 +260,30 @@ void bbauth_assertion_set(request_rec *r, const bbauth_server_conf *conf, const 
 void bbauth_assertion_set_for_token(request_rec *r, const bbauth_server_conf *conf, const bbauth_dir_conf *dconf,
                                     const bb_user_t *owner, const char *token);
 void bbauth_register_assert_hooks(void);
+
+/* mod_bbauth_audit.c: BBAuthAuditLog, one JSON line per authentication decision (bb_audit_line). */
+const char *bbauth_set_audit_log(cmd_parms *cmd, void *dummy, const char *arg);
+void bbauth_register_audit_hooks(void);
+/* Writes one event about r (client, method, path, vhost, location, request id filled in from r) when the server has
+ * an audit log, and notes the decision for LogFormat (%{BBAUTH_DECISION}e). user may be NULL (r->user is taken). */
+void bbauth_audit(request_rec *r, const char *event, const char *outcome, const char *reason, const char *user);
+/* The same for an access token's verdict: its owner and the token's audit id (never the token). */
+void bbauth_audit_token(request_rec *r, const char *outcome, const char *reason, const char *owner);
+/* A Require bitbucket-* line's decision. */
+void bbauth_audit_require(request_rec *r, int decision, const char *rule);
+/* A line of the circuit breaker about Bitbucket (opened, closed, rate-limited), for server s. */
+void bbauth_audit_circuit(server_rec *s, const char *line);
+
+/* mod_bbauth_admin.c: SetHandler bbauth-admin (cut a user off) and the cut-off check on the request paths. */
+void bbauth_register_admin_hooks(void);
+/* Gives every server's cut-off records the shared cache and a per-process memo (post_config). */
+void bbauth_cutoff_attach(apr_pool_t *pconf, server_rec *s);
+/* 1 (audited) when something issued to user at unix time issued_at is void because an admin cut the user off. */
+int bbauth_cut_off(request_rec *r, const bbauth_server_conf *conf, const char *user, apr_int64_t issued_at);
+
+/* mod_bbauth_health.c: SetHandler bbauth-health, the readiness check. */
+const char *bbauth_set_health_circuit(cmd_parms *cmd, void *dummy, int on);
+void bbauth_register_health_hooks(void);
 
 /* mod_bbauth_setup.c */
 void bbauth_register_setup_hooks(void);

@@ -27,7 +27,7 @@ static const char *parse_user_list(cmd_parms *cmd, const char *require_args, con
     return NULL;
 }
 
-static authz_status check_user_list(request_rec *r, const char *require_args, const void *parsed)
+static authz_status decide_user_list(request_rec *r, const void *parsed)
 {
     const apr_array_header_t *names = parsed;
     int i;
@@ -43,6 +43,14 @@ static authz_status check_user_list(request_rec *r, const char *require_args, co
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "mod_bbauth: %s is not in Require bitbucket-user", r->user);
     return AUTHZ_DENIED;
+}
+
+static authz_status check_user_list(request_rec *r, const char *require_args, const void *parsed)
+{
+    authz_status decision = decide_user_list(r, parsed);
+
+    bbauth_audit_require(r, decision, apr_pstrcat(r->pool, "bitbucket-user ", require_args, NULL));
+    return decision;
 }
 
 static const authz_provider user_list_provider = { check_user_list, parse_user_list };
@@ -112,8 +120,10 @@ static decision_t *decision_for(request_rec *r, const bbauth_server_conf *conf, 
 
     d->cache.cache = bbauth_cache();
     d->cache.key = key;
-    d->principal = apr_pstrcat(r->pool, user, "\n",
-                               token ? bb_tokencache_key(r->pool, &tc, token) : "(session)", NULL);
+    /* The user's cut-off time is part of the principal: decisions from before an admin cut them off never match. */
+    d->principal = apr_psprintf(r->pool, "%s\n%s\n%" APR_INT64_T_FMT, user,
+                                token ? bb_tokencache_key(r->pool, &tc, token) : "(session)",
+                                bb_cutoff_not_before(r->pool, &conf->cutoff, user, bbauth_now()));
     d->question = question;
     return d;
 }
@@ -211,7 +221,7 @@ static void unavailable_status(request_rec *r)
 }
 
 /* Fails closed: when Bitbucket cannot answer, nobody is let in on this line. */
-static authz_status check_ask(request_rec *r, const char *require_args, const void *parsed)
+static authz_status decide_ask(request_rec *r, const void *parsed)
 {
     const bb_requirement_t *ask = parsed;
     const bbauth_server_conf *conf = ap_get_module_config(r->server->module_config, &bbauth_module);
@@ -270,6 +280,15 @@ apr_status_t bbauth_authz_recheck(request_rec *r, const bbauth_server_conf *conf
     }
     decision = decision_for(r, conf, user, NULL, question);
     return bb_authzcache_forget(r->pool, &decision->cache, decision->principal, question, bbauth_now());
+}
+
+static authz_status check_ask(request_rec *r, const char *require_args, const void *parsed)
+{
+    const bb_requirement_t *ask = parsed;
+    authz_status decision = decide_ask(r, parsed);
+
+    bbauth_audit_require(r, decision, apr_pstrcat(r->pool, bb_requirement_names[ask->kind], " ", ask->what, NULL));
+    return decision;
 }
 
 static const authz_provider repo_provider = { check_ask, parse_repo };

@@ -8,6 +8,7 @@
 static void log_state(void *baton, const char *line)
 {
     ap_log_error(APLOG_MARK, APLOG_WARNING, 0, (server_rec *)baton, "mod_bbauth: %s", line);
+    bbauth_audit_circuit((server_rec *)baton, line);
 }
 
 /* An earlier server's breaker for the same Bitbucket and settings, or NULL. */

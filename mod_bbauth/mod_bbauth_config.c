@@ -43,6 +43,7 @@ void *bbauth_create_server_conf(apr_pool_t *p, server_rec *s)
     conf->circuit_cooldown = BBAUTH_UNSET;
     conf->stale_if_error = BBAUTH_UNSET;
     conf->session_recheck = BBAUTH_UNSET;
+    conf->health_circuit = BBAUTH_UNSET;
     return conf;
 }
 
@@ -81,6 +82,8 @@ void *bbauth_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_NUM(stale_if_error);
     MERGE_NUM(session_recheck);
     MERGE_PTR(client_setups);
+    MERGE_PTR(audit_log);
+    MERGE_NUM(health_circuit);
     /* The redirect URI, its origin and path belong together. */
     if (add->redirect_uri) {
         merged->redirect_uri = add->redirect_uri;
@@ -711,6 +714,12 @@ const command_rec bbauth_directives[] = {
                  "On: send the upstream app <prefix>Assertion, a JWT of the identity signed with BBAuthSigningKey"),
     AP_INIT_TAKE1("BBAuthHeaderPrefix", set_header_prefix, NULL, OR_AUTHCFG,
                   "Prefix of the identity headers for the upstream app (default X-Bitbucket-)"),
+    AP_INIT_TAKE1("BBAuthAuditLog", bbauth_set_audit_log, NULL, RSRC_CONF,
+                  "File (relative to ServerRoot) or |program for the audit log: one JSON line per authentication "
+                  "decision (default: none)"),
+    AP_INIT_FLAG("BBAuthHealthCircuit", bbauth_set_health_circuit, NULL, RSRC_CONF,
+                 "On (default): bbauth-health answers 503 while the circuit to Bitbucket is open; Off: it only "
+                 "reports it"),
     { NULL }
 };
 

@@ -151,6 +151,7 @@ static bbauth_grant_verdict ask_about_grant(request_rec *r, const bbauth_server_
         }
         status = bb_bitbucket_whoami(r->pool, &bb, &owner, errmsg);
         if (status == BB_OK) {
+            bbauth_audit(r, "session.revalidated", "accepted", "Bitbucket still accepts its grant", owner);
             return BBAUTH_GRANT_ACCEPTED;
         }
         if (status != BB_DENIED) {

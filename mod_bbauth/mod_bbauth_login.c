@@ -54,6 +54,7 @@ int bbauth_start_login(request_rec *r, const bbauth_server_conf *conf, const cha
 {
     bb_login_state_t *login;
 
+    bbauth_audit(r, "login.started", "redirected", "to Bitbucket", NULL);
     if (conf->oauth_version == 1) {
         return bbauth_oauth1_start_login(r, conf, return_to);
     }
@@ -102,6 +103,7 @@ int bbauth_login_failed(request_rec *r, int status, const char *errmsg, const ch
                           "server's error log.";
 
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: login failed: %s", errmsg);
+    bbauth_audit(r, "login.failed", "failure", errmsg, NULL);
     if (bb_http_held_back(errmsg)) {
         /* The circuit breaker is open (or too many calls are out): a temporary state, with a time to come back. */
         status = HTTP_SERVICE_UNAVAILABLE;
@@ -122,6 +124,7 @@ int bbauth_login_failed(request_rec *r, int status, const char *errmsg, const ch
 int bbauth_login_denied(request_rec *r, const char *again)
 {
     bbauth_count(BB_M_LOGIN_FAILED_ACCESS_DENIED);
+    bbauth_audit(r, "login.failed", "failure", "the user denied access at Bitbucket", NULL);
     return bbauth_page(r, HTTP_FORBIDDEN, "Access denied",
                        "You did not allow this site to use your Bitbucket account.", again);
 }
@@ -148,6 +151,7 @@ static int finish_login(request_rec *r, const bbauth_server_conf *conf, const ch
 static int state_unavailable(request_rec *r, apr_status_t rv, const char *return_to)
 {
     bbauth_count(BB_M_LOGIN_FAILED_CACHE_ERROR);
+    bbauth_audit(r, "login.failed", "failure", "the shared cache could not check the login state", NULL);
     ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "mod_bbauth: login failed: the shared cache (BBAuthCache) could not "
                   "check or record the login state; check that it runs and is reachable");
     return bbauth_page(r, HTTP_SERVICE_UNAVAILABLE, "Login unavailable", "The login cannot be completed right now.",
@@ -157,6 +161,7 @@ static int state_unavailable(request_rec *r, apr_status_t rv, const char *return
 static int state_used(request_rec *r, const char *return_to)
 {
     bbauth_count(BB_M_LOGIN_FAILED_STATE_REPLAYED);
+    bbauth_audit(r, "login.failed", "failure", "login answer replayed (state already used)", NULL);
     return bbauth_page(r, HTTP_BAD_REQUEST, "Login already used", "This login answer was already used. Start again.",
                        return_to);
 }
@@ -223,6 +228,7 @@ int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, cons
         bbauth_grant_save(r, conf, session->sid, grant);
     }
     bbauth_count(BB_M_LOGIN_COMPLETED);
+    bbauth_audit(r, "login.completed", "success", NULL, user->name);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: %s logged in",
                   bb_strip_controls(r->pool, user->name));
     return finish_login(r, conf, login->return_to);
@@ -238,6 +244,8 @@ int bbauth_claim_login(request_rec *r, const bbauth_server_conf *conf, const cha
     *login = NULL;
     if (!taken) {
         bbauth_count(BB_M_LOGIN_FAILED_STATE_EXPIRED);
+        bbauth_audit(r, "login.failed", "failure", "no valid login state for this browser (expired or foreign)",
+                     NULL);
         return bbauth_page(r, HTTP_BAD_REQUEST, "Login expired",
                            "This login has expired, was already completed, or began in another browser.", "/");
     }
@@ -371,6 +379,7 @@ static int logout_handler(request_rec *r)
     conf = server_conf(r);
     if (!conf->missing && bbauth_request_session(r, conf, 0, &session) == OK) {
         bbauth_count(BB_M_LOGOUT);
+        bbauth_audit(r, "logout", "success", NULL, session->sub);
         bbauth_grant_revoke(r, conf, session->sid);
         bbauth_session_end(r, conf, session);
     }

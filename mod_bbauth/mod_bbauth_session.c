@@ -18,12 +18,14 @@ static int revalidated(request_rec *r, const bbauth_server_conf *conf, const bb_
     switch (bbauth_grant_revalidate(r, conf, session->sid, session->grant, &errmsg)) {
     case BBAUTH_GRANT_REFUSED:
         bbauth_count(BB_M_SESSION_REFUSED_REVALIDATION);
+        bbauth_audit(r, "session.ended", "refused", "Bitbucket no longer accepts its grant", session->sub);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: session of %s ended: Bitbucket no longer accepts "
                       "its grant (user deactivated or grant revoked)", user_of(r, session));
         bbauth_session_end(r, conf, session);
         return DECLINED;
     case BBAUTH_GRANT_GONE:
         bbauth_count(BB_M_SESSION_REFUSED_NO_GRANT);
+        bbauth_audit(r, "session.refused", "refused", "no Bitbucket grant kept to revalidate it", session->sub);
         /* Without its grant a session cannot be checked, and one that cannot be checked is not accepted: the
          * browser logs in again (quietly: Bitbucket remembers the consent), which makes a new grant. */
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: session of %s cannot be revalidated: no Bitbucket "
@@ -47,14 +49,19 @@ static int shared_state_allows(request_rec *r, const bbauth_server_conf *conf, i
     switch (bb_sessionstate_liveness(r->pool, &conf->session_state, session->sid, bbauth_now())) {
     case BB_SESSION_ENDED:
         bbauth_count(BB_M_SESSION_REFUSED_LOGGED_OUT);
+        bbauth_audit(r, "session.refused", "refused", "logged out", session->sub);
         return DECLINED;
     case BB_SESSION_UNKNOWN:
         bbauth_count(BB_M_SESSION_REFUSED_CACHE_ERROR);
+        bbauth_audit(r, "session.refused", "error", "the shared cache did not answer", session->sub);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: cannot tell whether the session of %s was logged "
                       "out: the shared cache (BBAuthCache) did not answer; check that it runs and is reachable",
                       user_of(r, session));
         return HTTP_SERVICE_UNAVAILABLE;
     default:
+        if (bbauth_cut_off(r, conf, session->sub, session->auth_time)) {
+            return DECLINED;
+        }
         return revalidate ? revalidated(r, conf, session) : OK;
     }
 }
@@ -64,6 +71,7 @@ int bbauth_request_session(request_rec *r, const bbauth_server_conf *conf, int r
     const char *cookies = apr_table_get(r->headers_in, "Cookie");
     apr_array_header_t *values;
     apr_int64_t now = bbauth_now();
+    const char *unusable = NULL;     /* why a cookie of our name was not even looked up (audit) */
     int i, refused = 0;
 
     *session = NULL;
@@ -75,10 +83,14 @@ int bbauth_request_session(request_rec *r, const bbauth_server_conf *conf, int r
     for (i = 0; i < values->nelts; i++) {
         bb_session_t *found = NULL;
         const char *value = APR_ARRAY_IDX(values, i, const char *);
+        bb_session_status_t status;
         int allowed;
 
-        if (bbauth_count_session(bb_session_decode_memo(r->pool, conf->session_memo, conf->session_keys,
-                                                        &conf->policy, value, now, &found)) != BB_SESSION_VALID) {
+        status = bbauth_count_session(bb_session_decode_memo(r->pool, conf->session_memo, conf->session_keys,
+                                                             &conf->policy, value, now, &found));
+        if (status != BB_SESSION_VALID) {
+            unusable = status == BB_SESSION_EXPIRED ? "cookie expired or idle"
+                                                    : "cookie invalid (bad signature, key or claims)";
             continue;
         }
         allowed = shared_state_allows(r, conf, revalidate, found);
@@ -93,6 +105,9 @@ int bbauth_request_session(request_rec *r, const bbauth_server_conf *conf, int r
     }
     if (refused && revalidate) {
         bbauth_set_cookie(r, bbauth_session_cookie(r, conf, "", 0));
+    }
+    if (unusable) {
+        bbauth_audit(r, "session.refused", "refused", unusable, NULL);
     }
     return DECLINED;
 }

@@ -57,6 +57,7 @@ static bb_status_t ask_bitbucket(request_rec *r, const bbauth_server_conf *conf,
 
 static int refused(request_rec *r, const char *why)
 {
+    bbauth_audit_token(r, "refused", why, NULL);
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: access token refused: %s", why);
     return HTTP_UNAUTHORIZED;
 }
@@ -100,6 +101,7 @@ static verdict_t validate(request_rec *r, const bbauth_server_conf *conf, const 
         bb_tokencache_store_invalid(r->pool, tc, token, now, TOKEN_NEGATIVE_TTL);
     }
     else if (v.status == BB_OK) {
+        bbauth_audit_token(r, "accepted", "checked at Bitbucket", v.user->name);
         bb_tokencache_store_valid(r->pool, tc, token, v.user, now, conf->token_cache_ttl);
     }
     return v;
@@ -246,7 +248,9 @@ static int stale_verdict(request_rec *r, const bb_tokencache_t *tc, const char *
     apr_int64_t now = bbauth_now();
 
     if ((v->status != BB_UNAVAILABLE && v->status != BB_BAD_RESPONSE)
-        || !bb_tokencache_lookup_stale(r->pool, tc, token, now, &entry)) {
+        || !bb_tokencache_lookup_stale(r->pool, tc, token, now, &entry)
+        || bbauth_cut_off(r, ap_get_module_config(r->server->module_config, &bbauth_module), entry->user->name,
+                          entry->validated_at)) {
         return 0;
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: Bitbucket cannot check an access token (%s): accepted "
@@ -256,6 +260,8 @@ static int stale_verdict(request_rec *r, const bb_tokencache_t *tc, const char *
                   apr_atomic_inc32(&uses) + 1);
     v->status = BB_OK;
     v->user = entry->user;
+    bbauth_audit_token(r, "accepted", "Bitbucket cannot answer: an earlier verdict (BBAuthStaleIfError)",
+                       entry->user->name);
     return 1;
 }
 
@@ -302,6 +308,9 @@ int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, co
     }
     switch (bb_tokencache_lookup(r->pool, &tc, cred->token, now, &entry)) {
     case BB_TOKENCACHE_HIT_VALID:
+        if (bbauth_cut_off(r, conf, entry->user->name, entry->validated_at)) {
+            break;    /* a verdict from before its owner was cut off: Bitbucket is asked again */
+        }
         bbauth_count(entry->from_memo ? BB_M_TOKEN_MEMO_VALID : BB_M_TOKEN_CACHED_VALID);
         v = renewed(r, conf, &tc, cred->token, entry, now);
         return answer(r, conf, cred, &v, owner);
