@@ -124,8 +124,12 @@ const char *bbauth_cache_configure(apr_pool_t *pconf, apr_pool_t *ptemp, const c
 void bbauth_cache_register_mutex(apr_pool_t *pconf);
 apr_status_t bbauth_cache_post_config(apr_pool_t *pconf, server_rec *s);
 void bbauth_cache_child_init(apr_pool_t *pchild, server_rec *s);
-/* Hands every server's session state the shared cache and this host's count of ended sessions. */
-void bbauth_cache_attach(server_rec *s);
+/* Hands every server's session state the shared cache and this host's count of ended sessions, and writes its
+ * canary (bb_sessionstate_epoch) into a cache that has none. */
+void bbauth_cache_attach(apr_pool_t *ptemp, server_rec *s);
+/* Refuses (at startup and `apachectl -t`, one log line) a BBAuthSessionMaxAge the cache cannot keep entries for:
+ * memcache's 30 days. */
+int bbauth_cache_check_ttls(server_rec *s);
 /* The shared cache as the core sees it. */
 const bb_cache_t *bbauth_cache(void);
 

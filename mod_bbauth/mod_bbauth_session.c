@@ -44,16 +44,25 @@ static int revalidated(request_rec *r, const bbauth_server_conf *conf, const bb_
 static int shared_state_allows(request_rec *r, const bbauth_server_conf *conf, int revalidate,
                                const bb_session_t *session)
 {
-    switch (bb_sessionstate_liveness(r->pool, &conf->session_state, session->sid, bbauth_now())) {
+    switch (bb_sessionstate_liveness(r->pool, &conf->session_state, session->sid, session->auth_time,
+                                     bbauth_now())) {
     case BB_SESSION_ENDED:
         bbauth_count(BB_M_SESSION_REFUSED_LOGGED_OUT);
         return DECLINED;
     case BB_SESSION_UNKNOWN:
         bbauth_count(BB_M_SESSION_REFUSED_CACHE_ERROR);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: cannot tell whether the session of %s was logged "
-                      "out: the shared cache (BBAuthCache) did not answer; check that it runs and is reachable",
-                      user_of(r, session));
+                      "out: the shared cache (BBAuthCache) did not answer, or cannot keep what it is given; check "
+                      "that it runs and is reachable", user_of(r, session));
         return HTTP_SERVICE_UNAVAILABLE;
+    case BB_SESSION_UNVERIFIED:
+        /* Its logout may have been forgotten with the rest: the browser logs in again (quietly: Bitbucket
+         * remembers the consent), scripts get 401. */
+        bbauth_count(BB_M_SESSION_REFUSED_CACHE_EMPTIED);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: session of %s began before the shared cache "
+                      "(BBAuthCache) was emptied (restarted, or reloaded with shmcb): it must log in again",
+                      user_of(r, session));
+        return DECLINED;
     default:
         return revalidate ? revalidated(r, conf, session) : OK;
     }
