@@ -105,6 +105,47 @@ static void test_memo_limits(void **state)
     assert_false(bb_memo_get(memo, p, "", 0, NOW, &out));
 }
 
+/* A full set gives up its least recently used entry, not the one read last. */
+static void test_memo_replaces_the_least_recently_used(void **state)
+{
+    apr_pool_t *p = *state;
+    bb_memo_t *memo = bb_memo_create(p, 8);          /* one set of 8 ways */
+    bb_memo_value_t v = value_of("x", NULL, 0), out;
+    int i;
+
+    for (i = 0; i < 8; i++) {
+        bb_memo_put(memo, apr_psprintf(p, "key-%d", i), 5, NOW + 10, &v);
+    }
+    assert_true(bb_memo_get(memo, p, "key-0", 5, NOW, &out));
+    bb_memo_put(memo, "key-8", 5, NOW + 10, &v);
+    assert_true(bb_memo_get(memo, p, "key-0", 5, NOW, &out));
+    assert_false(bb_memo_get(memo, p, "key-1", 5, NOW, &out));
+    for (i = 2; i <= 8; i++) {
+        assert_true(bb_memo_get(memo, p, apr_psprintf(p, "key-%d", i), 5, NOW, &out));
+    }
+}
+
+/* A thousand sessions' assertions for one audience (keys that differ only in their first bytes and share a long
+ * tail) all fit in a memo of the size the module uses: no field they share chooses where they go. */
+static void test_memo_holds_a_thousand_keys_sharing_a_tail(void **state)
+{
+    apr_pool_t *p = *state;
+    bb_memo_t *memo = bb_memo_create(p, 4096);
+    bb_memo_value_t v = value_of("assertion", NULL, 0), out;
+    const char *tail = "\nhttps://mirror.example.com/packages/and/a/long/location/path/shared/by/every/entry";
+    int i, kept = 0;
+
+    for (i = 0; i < 1000; i++) {
+        const char *key = apr_psprintf(p, "sid-%06d%s", i, tail);
+        bb_memo_put(memo, key, strlen(key), NOW + 10, &v);
+    }
+    for (i = 0; i < 1000; i++) {
+        const char *key = apr_psprintf(p, "sid-%06d%s", i, tail);
+        kept += bb_memo_get(memo, p, key, strlen(key), NOW, &out);
+    }
+    assert_true(kept >= 990);                        /* 8-way sets at a quarter full: an overflow is rare */
+}
+
 static bb_keyring_t *ring_of(apr_pool_t *p)
 {
     const char *err = NULL;
@@ -173,6 +214,8 @@ int main(void)
         UNIT_TEST(test_memo_one_slot_keeps_the_latest),
         UNIT_TEST(test_memo_slot_grows),
         UNIT_TEST(test_memo_limits),
+        UNIT_TEST(test_memo_replaces_the_least_recently_used),
+        UNIT_TEST(test_memo_holds_a_thousand_keys_sharing_a_tail),
         UNIT_TEST(test_session_decode_memo),
         UNIT_TEST(test_session_memo_is_per_ring),
     };
