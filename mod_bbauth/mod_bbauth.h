@@ -176,10 +176,10 @@ typedef enum {
     BBAUTH_GRANT_UNAVAILABLE         /* Bitbucket cannot say now */
 } bbauth_grant_verdict;
 /* BBAuthSessionRevalidate: whether Bitbucket still accepts the session's grant, asked at most once per period per
- * session (on any host); ACCEPTED when revalidation is off, the integration keeps no grants (OAuth 1), or the
- * session never had one (had_grant 0: its cookie says its login kept none). */
-bbauth_grant_verdict bbauth_grant_revalidate(request_rec *r, const bbauth_server_conf *conf, const char *sid,
-                                             int had_grant, const char **errmsg);
+ * session (on any host); ACCEPTED when revalidation is off or the integration keeps no grants (OAuth 1). A session
+ * whose login kept no grant (no "grant" claim) is ACCEPTED for one period from its login, then GONE. */
+bbauth_grant_verdict bbauth_grant_revalidate(request_rec *r, const bbauth_server_conf *conf,
+                                             const bb_session_t *session, const char **errmsg);
 
 /* mod_bbauth_breaker.c */
 /* Gives every server's calls to Bitbucket their limit and circuit breaker (state shared by the processes of the

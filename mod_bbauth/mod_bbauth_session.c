@@ -15,7 +15,7 @@ static int revalidated(request_rec *r, const bbauth_server_conf *conf, const bb_
 {
     const char *errmsg = "";
 
-    switch (bbauth_grant_revalidate(r, conf, session->sid, session->grant, &errmsg)) {
+    switch (bbauth_grant_revalidate(r, conf, session, &errmsg)) {
     case BBAUTH_GRANT_REFUSED:
         bbauth_count(BB_M_SESSION_REFUSED_REVALIDATION);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: session of %s ended: Bitbucket no longer accepts "
@@ -27,8 +27,8 @@ static int revalidated(request_rec *r, const bbauth_server_conf *conf, const bb_
         /* Without its grant a session cannot be checked, and one that cannot be checked is not accepted: the
          * browser logs in again (quietly: Bitbucket remembers the consent), which makes a new grant. */
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: session of %s cannot be revalidated: no Bitbucket "
-                      "grant is kept for it any more (evicted from the shared cache, or the cache was emptied): it "
-                      "must log in again; if this is frequent, enlarge BBAuthCache", user_of(r, session));
+                      "grant is kept for it (its login kept none, or it was evicted from the shared cache): it must "
+                      "log in again; if this is frequent, enlarge BBAuthCache", user_of(r, session));
         return DECLINED;
     case BBAUTH_GRANT_UNAVAILABLE:
         /* A signed, unexpired session goes on while Bitbucket is briefly away; it is checked again next time. */

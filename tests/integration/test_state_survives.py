@@ -6,9 +6,11 @@ makes the sessions that began before it log in again instead of forgetting their
 reached is a 503, never a "not logged out", and the module recovers by itself; memcache's 30-day limit is refused by
 `apachectl -t`."""
 
+import hashlib
 import subprocess
 import time
 
+import jwt
 import pytest
 
 import bbsite
@@ -218,3 +220,56 @@ def test_memcache_refuses_a_session_max_age_over_30_days(site_factory):
     assert rc == 0, out
     rc, out = site.apache.configtest(bbsite.protected_conf(site) + "BBAuthSessionMaxAge 2600000\n")
     assert rc == 0, out
+
+
+# ---- revalidation without holes ----
+
+def wait_until(t):
+    """Waits until the clock reaches unix time t (a revalidation period falls due)."""
+    while time.time() < t:
+        time.sleep(0.05)
+
+
+def test_a_session_from_before_the_grant_claim_logs_in_again_when_revalidation_is_due(site_factory):
+    site = site_factory(conf=lambda s: bbsite.protected_conf(s) + "BBAuthSessionRevalidate 1\n")
+    next_second()                                           # after the cache's epoch, which is the start
+    now = int(time.time())
+    claims = {"sub": "alice", "uid": 101, "name": "Alice", "email": "alice@example.com", "sid": "cHJlLWdyYW50LXNpZA",
+              "iss": site.apache.base_url, "auth_time": now, "iat": now, "exp": now + 3600}
+    kid = hashlib.sha256(site.keys[0]).hexdigest()[:16]
+    cookie = jwt.encode(claims, site.keys[0], algorithm="HS256", headers={"kid": kid, "typ": "JWT"})
+    script = scripted(site.session())
+    script.cookies.set("bbauth_session", cookie)
+    wait_until(now + 2)
+    mark = site.apache.log_mark()
+    assert get(site, script).status_code == 401
+    assert "no Bitbucket grant is kept for it (its login kept none" in site.apache.error_log_since(mark)
+    browser = site.session()
+    browser.cookies.set("bbauth_session", cookie)
+    r = get(site, browser)
+    assert r.status_code == 302
+    assert r.headers["Location"].startswith(site.fb.base_url + "/rest/oauth2/latest/authorize?")
+
+
+ERROR_DOCUMENT = """
+Alias /public @HTDOCS@
+<Location /public>
+    ErrorDocument 404 /packages/echo
+</Location>
+"""
+
+
+def test_an_internal_request_revalidates_like_the_clients(site_factory):
+    """A deactivated user's session reaches a protected page through an ErrorDocument: the internal request
+    revalidates it (Bitbucket says no), so the page does not show the user."""
+    site = site_factory(conf=lambda s: bbsite.protected_conf(s) + "BBAuthSessionRevalidate 1\n" + ERROR_DOCUMENT)
+    s = site.session()
+    site.login(s, "/packages/echo", user="alice")
+    site.fb.control("POST", "/_fake/users/alice/deactivate")
+    wait_until(time.time() + 1.5)                           # revalidation falls due
+    site.fb.control("POST", "/_fake/calls/reset")
+    r = scripted(s).get(site.url("/public/no-such-file"), allow_redirects=False)
+    assert r.status_code == 404
+    assert "alice" not in r.text
+    assert site.fb.calls().get("whoami", 0) >= 1
+    assert get(site, s).status_code == 401                  # and the session is over
