@@ -165,8 +165,7 @@ bbauth_grant_verdict bbauth_grant_revalidate(request_rec *r, const bbauth_server
 {
     bbauth_grant_verdict verdict;
 
-    if (conf->revalidate == 0 || conf->oauth_version != 2
-        || bb_sessionstate_checked(r->pool, &conf->session_state, session->sid, bbauth_now())) {
+    if (conf->revalidate == 0 || conf->oauth_version != 2) {
         return BBAUTH_GRANT_ACCEPTED;
     }
     if (!session->grant) {
@@ -174,6 +173,9 @@ bbauth_grant_verdict bbauth_grant_revalidate(request_rec *r, const bbauth_server
          * move to OAuth 2): Bitbucket vouched for it when it logged in, and once a period has passed since, it
          * logs in again (quietly), which makes a grant. */
         return session->auth_time + conf->revalidate > bbauth_now() ? BBAUTH_GRANT_ACCEPTED : BBAUTH_GRANT_GONE;
+    }
+    if (bb_sessionstate_checked(r->pool, &conf->session_state, session->sid, bbauth_now())) {
+        return BBAUTH_GRANT_ACCEPTED;
     }
     verdict = ask_about_grant(r, conf, session->sid, errmsg);
     if (verdict == BBAUTH_GRANT_ACCEPTED) {
