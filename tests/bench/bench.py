@@ -93,14 +93,15 @@ def machine():
 def run_rounds(site, names=None, count=ROUNDS, label=""):
     names = list(names or site.targets)
     for name in names:                                   # warm-up: caches, keep-alive, the token cache
-        run_wrk(site.targets[name].url, site.targets[name].headers, 1, CONNECTIONS, THREADS)
+        t = site.targets[name]
+        run_wrk(t.url, t.headers, 1, CONNECTIONS, THREADS, script=getattr(t, "script", None))
     rounds = []
     for r in range(count):
         order = names[r % len(names):] + names[:r % len(names)]
         results = {}
         for name in order:
             t = site.targets[name]
-            res = run_wrk(t.url, t.headers, SECONDS, CONNECTIONS, THREADS)
+            res = run_wrk(t.url, t.headers, SECONDS, CONNECTIONS, THREADS, script=getattr(t, "script", None))
             if res.errors:
                 raise SystemExit(f"{name}: {res.errors} errors (non-2xx or socket errors) under load:\n{res.text}")
             results[name] = res

@@ -18,7 +18,6 @@ import base64
 import os
 import secrets
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -29,15 +28,11 @@ import jwt  # Debian's python3-jwt
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "integration"))
+import bench  # noqa: E402  (BENCH_SECONDS, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_THREADS and the rounds)
 import benchsite  # noqa: E402
 import bbsite  # noqa: E402
-from wrkrun import run_wrk  # noqa: E402
 
 SESSIONS = int(os.environ.get("BENCH_SESSIONS", "1000"))
-SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
-CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
-THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 RESULTS = Path(os.environ.get("BENCH_MANY_RESULTS", HERE / "results-many.md"))
 CACHE = os.environ.get("BENCH_MANY_CACHE", "")         # a BBAuthCache argument; default: the module's default
 
@@ -80,59 +75,43 @@ def write_script(workdir, name, cookies):
     return script
 
 
-def targets(bench, workdir):
-    """{name: (url, lua script)} for the four targets."""
-    site = bench.site
-    real = bench.targets["cookie"].headers["Cookie"].split("=", 1)[1]
+class Target(benchsite.Target):
+    """A target whose requests wrk makes with a Lua script (the rotated cookies)."""
+
+    def __init__(self, name, url, script):
+        super().__init__(name, url)
+        self.script = script
+
+
+def targets(site, workdir):
+    """{name: Target} for the four targets."""
+    real = site.targets["cookie"].headers["Cookie"].split("=", 1)[1]
     claims = jwt.decode(real, options={"verify_signature": False})
     many = sessions_like(claims, SESSIONS)
     hs_kid = jwt.get_unverified_header(real)["kid"]
-    hs256 = [jwt.encode(c, site.keys[0], algorithm="HS256", headers={"kid": hs_kid, "typ": "JWT"}) for c in many]
-    es_kid = bbsite.thumbprint(bench.signing_key.public_key())
-    es256 = [jwt.encode(c, bench.signing_key, algorithm="ES256", headers={"kid": es_kid, "typ": "JWT"})
+    hs256 = [jwt.encode(c, site.site.keys[0], algorithm="HS256", headers={"kid": hs_kid, "typ": "JWT"})
+             for c in many]
+    es_kid = bbsite.thumbprint(site.signing_key.public_key())
+    es256 = [jwt.encode(c, site.signing_key, algorithm="ES256", headers={"kid": es_kid, "typ": "JWT"})
              for c in many]
     hs_script = write_script(workdir, "hs256", hs256)
     es_script = write_script(workdir, "es256", es256)
-    return {
-        "floor-many": (bench.targets["floor"].url, hs_script),
-        "cookie-many": (bench.targets["cookie"].url, hs_script),
-        "cookie-es256-many": (bench.targets["cookie-es256"].url, es_script),
-        "cookie-assert-many": (bench.targets["cookie-assert"].url, es_script),
-    }
-
-
-def run_rounds(named):
-    names = list(named)
-    for name in names:                                   # warm-up: every process sees every session once or more
-        run_wrk(named[name][0], None, 2, CONNECTIONS, THREADS, script=named[name][1])
-    rounds = []
-    for r in range(ROUNDS):
-        order = names[r % len(names):] + names[:r % len(names)]
-        results = {}
-        for name in order:
-            res = run_wrk(named[name][0], None, SECONDS, CONNECTIONS, THREADS, script=named[name][1])
-            if res.errors:
-                raise SystemExit(f"{name}: {res.errors} errors (non-2xx or socket errors) under load:\n{res.text}")
-            results[name] = res
-            print(f"  round {r + 1} {name:20s} {res.rps:10.0f} req/s   p99 {res.p99:7.2f} ms", flush=True)
-        rounds.append(results)
-    return rounds
+    return {t.name: t for t in (Target("floor-many", site.targets["floor"].url, hs_script),
+                                Target("cookie-many", site.targets["cookie"].url, hs_script),
+                                Target("cookie-es256-many", site.targets["cookie-es256"].url, es_script),
+                                Target("cookie-assert-many", site.targets["cookie-assert"].url, es_script))}
 
 
 def report(rounds, load_before, load_after):
     lines = ["# mod_bbauth many-sessions benchmark", "",
              f"Written by tests/bench/many_sessions.py ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}): "
-             f"{SESSIONS} sessions, cookies rotated per request (wrk Lua), {CONNECTIONS} connections, "
-             f"{THREADS} wrk threads, {ROUNDS} rounds x {SECONDS} s, BBAuthCache {CACHE or '(default)'}; load average before {load_before}, after "
-             f"{load_after} (a shared machine).", "",
-             "| target | req/s (median) | p99 ms (median) | / floor-many (median, min-max) |",
-             "|---|---|---|---|"]
-    for name in rounds[0]:
-        rps = statistics.median(r[name].rps for r in rounds)
-        p99 = statistics.median(r[name].p99 for r in rounds)
-        ratios = [r[name].rps / r["floor-many"].rps for r in rounds]
-        lines.append(f"| {name} | {rps:.0f} | {p99:.2f} | {statistics.median(ratios):.2f} "
-                     f"({min(ratios):.2f}-{max(ratios):.2f}) |")
+             f"{SESSIONS} sessions, cookies rotated per request (wrk Lua), {bench.CONNECTIONS} connections, "
+             f"{bench.THREADS} wrk threads, {bench.ROUNDS} rounds x {bench.SECONDS} s, BBAuthCache "
+             f"{CACHE or '(default)'}; load average before {load_before}, after {load_after} (a shared machine).",
+             "", "| target | req/s (median) | p99 ms (median) | / floor-many (median, min-max) |", "|---|---|---|---|"]
+    for name, rps, _, _, p99 in bench.summarize(rounds):
+        r = bench.ratio(rounds, name, "floor-many")
+        lines.append(f"| {name} | {rps:.0f} | {p99:.2f} | {r[0]:.2f} ({r[1]:.2f}-{r[2]:.2f}) |")
     lines += ["", "Goals: cookie-many/floor >= 0.95, cookie-assert-many/floor >= 0.90."]
     return "\n".join(lines) + "\n"
 
@@ -143,9 +122,9 @@ def main():
     print(f"bench many: ServerRoot in {workdir}; {SESSIONS} sessions", flush=True)
     load_before = os.getloadavg()[0]
     extra = f"BBAuthCache {CACHE}\n" if CACHE else ""
-    with benchsite.BenchSite(workdir / "site", oidc=False, extra_conf=extra) as bench:
-        named = targets(bench, workdir)
-        rounds = run_rounds(named)
+    with benchsite.BenchSite(workdir / "site", oidc=False, extra_conf=extra) as site:
+        site.targets = targets(site, workdir)
+        rounds = bench.run_rounds(site)
     text = report(rounds, f"{load_before:.1f}", f"{os.getloadavg()[0]:.1f}")
     RESULTS.write_text(text)
     print("\n" + text)

@@ -17,23 +17,11 @@ import bbsite
 import cacheserver
 import oauth1site
 from apache import free_port, port_open
+from test_shared_state import copy_of, scripted
 
 REVALIDATE_OFF = "BBAuthSessionRevalidate 0\n"
 # Every request asks the cache (no per-process memo of "not logged out"): what is tested is the cache.
 RECHECK_NOW = "BBAuthSessionRecheck 0\n"
-
-
-def scripted(s):
-    """The browser's cookies, sent as a script would (no HTML wanted: 401 rather than a login redirect)."""
-    s.headers["Accept"] = "application/json"
-    return s
-
-
-def copy_of(site, s):
-    """Another client holding a copy of the browser's session cookie."""
-    c = scripted(site.session())
-    c.cookies.set("bbauth_session", site.session_cookie(s))
-    return c
 
 
 def get(site, s, path="/packages/echo"):

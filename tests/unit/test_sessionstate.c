@@ -216,8 +216,7 @@ static void test_a_cache_that_keeps_nothing_is_unknown(void **state)
     a = process(p, &kc, NULL);
     kc.fc.retrieve_fails_with = APR_NOTFOUND;
     assert_int_equal(bb_sessionstate_liveness(p, &a, SID, NOW, NOW), BB_SESSION_UNKNOWN);
-    kc.fc.retrieve_fails_with = APR_ETIMEDOUT;
-    assert_int_equal(bb_sessionstate_liveness(p, &a, SID, NOW, NOW), BB_SESSION_UNKNOWN);
+    assert_true(kc.fc.stores > 0);                   /* it took the canary, and could not give it back */
 }
 
 /* The canary is rewritten, its epoch kept, at most once a minute (an evicting cache keeps it among its newest
