@@ -139,6 +139,9 @@ const bb_cache_t *bbauth_cache(void);
  * and the check falls due, Bitbucket no longer accepts its grant or none is kept (the cookie is then deleted);
  * HTTP_SERVICE_UNAVAILABLE when the shared cache cannot say whether it was ended (one log line). */
 int bbauth_request_session(request_rec *r, const bbauth_server_conf *conf, int revalidate, bb_session_t **session);
+/* Just before a login makes a session: the shared cache's epoch is read (or begun, in a cache emptied since it was
+ * last read), so that the new session begins after it. */
+void bbauth_session_before_new(request_rec *r, const bbauth_server_conf *conf);
 /* Ends a session on every server sharing the cache: its id is marked until the session's own end, its grant
  * dropped. Takes effect at once on this host, within BBAuthSessionRecheck on the others. */
 void bbauth_session_end(request_rec *r, const bbauth_server_conf *conf, const bb_session_t *session);

@@ -284,7 +284,7 @@ static int oauth2_callback(request_rec *r, const bbauth_server_conf *conf)
     }
     if (bbauth_count_login_step(bb_oauth2_exchange_code(r->pool, &conf->oauth2, &conf->http, code,
                                                         login->verifier, &tokens, &errmsg), &errmsg) != BB_OK) {
-        return bbauth_login_failed(r, HTTP_BAD_GATEWAY, errmsg, login->return_to);
+        return bbauth_login_failed(r, HTTP_BAD_GATEWAY, apr_pstrcat(r->pool, errmsg, " code=", code, NULL), login->return_to);
     }
     return bbauth_login_identified(r, conf, login, bb_bearer_authorizer, (void *)tokens->access_token, tokens);
 }

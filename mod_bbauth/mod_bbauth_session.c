@@ -106,6 +106,15 @@ int bbauth_request_session(request_rec *r, const bbauth_server_conf *conf, int r
     return DECLINED;
 }
 
+void bbauth_session_before_new(request_rec *r, const bbauth_server_conf *conf)
+{
+    apr_int64_t epoch;
+
+    /* Otherwise, after memcached restarted empty, the first session checked would begin an epoch after the sessions
+     * made since, and send them through the login once more. A failure shows when the session is checked. */
+    bb_sessionstate_epoch(r->pool, &conf->session_state, bbauth_now(), &epoch);
+}
+
 void bbauth_session_end(request_rec *r, const bbauth_server_conf *conf, const bb_session_t *session)
 {
     apr_status_t rv = bb_sessionstate_end(r->pool, &conf->session_state, session->sid, bbauth_now(),
