@@ -53,21 +53,38 @@ bb_memo_t *bb_memo_create(apr_pool_t *p, unsigned int slots)
 #endif
 }
 
-/* A seeded hash of the whole key, eight bytes at a time (a multiply-xorshift mix): no part that many keys share
- * (an audience, a cookie's header) chooses the set alone. */
-static apr_uint64_t hash_of(const bb_memo_t *memo, const char *key, apr_size_t len)
+/* Bytes at each end of a key that its hash reads: a key shorter than twice this is hashed whole. */
+#define HASHED_END 32
+
+static apr_uint64_t mix(apr_uint64_t h, const char *bytes, apr_size_t len)
 {
-    apr_uint64_t h = memo->seed ^ (len * 0x9e3779b97f4a7c15ULL), word;
+    apr_uint64_t word;
     apr_size_t i;
 
     for (i = 0; i + 8 <= len; i += 8) {
-        memcpy(&word, key + i, 8);
+        memcpy(&word, bytes + i, 8);
         h = (h ^ word) * 0xff51afd7ed558ccdULL;
         h ^= h >> 32;
     }
     word = 0;
-    memcpy(&word, key + i, len - i);
-    h = (h ^ word) * 0xc4ceb9fe1a85ec53ULL;
+    memcpy(&word, bytes + i, len - i);
+    return (h ^ word) * 0xc4ceb9fe1a85ec53ULL;
+}
+
+/* A hash, under a random seed, of the key's length and of its first and last HASHED_END bytes: both ends, so that
+ * neither a part that many keys begin with (a cookie's JWS header) nor one they end with (an assertion's audience)
+ * chooses the set alone, and every key the module uses differs at one end or the other (a cookie's signature, a
+ * session id, a token's HMAC). Reading the ends only keeps a hit cheap: a cookie is some 400 bytes. */
+static apr_uint64_t hash_of(const bb_memo_t *memo, const char *key, apr_size_t len)
+{
+    apr_uint64_t h = memo->seed ^ (len * 0x9e3779b97f4a7c15ULL);
+
+    if (len <= 2 * HASHED_END) {
+        h = mix(h, key, len);
+    }
+    else {
+        h = mix(mix(h, key, HASHED_END), key + len - HASHED_END, HASHED_END);
+    }
     return h ^ (h >> 29);
 }
 
