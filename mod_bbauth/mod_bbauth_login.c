@@ -209,6 +209,7 @@ int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, cons
     if (!mark_login_used(r, conf, login)) {
         return OK;
     }
+    bbauth_session_before_new(r, conf);
     session = bb_session_new(r->pool, user->name, user->id, user->display_name, user->email, bbauth_now());
     if (session) {
         session->grant = grant != NULL;
@@ -284,7 +285,7 @@ static int oauth2_callback(request_rec *r, const bbauth_server_conf *conf)
     }
     if (bbauth_count_login_step(bb_oauth2_exchange_code(r->pool, &conf->oauth2, &conf->http, code,
                                                         login->verifier, &tokens, &errmsg), &errmsg) != BB_OK) {
-        return bbauth_login_failed(r, HTTP_BAD_GATEWAY, apr_pstrcat(r->pool, errmsg, " code=", code, NULL), login->return_to);
+        return bbauth_login_failed(r, HTTP_BAD_GATEWAY, errmsg, login->return_to);
     }
     return bbauth_login_identified(r, conf, login, bb_bearer_authorizer, (void *)tokens->access_token, tokens);
 }
