@@ -18,10 +18,14 @@ typedef struct {
 
 typedef struct bb_memo_t bb_memo_t;
 
-/* A table of `slots` entries (direct-mapped by a hash of the key: a new key replaces the one in its slot), made
- * in pool p and living as long as it. A slot's buffer is taken from p the first time it is used, so an idle table
- * costs little. Safe for the threads of one process; after a fork each process has its own copy. NULL when the
- * platform has no threads or no mutex could be made: callers then simply do the work every time. */
+/* A table of `slots` entries, made in pool p and living as long as it: set-associative (sets of 8 ways, or one set
+ * of `slots` ways when fewer), the set chosen by a seeded hash of both ends of the key (its first and last 32
+ * bytes: neither a shared prefix nor a shared suffix chooses it alone); a new key takes an empty way of its set,
+ * else the least recently used one. A slot's buffer is taken from p the first time it is used (the entry's size,
+ * then once at most BB_MEMO_MAX_KEY + BB_MEMO_MAX_VALUE and some bytes when a larger entry comes), so an idle table
+ * costs little and a full one is bounded. Safe for the threads of one process; after a fork each process has its
+ * own copy. NULL when the platform has no threads or no mutex could be made: callers then simply do the work every
+ * time. */
 bb_memo_t *bb_memo_create(apr_pool_t *p, unsigned int slots);
 
 /* 1, with *out filled (strings copied into pool p), when key is remembered and now < its expiry; else 0.

@@ -30,6 +30,7 @@
     X(SESSION_REFUSED_REVALIDATION,"sessions_refused_total",   "reason=\"revalidation_ended\"") \
     X(SESSION_REFUSED_NO_GRANT,    "sessions_refused_total",   "reason=\"grant_missing\"") \
     X(SESSION_REFUSED_CACHE_ERROR, "sessions_refused_total",   "reason=\"cache_error\"") \
+    X(SESSION_REFUSED_CACHE_EMPTIED,"sessions_refused_total",  "reason=\"cache_emptied\"") \
     X(TOKEN_MEMO_VALID,            "token_verdicts_total",     "outcome=\"memo_hit_valid\"") \
     X(TOKEN_MEMO_REFUSED,          "token_verdicts_total",     "outcome=\"memo_hit_refused\"") \
     X(TOKEN_CACHED_VALID,          "token_verdicts_total",     "outcome=\"cache_hit_valid\"") \

@@ -11,6 +11,13 @@
 #define ENDED_MEMO  3600
 /* Longest text of a checked mark: the unix time it holds until. */
 #define CHECKED_MAX 20
+#define CANARY_NS   "canary"
+/* The canary lives a week (under memcached's 30-day limit on relative expiries) and is rewritten, epoch kept, when
+ * it was written more than CANARY_REFRESH seconds ago: it is always among the newest entries of an evicting cache. */
+#define CANARY_TTL     (7 * 86400)
+#define CANARY_REFRESH 60
+/* Longest text of a canary: "<epoch> <written>", two unix times. */
+#define CANARY_MAX  41
 
 /* What this process remembers of a session, as unix times until which each answer is believed (0: nothing). */
 typedef struct {
@@ -64,9 +71,70 @@ static const char *key_of(apr_pool_t *p, const bb_sessionstate_t *ss, const char
     return bb_cache_name(p, ss->space, ns, sid);
 }
 
-bb_session_liveness_t bb_sessionstate_liveness(apr_pool_t *p, const bb_sessionstate_t *ss, const char *sid,
-                                               apr_int64_t now)
+/* Reads the canary: APR_SUCCESS with *epoch and *written, APR_NOTFOUND when absent or not one (written by
+ * something else: rewritten), or the cache's error. */
+static apr_status_t read_canary(apr_pool_t *p, const bb_sessionstate_t *ss, const char *key, apr_int64_t *epoch,
+                                apr_int64_t *written)
 {
+    char text[CANARY_MAX + 1];
+    unsigned int len = CANARY_MAX;
+    int end = 0;
+    apr_status_t rv = ss->cache->retrieve(ss->cache->baton, (const unsigned char *)key, (unsigned int)strlen(key),
+                                          (unsigned char *)text, &len, p);
+
+    if (rv != APR_SUCCESS) {
+        return rv == APR_ENOSPC ? APR_NOTFOUND : rv;
+    }
+    text[len] = '\0';
+    if (sscanf(text, "%" APR_INT64_T_FMT " %" APR_INT64_T_FMT "%n", epoch, written, &end) != 2
+        || (unsigned int)end != len) {
+        return APR_NOTFOUND;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t write_canary(apr_pool_t *p, const bb_sessionstate_t *ss, const char *key, apr_int64_t epoch,
+                                 apr_int64_t now)
+{
+    const char *text = apr_psprintf(p, "%" APR_INT64_T_FMT " %" APR_INT64_T_FMT, epoch, now);
+
+    return ss->cache->store(ss->cache->baton, (const unsigned char *)key, (unsigned int)strlen(key),
+                            apr_time_from_sec(now + CANARY_TTL), (const unsigned char *)text,
+                            (unsigned int)strlen(text), p);
+}
+
+apr_status_t bb_sessionstate_epoch(apr_pool_t *p, const bb_sessionstate_t *ss, apr_int64_t now, apr_int64_t *epoch)
+{
+    const char *key = ss->cache ? key_of(p, ss, CANARY_NS, "epoch") : NULL;
+    apr_int64_t written;
+    apr_status_t rv;
+
+    if (key == NULL) {
+        return APR_EINVAL;
+    }
+    rv = read_canary(p, ss, key, epoch, &written);
+    if (rv == APR_SUCCESS) {
+        if (written + CANARY_REFRESH <= now) {
+            write_canary(p, ss, key, *epoch, now);   /* a failure shows at the next read */
+        }
+        return APR_SUCCESS;
+    }
+    if (rv != APR_NOTFOUND) {
+        return rv;
+    }
+    /* None: a new epoch begins now, unless the cache cannot keep what it is given (blind). */
+    rv = write_canary(p, ss, key, now, now);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = read_canary(p, ss, key, epoch, &written);
+    return rv == APR_NOTFOUND ? APR_EGENERAL : rv;
+}
+
+bb_session_liveness_t bb_sessionstate_liveness(apr_pool_t *p, const bb_sessionstate_t *ss, const char *sid,
+                                               apr_int64_t began, apr_int64_t now)
+{
+    apr_int64_t epoch;
     remembered_t rec;
     /* Read before the cache: a session ended here after this read changes the count and voids what follows. */
     apr_int64_t ends = host_ends(ss);
@@ -90,8 +158,11 @@ bb_session_liveness_t bb_sessionstate_liveness(apr_pool_t *p, const bb_sessionst
         remember(ss, sid, &rec);
         return BB_SESSION_ENDED;
     }
-    if (rv != APR_NOTFOUND) {
+    if (rv != APR_NOTFOUND || bb_sessionstate_epoch(p, ss, now, &epoch) != APR_SUCCESS) {
         return BB_SESSION_UNKNOWN;
+    }
+    if (epoch > began) {
+        return BB_SESSION_UNVERIFIED;
     }
     rec.live_until = now + ss->recheck;
     rec.ends_seen = ends;

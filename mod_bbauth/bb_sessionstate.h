@@ -24,13 +24,25 @@ typedef struct {
 typedef enum {
     BB_SESSION_LIVE = 0,               /* not ended */
     BB_SESSION_ENDED,                  /* logged out (or ended by revalidation) on some host */
-    BB_SESSION_UNKNOWN                 /* the cache cannot say: refuse (fail closed) */
+    BB_SESSION_UNKNOWN,                /* the cache cannot say: refuse (fail closed) */
+    BB_SESSION_UNVERIFIED              /* the cache was emptied since the session began: its logout mark may be
+                                        * lost, so the session must be made again (a quiet login) */
 } bb_session_liveness_t;
 
-/* Whether the session was ended, at unix time now: from the memo while its answer is younger than ss->recheck
- * (and no session ended on this host since), else from the cache, one lookup. */
+/* Whether the session that began (logged in) at `began` was ended, at unix time now: from the memo while its
+ * answer is younger than ss->recheck (and no session ended on this host since), else from the cache: its ended
+ * mark and, when there is none, the cache's epoch (bb_sessionstate_epoch): "not found" only counts as "not ended"
+ * when the cache can be seen and was not emptied since the session began. */
 bb_session_liveness_t bb_sessionstate_liveness(apr_pool_t *p, const bb_sessionstate_t *ss, const char *sid,
-                                               apr_int64_t now);
+                                               apr_int64_t began, apr_int64_t now);
+
+/* The cache's epoch for this integration: the unix time at which its canary entry was written into a cache that
+ * did not have it (first start, or the cache was emptied: a restart of memcached, a reload with shmcb). A cache
+ * that answers "not found" for everything (mod_socache_memcache and _redis once they marked the server dead) has
+ * no canary either, and cannot keep one: the canary is written and read back, and APR_SUCCESS with *epoch set only
+ * when that works; otherwise the cache's error (blind: fail closed). The canary is rewritten (same epoch) once a
+ * minute at most, so a cache that evicts its oldest entries first keeps it. */
+apr_status_t bb_sessionstate_epoch(apr_pool_t *p, const bb_sessionstate_t *ss, apr_int64_t now, apr_int64_t *epoch);
 
 /* Ends the session on every host until `until` (the session's own end, auth_time + max age, so that no copy of its
  * cookie, refreshed or not, outlives the mark) and forgets its grant. Seen at once by every process of this host,

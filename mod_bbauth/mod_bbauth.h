@@ -32,7 +32,7 @@ APLOG_USE_MODULE(bbauth);
 #define MOD_BBAUTH_VERSION      "0.1.0"
 #define BBAUTH_AUTH_TYPE        "Bitbucket"
 #define BBAUTH_LOGIN_TTL        600          /* seconds a login attempt (state cookie) stays valid */
-#define BBAUTH_MEMO_SLOTS       256          /* verified cookies / token verdicts each process remembers */
+#define BBAUTH_MEMO_SLOTS       4096         /* verified cookies / token verdicts / assertions each process remembers */
 #define BBAUTH_SESSION_STATE_SLOTS 4096      /* sessions whose shared state each process remembers (~150 bytes each) */
 #define BBAUTH_DEFAULT_PREFIX   "X-Bitbucket-"
 
@@ -141,8 +141,12 @@ const char *bbauth_cache_configure(apr_pool_t *pconf, apr_pool_t *ptemp, const c
 void bbauth_cache_register_mutex(apr_pool_t *pconf);
 apr_status_t bbauth_cache_post_config(apr_pool_t *pconf, server_rec *s);
 void bbauth_cache_child_init(apr_pool_t *pchild, server_rec *s);
-/* Hands every server's session state the shared cache and this host's count of ended sessions. */
-void bbauth_cache_attach(server_rec *s);
+/* Hands every server's session state the shared cache and this host's count of ended sessions, and writes its
+ * canary (bb_sessionstate_epoch) into a cache that has none. */
+void bbauth_cache_attach(apr_pool_t *ptemp, server_rec *s);
+/* Refuses (at startup and `apachectl -t`, one log line) a BBAuthSessionMaxAge the cache cannot keep entries for:
+ * memcache's 30 days. */
+int bbauth_cache_check_ttls(server_rec *s);
 /* The shared cache as the core sees it. */
 const bb_cache_t *bbauth_cache(void);
 
@@ -152,6 +156,9 @@ const bb_cache_t *bbauth_cache(void);
  * and the check falls due, Bitbucket no longer accepts its grant or none is kept (the cookie is then deleted);
  * HTTP_SERVICE_UNAVAILABLE when the shared cache cannot say whether it was ended (one log line). */
 int bbauth_request_session(request_rec *r, const bbauth_server_conf *conf, int revalidate, bb_session_t **session);
+/* Just before a login makes a session: the shared cache's epoch is read (or begun, in a cache emptied since it was
+ * last read), so that the new session begins after it. */
+void bbauth_session_before_new(request_rec *r, const bbauth_server_conf *conf);
 /* Ends a session on every server sharing the cache: its id is marked until the session's own end, its grant
  * dropped. Takes effect at once on this host, within BBAuthSessionRecheck on the others. */
 void bbauth_session_end(request_rec *r, const bbauth_server_conf *conf, const bb_session_t *session);
@@ -189,10 +196,10 @@ typedef enum {
     BBAUTH_GRANT_UNAVAILABLE         /* Bitbucket cannot say now */
 } bbauth_grant_verdict;
 /* BBAuthSessionRevalidate: whether Bitbucket still accepts the session's grant, asked at most once per period per
- * session (on any host); ACCEPTED when revalidation is off, the integration keeps no grants (OAuth 1), or the
- * session never had one (had_grant 0: its cookie says its login kept none). */
-bbauth_grant_verdict bbauth_grant_revalidate(request_rec *r, const bbauth_server_conf *conf, const char *sid,
-                                             int had_grant, const char **errmsg);
+ * session (on any host); ACCEPTED when revalidation is off or the integration keeps no grants (OAuth 1). A session
+ * whose login kept no grant (no "grant" claim) is ACCEPTED for one period from its login, then GONE. */
+bbauth_grant_verdict bbauth_grant_revalidate(request_rec *r, const bbauth_server_conf *conf,
+                                             const bb_session_t *session, const char **errmsg);
 
 /* mod_bbauth_breaker.c */
 /* Gives every server's calls to Bitbucket their limit and circuit breaker (state shared by the processes of the

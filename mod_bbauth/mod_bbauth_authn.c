@@ -270,7 +270,9 @@ static int check_authn(request_rec *r)
                       r->uri, conf->missing);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    rc = bbauth_request_session(r, conf, ap_is_initial_req(r), &session);
+    /* Internal requests (ErrorDocument, per-directory rewrites, SSI includes) revalidate too: after the client's
+     * request did, its checked mark makes that a memo read. */
+    rc = bbauth_request_session(r, conf, 1, &session);
     if (rc != OK && rc != DECLINED) {
         return rc;
     }
@@ -312,7 +314,7 @@ static int fixups_pass(request_rec *r)
     if (dconf->unauth_action != BBAUTH_UNAUTH_PASS || conf->missing) {
         return DECLINED;
     }
-    rc = bbauth_request_session(r, conf, ap_is_initial_req(r), &session);
+    rc = bbauth_request_session(r, conf, 1, &session);
     if (rc == HTTP_SERVICE_UNAVAILABLE) {
         return rc;
     }

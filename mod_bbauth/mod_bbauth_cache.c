@@ -1,4 +1,4 @@
-/* mod_bbauth_cache.c: the shared cache: an httpd socache provider (shmcb, memcache, redis) behind the core's bb_cache_t, and the host's count of ended sessions. */
+/* mod_bbauth_cache.c: the shared cache: an httpd socache provider (dbm, shmcb, memcache, redis) behind the core's bb_cache_t, its canary, and the host's count of ended sessions. */
 #include <apr_strings.h>
 #include <apr_shm.h>
 #include <ap_provider.h>
@@ -8,7 +8,12 @@
 #include "mod_bbauth.h"
 
 #define CACHE_MUTEX_TYPE   "bbauth-cache"
-#define DEFAULT_PROVIDER   "shmcb"
+/* The default keeps its entries on disk, so that a reload or a restart forgets no logout (README: shared cache);
+ * shmcb, emptied by every reload, only when mod_socache_dbm is not loaded. */
+#define DEFAULT_PROVIDER   "dbm"
+#define FALLBACK_PROVIDER  "shmcb"
+/* memcached reads a relative expiry over 30 days as an absolute unix time, long past: such entries vanish. */
+#define MEMCACHE_MAX_TTL   (30 * 86400)
 /* shmcb's own default (512 KB) holds a few hundred sessions; this holds tens of thousands (README: sizing). */
 #define DEFAULT_SHMCB_SIZE (16 * 1024 * 1024)
 
@@ -18,7 +23,10 @@ typedef struct {
     ap_socache_instance_t *instance;
     apr_global_mutex_t *mutex;       /* only for providers that are not safe across processes (shmcb) */
     server_rec *server;
+    const char *name;                /* the provider's name, as in BBAuthCache */
     int spread;                      /* shmcb: one byte in front of each key chooses the subcache (provider_key) */
+    int on_disk;                     /* dbm: its files outlive the server (never destroyed, which unlinks them),
+                                      * and its retrieve says APR_EGENERAL for a key it does not have */
     apr_shm_t *ends_shm;             /* this host's count of ended sessions (bb_sessionstate_t.host_ends) */
     bb_cache_t view;
 } bbauth_cache_state;
@@ -38,10 +46,16 @@ const char *bbauth_cache_configure(apr_pool_t *pconf, apr_pool_t *ptemp, const c
         return apr_psprintf(ptemp, "unknown socache provider '%s': load mod_socache_%s (a2enmod socache_%s)",
                             name, name, name);
     }
+    cache.name = apr_pstrdup(pconf, name);
     cache.spread = !strcmp(name, "shmcb");
+    cache.on_disk = !strcmp(name, "dbm");
     if (cache.spread && (!args || !*args)) {
         /* The path is only used where anonymous shared memory is not available. */
         args = apr_psprintf(ptemp, "%s(%d)", ap_runtime_dir_relative(ptemp, "bbauth-cache"), DEFAULT_SHMCB_SIZE);
+    }
+    if (cache.on_disk && (!args || !*args)) {
+        /* The runtime directory (Debian: /var/run/apache2) outlives reloads and restarts, not a reboot. */
+        args = ap_runtime_dir_relative(ptemp, "bbauth-cache");
     }
     err = cache.provider->create(&cache.instance, args, ptemp, pconf);
     if (err) {
@@ -57,7 +71,7 @@ void bbauth_cache_register_mutex(apr_pool_t *pconf)
 
 static apr_status_t cache_destroy(void *data)
 {
-    if (cache.provider && cache.instance) {
+    if (cache.provider && cache.instance && !cache.on_disk) {
         cache.provider->destroy(cache.instance, cache.server);
     }
     cache.provider = NULL;
@@ -120,6 +134,9 @@ static apr_status_t cache_retrieve(void *baton, const unsigned char *key, unsign
 
     key = provider_key(key, &keylen, p);
     CACHE_LOCKED(cache.provider->retrieve(cache.instance, cache.server, key, keylen, value, vallen, p));
+    if (cache.on_disk && rv == APR_EGENERAL) {
+        rv = APR_NOTFOUND;          /* mod_socache_dbm's answer for an absent key (a real failure is another) */
+    }
     return bbauth_count_cache(BB_CACHE_OP_RETRIEVE, rv);
 }
 
@@ -140,7 +157,9 @@ apr_status_t bbauth_cache_post_config(apr_pool_t *pconf, server_rec *s)
     const char *err;
 
     if (!cache.instance) {
-        err = bbauth_cache_configure(pconf, pconf, DEFAULT_PROVIDER);
+        err = bbauth_cache_configure(pconf, pconf, ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, DEFAULT_PROVIDER,
+                                                                      AP_SOCACHE_PROVIDER_VERSION)
+                                                   ? DEFAULT_PROVIDER : FALLBACK_PROVIDER);
         if (err) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_bbauth: BBAuthCache: %s", err);
             return APR_EGENERAL;
@@ -184,13 +203,52 @@ void bbauth_cache_child_init(apr_pool_t *pchild, server_rec *s)
     }
 }
 
-void bbauth_cache_attach(server_rec *s)
+/* Writes the server's canary into a cache that has none, so that the sessions made from now on are after its
+ * epoch; a cache that cannot be reached now is logged, and the first request that needs it asks again. */
+static void start_epoch(apr_pool_t *ptemp, server_rec *s, const bbauth_server_conf *conf)
+{
+    apr_int64_t epoch;
+    apr_status_t rv;
+
+    if (!conf->session_state.key || !conf->session_state.cache) {
+        return;
+    }
+    rv = bb_sessionstate_epoch(ptemp, &conf->session_state, bbauth_now(), &epoch);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "mod_bbauth: the shared cache (BBAuthCache %s) cannot be "
+                     "read or written now: sessions get 503 until it can; check that it runs and is reachable",
+                     cache.name);
+    }
+}
+
+void bbauth_cache_attach(apr_pool_t *ptemp, server_rec *s)
 {
     for (; s; s = s->next) {
         bbauth_server_conf *conf = ap_get_module_config(s->module_config, &bbauth_module);
         conf->session_state.cache = bbauth_cache();
         conf->session_state.host_ends = cache.ends_shm ? apr_shm_baseaddr_get(cache.ends_shm) : NULL;
+        start_epoch(ptemp, s, conf);
     }
+}
+
+int bbauth_cache_check_ttls(server_rec *s)
+{
+    for (; s; s = s->next) {
+        const bbauth_server_conf *conf = ap_get_module_config(s->module_config, &bbauth_module);
+        apr_int64_t ttl = conf->max_age;
+
+        /* The longest-lived entries are a session's logout mark and grant (BBAuthSessionMaxAge); the others
+         * (login states, token verdicts with stale-if-error, Require decisions, revalidation marks) are shorter
+         * by the directives' own limits. */
+        if (cache.name && !strcmp(cache.name, "memcache") && ttl > MEMCACHE_MAX_TTL) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "mod_bbauth: BBAuthSessionMaxAge %" APR_INT64_T_FMT " is "
+                         "over 2592000 (30 days), the longest expiry memcached keeps (BBAuthCache memcache: a "
+                         "longer one is read as a date in the past and the logout marks vanish at once): lower it "
+                         "or use another cache", ttl);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    return OK;
 }
 
 const bb_cache_t *bbauth_cache(void)

@@ -161,23 +161,26 @@ static bbauth_grant_verdict ask_about_grant(request_rec *r, const bbauth_server_
     return BBAUTH_GRANT_REFUSED;
 }
 
-bbauth_grant_verdict bbauth_grant_revalidate(request_rec *r, const bbauth_server_conf *conf, const char *sid,
-                                             int had_grant, const char **errmsg)
+bbauth_grant_verdict bbauth_grant_revalidate(request_rec *r, const bbauth_server_conf *conf,
+                                             const bb_session_t *session, const char **errmsg)
 {
     bbauth_grant_verdict verdict;
 
-    if (conf->revalidate == 0 || conf->oauth_version != 2
-        || bb_sessionstate_checked(r->pool, &conf->session_state, sid, bbauth_now())) {
+    if (conf->revalidate == 0 || conf->oauth_version != 2) {
         return BBAUTH_GRANT_ACCEPTED;
     }
-    verdict = ask_about_grant(r, conf, sid, errmsg);
-    if (verdict == BBAUTH_GRANT_GONE && !had_grant) {
-        /* A session from an OAuth 1 login (before a move to OAuth 2) never had a grant to check: it runs to its
-         * own end, as it would have under OAuth 1. */
-        verdict = BBAUTH_GRANT_ACCEPTED;
+    if (!session->grant) {
+        /* Its login kept no grant to ask with (a cookie from before the grant claim, or an OAuth 1 login before a
+         * move to OAuth 2): Bitbucket vouched for it when it logged in, and once a period has passed since, it
+         * logs in again (quietly), which makes a grant. */
+        return session->auth_time + conf->revalidate > bbauth_now() ? BBAUTH_GRANT_ACCEPTED : BBAUTH_GRANT_GONE;
     }
+    if (bb_sessionstate_checked(r->pool, &conf->session_state, session->sid, bbauth_now())) {
+        return BBAUTH_GRANT_ACCEPTED;
+    }
+    verdict = ask_about_grant(r, conf, session->sid, errmsg);
     if (verdict == BBAUTH_GRANT_ACCEPTED) {
-        bb_sessionstate_mark_checked(r->pool, &conf->session_state, sid, bbauth_now(),
+        bb_sessionstate_mark_checked(r->pool, &conf->session_state, session->sid, bbauth_now(),
                                      bbauth_now() + conf->revalidate);
     }
     return verdict;

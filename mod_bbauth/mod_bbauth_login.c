@@ -214,6 +214,7 @@ int bbauth_login_identified(request_rec *r, const bbauth_server_conf *conf, cons
     if (!mark_login_used(r, conf, login)) {
         return OK;
     }
+    bbauth_session_before_new(r, conf);
     session = bb_session_new(r->pool, user->name, user->id, user->display_name, user->email, bbauth_now());
     if (session) {
         session->grant = grant != NULL;

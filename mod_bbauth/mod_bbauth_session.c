@@ -15,7 +15,7 @@ static int revalidated(request_rec *r, const bbauth_server_conf *conf, const bb_
 {
     const char *errmsg = "";
 
-    switch (bbauth_grant_revalidate(r, conf, session->sid, session->grant, &errmsg)) {
+    switch (bbauth_grant_revalidate(r, conf, session, &errmsg)) {
     case BBAUTH_GRANT_REFUSED:
         bbauth_count(BB_M_SESSION_REFUSED_REVALIDATION);
         bbauth_audit(r, "session.ended", "refused", "Bitbucket no longer accepts its grant", session->sub);
@@ -29,8 +29,8 @@ static int revalidated(request_rec *r, const bbauth_server_conf *conf, const bb_
         /* Without its grant a session cannot be checked, and one that cannot be checked is not accepted: the
          * browser logs in again (quietly: Bitbucket remembers the consent), which makes a new grant. */
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: session of %s cannot be revalidated: no Bitbucket "
-                      "grant is kept for it any more (evicted from the shared cache, or the cache was emptied): it "
-                      "must log in again; if this is frequent, enlarge BBAuthCache", user_of(r, session));
+                      "grant is kept for it (its login kept none, or it was evicted from the shared cache): it must "
+                      "log in again; if this is frequent, enlarge BBAuthCache", user_of(r, session));
         return DECLINED;
     case BBAUTH_GRANT_UNAVAILABLE:
         /* A signed, unexpired session goes on while Bitbucket is briefly away; it is checked again next time. */
@@ -46,7 +46,8 @@ static int revalidated(request_rec *r, const bbauth_server_conf *conf, const bb_
 static int shared_state_allows(request_rec *r, const bbauth_server_conf *conf, int revalidate,
                                const bb_session_t *session)
 {
-    switch (bb_sessionstate_liveness(r->pool, &conf->session_state, session->sid, bbauth_now())) {
+    switch (bb_sessionstate_liveness(r->pool, &conf->session_state, session->sid, session->auth_time,
+                                     bbauth_now())) {
     case BB_SESSION_ENDED:
         bbauth_count(BB_M_SESSION_REFUSED_LOGGED_OUT);
         bbauth_audit(r, "session.refused", "refused", "logged out", session->sub);
@@ -55,9 +56,17 @@ static int shared_state_allows(request_rec *r, const bbauth_server_conf *conf, i
         bbauth_count(BB_M_SESSION_REFUSED_CACHE_ERROR);
         bbauth_audit(r, "session.refused", "error", "the shared cache did not answer", session->sub);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: cannot tell whether the session of %s was logged "
-                      "out: the shared cache (BBAuthCache) did not answer; check that it runs and is reachable",
-                      user_of(r, session));
+                      "out: the shared cache (BBAuthCache) did not answer, or cannot keep what it is given; check "
+                      "that it runs and is reachable", user_of(r, session));
         return HTTP_SERVICE_UNAVAILABLE;
+    case BB_SESSION_UNVERIFIED:
+        /* Its logout may have been forgotten with the rest: the browser logs in again (quietly: Bitbucket
+         * remembers the consent), scripts get 401. */
+        bbauth_count(BB_M_SESSION_REFUSED_CACHE_EMPTIED);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: session of %s began before the shared cache "
+                      "(BBAuthCache) was emptied (restarted, or reloaded with shmcb): it must log in again",
+                      user_of(r, session));
+        return DECLINED;
     default:
         if (bbauth_cut_off(r, conf, session->sub, session->auth_time)) {
             return DECLINED;
@@ -110,6 +119,15 @@ int bbauth_request_session(request_rec *r, const bbauth_server_conf *conf, int r
         bbauth_audit(r, "session.refused", "refused", unusable, NULL);
     }
     return DECLINED;
+}
+
+void bbauth_session_before_new(request_rec *r, const bbauth_server_conf *conf)
+{
+    apr_int64_t epoch;
+
+    /* Otherwise, after memcached restarted empty, the first session checked would begin an epoch after the sessions
+     * made since, and send them through the login once more. A failure shows when the session is checked. */
+    bb_sessionstate_epoch(r->pool, &conf->session_state, bbauth_now(), &epoch);
 }
 
 void bbauth_session_end(request_rec *r, const bbauth_server_conf *conf, const bb_session_t *session)

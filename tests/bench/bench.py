@@ -90,18 +90,21 @@ def machine():
 
 # ---------------------------------------------------------------------------------------------------- wrk
 
-def run_rounds(site, names=None, count=ROUNDS, label=""):
+def run_rounds(site, names=None, count=ROUNDS, label="", socket_errors_ok=False):
+    """socket_errors_ok: a connection wrk saw reset is counted in the result, not an end (a machine overloaded by
+    others resets one now and then); a non-2xx answer always ends the run."""
     names = list(names or site.targets)
     for name in names:                                   # warm-up: caches, keep-alive, the token cache
-        run_wrk(site.targets[name].url, site.targets[name].headers, 1, CONNECTIONS, THREADS)
+        t = site.targets[name]
+        run_wrk(t.url, t.headers, 1, CONNECTIONS, THREADS, script=getattr(t, "script", None))
     rounds = []
     for r in range(count):
         order = names[r % len(names):] + names[:r % len(names)]
         results = {}
         for name in order:
             t = site.targets[name]
-            res = run_wrk(t.url, t.headers, SECONDS, CONNECTIONS, THREADS)
-            if res.errors:
+            res = run_wrk(t.url, t.headers, SECONDS, CONNECTIONS, THREADS, script=getattr(t, "script", None))
+            if res.non_2xx or (res.socket_errors and not socket_errors_ok):
                 raise SystemExit(f"{name}: {res.errors} errors (non-2xx or socket errors) under load:\n{res.text}")
             results[name] = res
             print(f"  {label}round {r + 1} {name:12s} {res.rps:10.0f} req/s   p99 {res.p99:7.2f} ms", flush=True)

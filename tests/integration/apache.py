@@ -148,7 +148,7 @@ DEFAULT_USER = "www-data"
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 BASE_MODULES = ("authz_core", "authz_user", "authn_core", "auth_basic", "mime", "dir", "alias", "headers",
-                "env", "setenvif", "socache_shmcb")
+                "env", "setenvif", "socache_shmcb", "socache_dbm")
 
 
 READY_RX = re.compile(r"configured -- resuming normal operations")

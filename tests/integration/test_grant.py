@@ -4,7 +4,11 @@ its next revalidation; a grant that expires within the refresh margin is refresh
 
 
 
+import jwt
+
 import bbsite
+import cacheserver
+from test_shared_state import memcached  # noqa: F401  (a memcached started for the test)
 
 
 def grant_conf(extra=""):
@@ -74,12 +78,18 @@ def test_logout_goes_on_when_bitbucket_cannot_revoke(site_factory):
     assert_sent_to_login(site, get(site, copy, "/packages/echo"))
 
 
-def test_grant_gone_sends_the_browser_through_login_again(site_factory):
+def test_grant_gone_sends_the_browser_through_login_again(site_factory, memcached):  # noqa: F811
     # Revalidation off: with it on, a session whose grant is gone logs in again everywhere once the check is due
     # (tests/integration/test_shared_state.py); here only the locations that ask Bitbucket need the grant.
-    site = site_factory(conf=grant_conf("BBAuthSessionRevalidate 0\n"))
+    site = site_factory(conf=grant_conf(f"BBAuthSessionRevalidate 0\nBBAuthCache memcache:127.0.0.1:{memcached}\n"
+                                        "BBAuthSessionRecheck 0\n"), modules=("socache_memcache",))
     s = logged_in(site)
-    site.apache.restart()                          # shmcb starts empty: the session's grant is gone
+    # The grant is evicted (and only it: a restart keeps the default cache, and an emptied cache is a new epoch
+    # in which the whole session logs in again, test_state_survives.py).
+    sid = jwt.decode(site.session_cookie(s), options={"verify_signature": False})["sid"]
+    hexed = bbsite.cache_name(site, "grant", sid).encode().hex()
+    assert b"DELETED" in (cacheserver.command(memcached, f"delete mod_bbauth:{hexed}"),
+                          cacheserver.command(memcached, f"delete mod_bbauth:{hexed.upper()}"))
     assert get(site, s, "/packages/echo").status_code == 200        # valid-user needs no grant
     assert_sent_to_login(site, get(site, s, "/alpha/echo"))
     r = get(site, s, "/alpha/echo", headers={"Accept": "application/json"})

@@ -105,6 +105,56 @@ static void test_memo_limits(void **state)
     assert_false(bb_memo_get(memo, p, "", 0, NOW, &out));
 }
 
+/* A full set gives up its least recently used entry, not the one read last. */
+static void test_memo_replaces_the_least_recently_used(void **state)
+{
+    apr_pool_t *p = *state;
+    bb_memo_t *memo = bb_memo_create(p, 8);          /* one set of 8 ways */
+    bb_memo_value_t v = value_of("x", NULL, 0), out;
+    int i;
+
+    for (i = 0; i < 8; i++) {
+        bb_memo_put(memo, apr_psprintf(p, "key-%d", i), 5, NOW + 10, &v);
+    }
+    assert_true(bb_memo_get(memo, p, "key-0", 5, NOW, &out));
+    bb_memo_put(memo, "key-8", 5, NOW + 10, &v);
+    assert_true(bb_memo_get(memo, p, "key-0", 5, NOW, &out));
+    assert_false(bb_memo_get(memo, p, "key-1", 5, NOW, &out));
+    for (i = 2; i <= 8; i++) {
+        assert_true(bb_memo_get(memo, p, apr_psprintf(p, "key-%d", i), 5, NOW, &out));
+    }
+}
+
+/* How many of a thousand keys "<prefix><i><suffix>" a memo of the size the module uses keeps. */
+static int kept_of_a_thousand(apr_pool_t *p, const char *prefix, const char *suffix)
+{
+    bb_memo_t *memo = bb_memo_create(p, 4096);
+    bb_memo_value_t v = value_of("x", NULL, 0), out;
+    int i, kept = 0;
+
+    for (i = 0; i < 1000; i++) {
+        const char *key = apr_psprintf(p, "%s%06d%s", prefix, i, suffix);
+        bb_memo_put(memo, key, strlen(key), NOW + 10, &v);
+    }
+    for (i = 0; i < 1000; i++) {
+        const char *key = apr_psprintf(p, "%s%06d%s", prefix, i, suffix);
+        kept += bb_memo_get(memo, p, key, strlen(key), NOW, &out);
+    }
+    return kept;
+}
+
+/* A thousand sessions' assertions for one audience (keys that share a long tail) and a thousand cookies (keys that
+ * share a long head: the JWS header) all fit: no part they share chooses where they go. 8-way sets a quarter full
+ * overflow rarely. */
+static void test_memo_holds_a_thousand_keys_sharing_a_head_or_a_tail(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *shared = "https://mirror.example.com/packages/and/a/long/location/path/shared/by/every/entry";
+
+    assert_true(kept_of_a_thousand(p, "sid-", apr_pstrcat(p, "\n", shared, NULL)) >= 990);
+    assert_true(kept_of_a_thousand(p, apr_pstrcat(p, shared, ".", NULL), ".signature") >= 990);
+}
+
 static bb_keyring_t *ring_of(apr_pool_t *p)
 {
     const char *err = NULL;
@@ -173,6 +223,8 @@ int main(void)
         UNIT_TEST(test_memo_one_slot_keeps_the_latest),
         UNIT_TEST(test_memo_slot_grows),
         UNIT_TEST(test_memo_limits),
+        UNIT_TEST(test_memo_replaces_the_least_recently_used),
+        UNIT_TEST(test_memo_holds_a_thousand_keys_sharing_a_head_or_a_tail),
         UNIT_TEST(test_session_decode_memo),
         UNIT_TEST(test_session_memo_is_per_ring),
     };

@@ -30,8 +30,8 @@ static void test_live_until_ended_everywhere(void **state)
     a1 = process(p, &kc, &host_a);
     a2 = process(p, &kc, &host_a);
     b1 = process(p, &kc, &host_b);
-    assert_int_equal(bb_sessionstate_liveness(p, &a2, SID, NOW), BB_SESSION_LIVE);
-    assert_int_equal(bb_sessionstate_liveness(p, &b1, SID, NOW), BB_SESSION_LIVE);
+    assert_int_equal(bb_sessionstate_liveness(p, &a2, SID, NOW, NOW), BB_SESSION_LIVE);
+    assert_int_equal(bb_sessionstate_liveness(p, &b1, SID, NOW, NOW), BB_SESSION_LIVE);
 
     assert_int_equal(bb_sessionstate_end(p, &a1, SID, NOW, NOW + 28800), APR_SUCCESS);
     /* The mark lives until the session's own end. */
@@ -39,12 +39,12 @@ static void test_live_until_ended_everywhere(void **state)
                                                    bb_cache_name(p, "staging", "ended", SID),
                                                    APR_HASH_KEY_STRING))->expiry, apr_time_from_sec(NOW + 28800));
     /* This process and every other process of this host: at once. */
-    assert_int_equal(bb_sessionstate_liveness(p, &a1, SID, NOW), BB_SESSION_ENDED);
-    assert_int_equal(bb_sessionstate_liveness(p, &a2, SID, NOW), BB_SESSION_ENDED);
+    assert_int_equal(bb_sessionstate_liveness(p, &a1, SID, NOW, NOW), BB_SESSION_ENDED);
+    assert_int_equal(bb_sessionstate_liveness(p, &a2, SID, NOW, NOW), BB_SESSION_ENDED);
     /* Another host believes its memo for `recheck` seconds, then reads the mark. */
-    assert_int_equal(bb_sessionstate_liveness(p, &b1, SID, NOW + 4), BB_SESSION_LIVE);
-    assert_int_equal(bb_sessionstate_liveness(p, &b1, SID, NOW + 5), BB_SESSION_ENDED);
-    assert_int_equal(bb_sessionstate_liveness(p, &b1, SID, NOW + 28000), BB_SESSION_ENDED);
+    assert_int_equal(bb_sessionstate_liveness(p, &b1, SID, NOW, NOW + 4), BB_SESSION_LIVE);
+    assert_int_equal(bb_sessionstate_liveness(p, &b1, SID, NOW, NOW + 5), BB_SESSION_ENDED);
+    assert_int_equal(bb_sessionstate_liveness(p, &b1, SID, NOW, NOW + 28000), BB_SESSION_ENDED);
 }
 
 /* "Not ended" comes from the memo for `recheck` seconds: one cache lookup per session per process per period. */
@@ -56,17 +56,17 @@ static void test_memo_spares_the_cache(void **state)
 
     keyed_cache_init(&kc, p, NOW, 0x42);
     ss = process(p, &kc, NULL);
-    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW), BB_SESSION_LIVE);
+    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW, NOW), BB_SESSION_LIVE);
     kc.fc.retrieve_fails_with = APR_EGENERAL;        /* any lookup now would fail */
-    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW + 4), BB_SESSION_LIVE);
+    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW, NOW + 4), BB_SESSION_LIVE);
     /* Past the period the cache is asked, and an error is no "not ended". */
-    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW + 5), BB_SESSION_UNKNOWN);
+    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW, NOW + 5), BB_SESSION_UNKNOWN);
     ss.recheck = 0;
     ss.memo = NULL;
     kc.fc.retrieve_fails_with = APR_SUCCESS;
-    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW), BB_SESSION_LIVE);
+    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW, NOW), BB_SESSION_LIVE);
     kc.fc.retrieve_fails_with = APR_ETIMEDOUT;
-    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW), BB_SESSION_UNKNOWN);
+    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW, NOW), BB_SESSION_UNKNOWN);
 }
 
 /* Two integrations sharing a cache (and a key file) share no mark. */
@@ -83,7 +83,7 @@ static void test_integrations_apart(void **state)
     prod = process(p, &production, NULL);
     assert_int_equal(bb_sessionstate_end(p, &s, SID, NOW, NOW + 60), APR_SUCCESS);
     assert_int_equal(bb_sessionstate_mark_checked(p, &s, SID, NOW, NOW + 900), APR_SUCCESS);
-    assert_int_equal(bb_sessionstate_liveness(p, &prod, SID, NOW), BB_SESSION_LIVE);
+    assert_int_equal(bb_sessionstate_liveness(p, &prod, SID, NOW, NOW), BB_SESSION_LIVE);
     assert_false(bb_sessionstate_checked(p, &prod, SID, NOW));
 }
 
@@ -104,7 +104,7 @@ static void test_marks_outlive_a_key_rotation(void **state)
     assert_int_equal(bb_sessionstate_save_grant(p, &before, SID, &grant, NOW, NOW + 600), APR_SUCCESS);
     assert_non_null(bb_sessionstate_load_grant(p, &after, SID, NOW));
     assert_int_equal(bb_sessionstate_end(p, &before, "another-session-id", NOW, NOW + 600), APR_SUCCESS);
-    assert_int_equal(bb_sessionstate_liveness(p, &after, "another-session-id", NOW), BB_SESSION_ENDED);
+    assert_int_equal(bb_sessionstate_liveness(p, &after, "another-session-id", NOW, NOW), BB_SESSION_ENDED);
 }
 
 static void test_checked_marks(void **state)
@@ -156,6 +156,100 @@ static void test_grants(void **state)
     assert_false(bb_sessionstate_has_grant(p, &a, SID, NOW));
 }
 
+/* A cache emptied since a session began (memcached restarted, shmcb reloaded) may have lost its logout mark:
+ * "not found" is then no "not ended"; sessions that began after the emptying are live. */
+static void test_an_emptied_cache_is_no_not_logged_out(void **state)
+{
+    apr_pool_t *p = *state;
+    keyed_cache_t kc;
+    bb_sessionstate_t a, b;
+    apr_int64_t epoch = 0;
+
+    keyed_cache_init(&kc, p, NOW, 0x42);
+    a = process(p, &kc, NULL);
+    assert_int_equal(bb_sessionstate_epoch(p, &a, NOW, &epoch), APR_SUCCESS);
+    assert_int_equal(epoch, NOW);
+    assert_int_equal(bb_sessionstate_end(p, &a, SID, NOW + 1, NOW + 28800), APR_SUCCESS);
+    apr_hash_clear(kc.fc.entries);                  /* the restart */
+    b = process(p, &kc, NULL);
+    assert_int_equal(bb_sessionstate_liveness(p, &b, SID, NOW, NOW + 10), BB_SESSION_UNVERIFIED);
+    assert_int_equal(bb_sessionstate_epoch(p, &b, NOW + 20, &epoch), APR_SUCCESS);
+    assert_int_equal(epoch, NOW + 10);
+    /* Not remembered as live: asked again, still unverified. */
+    assert_int_equal(bb_sessionstate_liveness(p, &b, SID, NOW, NOW + 11), BB_SESSION_UNVERIFIED);
+    assert_int_equal(bb_sessionstate_liveness(p, &b, "a-later-session", NOW + 10, NOW + 11), BB_SESSION_LIVE);
+}
+
+/* mod_socache_memcache once it marked the server dead: "not found" for every read, an error for every write. The
+ * canary cannot be kept: unknown (503), never "not ended"; and when the server answers again (not restarted), the
+ * old epoch holds: nobody logs in again. */
+static void test_a_blind_cache_is_unknown_until_it_sees_again(void **state)
+{
+    apr_pool_t *p = *state;
+    keyed_cache_t kc;
+    bb_sessionstate_t a;
+    apr_int64_t epoch = 0;
+
+    keyed_cache_init(&kc, p, NOW, 0x42);
+    a = process(p, &kc, NULL);
+    a.memo = NULL;
+    assert_int_equal(bb_sessionstate_liveness(p, &a, SID, NOW, NOW), BB_SESSION_LIVE);
+    kc.fc.retrieve_fails_with = APR_NOTFOUND;
+    kc.fc.store_fails_with = APR_EGENERAL;
+    assert_int_equal(bb_sessionstate_liveness(p, &a, SID, NOW, NOW + 100), BB_SESSION_UNKNOWN);
+    assert_int_not_equal(bb_sessionstate_epoch(p, &a, NOW + 100, &epoch), APR_SUCCESS);
+    kc.fc.retrieve_fails_with = APR_SUCCESS;
+    kc.fc.store_fails_with = APR_SUCCESS;
+    assert_int_equal(bb_sessionstate_liveness(p, &a, SID, NOW, NOW + 200), BB_SESSION_LIVE);
+    assert_int_equal(bb_sessionstate_epoch(p, &a, NOW + 200, &epoch), APR_SUCCESS);
+    assert_int_equal(epoch, NOW);
+}
+
+/* A cache that takes writes but keeps nothing is as blind. */
+static void test_a_cache_that_keeps_nothing_is_unknown(void **state)
+{
+    apr_pool_t *p = *state;
+    keyed_cache_t kc;
+    bb_sessionstate_t a;
+
+    keyed_cache_init(&kc, p, NOW, 0x42);
+    a = process(p, &kc, NULL);
+    kc.fc.retrieve_fails_with = APR_NOTFOUND;
+    assert_int_equal(bb_sessionstate_liveness(p, &a, SID, NOW, NOW), BB_SESSION_UNKNOWN);
+    assert_true(kc.fc.stores > 0);                   /* it took the canary, and could not give it back */
+}
+
+/* The canary is rewritten, its epoch kept, at most once a minute (an evicting cache keeps it among its newest
+ * entries); it is named by the integration, not the key, so a key rotation starts no new epoch; a value that is
+ * not a canary is replaced by a new one. */
+static void test_the_canary_is_kept_fresh(void **state)
+{
+    apr_pool_t *p = *state;
+    keyed_cache_t kc, rotated;
+    bb_sessionstate_t a;
+    apr_int64_t epoch = 0;
+    int stores;
+
+    keyed_cache_init(&kc, p, NOW, 0x42);
+    keyed_cache_init(&rotated, p, NOW, 0x99);
+    a = process(p, &kc, NULL);
+    assert_int_equal(bb_sessionstate_epoch(p, &a, NOW, &epoch), APR_SUCCESS);
+    stores = kc.fc.stores;
+    assert_int_equal(bb_sessionstate_epoch(p, &a, NOW + 59, &epoch), APR_SUCCESS);
+    assert_int_equal(kc.fc.stores, stores);
+    assert_int_equal(bb_sessionstate_epoch(p, &a, NOW + 60, &epoch), APR_SUCCESS);
+    assert_int_equal(kc.fc.stores, stores + 1);
+    assert_int_equal(epoch, NOW);
+    a.key = &rotated.key;
+    assert_int_equal(bb_sessionstate_epoch(p, &a, NOW + 61, &epoch), APR_SUCCESS);
+    assert_int_equal(epoch, NOW);
+    kc.cache.store(&kc.fc, (const unsigned char *)bb_cache_name(p, "staging", "canary", "epoch"),
+                (unsigned int)strlen(bb_cache_name(p, "staging", "canary", "epoch")), apr_time_from_sec(NOW + 600),
+                (const unsigned char *)"junk", 4, p);
+    assert_int_equal(bb_sessionstate_epoch(p, &a, NOW + 70, &epoch), APR_SUCCESS);
+    assert_int_equal(epoch, NOW + 70);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -165,6 +259,10 @@ int main(void)
         UNIT_TEST(test_marks_outlive_a_key_rotation),
         UNIT_TEST(test_checked_marks),
         UNIT_TEST(test_grants),
+        UNIT_TEST(test_an_emptied_cache_is_no_not_logged_out),
+        UNIT_TEST(test_a_blind_cache_is_unknown_until_it_sees_again),
+        UNIT_TEST(test_a_cache_that_keeps_nothing_is_unknown),
+        UNIT_TEST(test_the_canary_is_kept_fresh),
     };
     return UNIT_RUN("bb_sessionstate", tests);
 }
