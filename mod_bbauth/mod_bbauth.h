@@ -181,13 +181,19 @@ bbauth_grant_verdict bbauth_grant_revalidate(request_rec *r, const bbauth_server
 /* Gives every server's calls to Bitbucket their limit and circuit breaker (state shared by the processes of the
  * host, in an anonymous shared memory segment of pconf; one per Bitbucket URL). */
 apr_status_t bbauth_breaker_post_config(apr_pool_t *pconf, server_rec *s);
-/* For a 503 because Bitbucket cannot answer: sets Retry-After (the circuit's remaining cool-down, at least 1 s). */
+/* For a 503 because Bitbucket cannot answer: sets Retry-After (the circuit's remaining cool-down, or the hold of the
+ * request's holder when longer; at least 1 s). */
 void bbauth_retry_after(request_rec *r, const bbauth_server_conf *conf);
+/* The options for calls made with the credential of `user` (a name Bitbucket confirmed), or of nobody confirmed yet
+ * (BB_HOLDER_ANONYMOUS): conf->http with the holder a 429 holds back (a keyed hash of the name, never a token),
+ * remembered in the request for bbauth_retry_after. */
+const bb_http_opts_t *bbauth_http_for(request_rec *r, const bbauth_server_conf *conf, const char *user);
 
 /* mod_bbauth_token.c */
 /* Authenticates a Bitbucket HTTP access token from the Authorization header: OK with *user set, DECLINED when
  * the request has no Authorization header, HTTP_UNAUTHORIZED for a bad or refused token, HTTP_SERVICE_UNAVAILABLE
- * when Bitbucket cannot say (one log line). */
+ * when Bitbucket cannot say, HTTP_TOO_MANY_REQUESTS when Bitbucket rate-limited the caller (both with Retry-After
+ * and one log line). */
 int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, const bb_user_t **user);
 /* The access token in the request's Authorization header, or NULL. */
 const char *bbauth_token_of(request_rec *r);

@@ -234,8 +234,9 @@ static int check_token(request_rec *r, const bbauth_server_conf *conf, const bba
 {
     const bb_user_t *owner = NULL;
     const char *token;
+    int status = bbauth_token_authenticate(r, conf, &owner);
 
-    switch (bbauth_token_authenticate(r, conf, &owner)) {
+    switch (status) {
     case OK:
         token = bbauth_token_of(r);
         set_identity(r, dconf, owner->name, owner->display_name, owner->email, owner->id);
@@ -245,7 +246,8 @@ static int check_token(request_rec *r, const bbauth_server_conf *conf, const bba
     case DECLINED:
         return unauthenticated(r, conf, dconf);
     case HTTP_SERVICE_UNAVAILABLE:
-        return HTTP_SERVICE_UNAVAILABLE;
+    case HTTP_TOO_MANY_REQUESTS:
+        return status;
     default:
         return unauthorized_because(r, dconf, "The credentials sent were refused: Bitbucket does not accept this "
                                     "access token (unknown, expired or revoked; project and repository tokens "

@@ -1,4 +1,4 @@
-/* mod_bbauth_breaker.c: the limit of calls to Bitbucket and its circuit breaker, shared by the processes of a host. */
+/* mod_bbauth_breaker.c: limits of calls to Bitbucket, 429 holds and the circuit breaker, shared by a host's processes. */
 #include <apr_shm.h>
 #include <apr_strings.h>
 #include <http_protocol.h>
@@ -67,9 +67,30 @@ apr_status_t bbauth_breaker_post_config(apr_pool_t *pconf, server_rec *s)
     return APR_SUCCESS;
 }
 
+/* The request's holder (bbauth_http_for), for its Retry-After. */
+#define HOLDER_NOTE "bbauth-holder"
+
+const bb_http_opts_t *bbauth_http_for(request_rec *r, const bbauth_server_conf *conf, const char *user)
+{
+    bb_http_opts_t *opts = apr_pmemdup(r->pool, &conf->http, sizeof(conf->http));
+
+    if (!strcmp(user, BB_HOLDER_ANONYMOUS)) {
+        opts->holder = BB_HOLDER_ANONYMOUS;
+    }
+    else {
+        opts->holder = bb_cache_key(r->pool, conf->session_state.key, "hold", user, strlen(user));
+        if (opts->holder == NULL) {     /* no key long enough to name cache entries: the name itself */
+            opts->holder = apr_pstrcat(r->pool, "user ", user, NULL);
+        }
+    }
+    apr_table_setn(r->notes, HOLDER_NOTE, opts->holder);
+    return opts;
+}
+
 void bbauth_retry_after(request_rec *r, const bbauth_server_conf *conf)
 {
-    apr_int64_t seconds = bb_breaker_retry_after(conf->http.breaker, bbauth_now());
+    apr_int64_t seconds = bb_breaker_retry_after(conf->http.breaker, apr_table_get(r->notes, HOLDER_NOTE),
+                                                 bbauth_now());
 
     apr_table_setn(r->err_headers_out, "Retry-After",
                    apr_psprintf(r->pool, "%" APR_INT64_T_FMT, seconds > 0 ? seconds : 1));

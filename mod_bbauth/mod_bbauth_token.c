@@ -32,11 +32,13 @@ static bb_user_t *service_user(apr_pool_t *p, const char *username)
     return user;
 }
 
-/* Who owns the token, as Bitbucket says (the token itself is the credential of both calls). */
+/* Who owns the token, as Bitbucket says (the token itself is the credential of both calls, made as `holder`'s: the
+ * owner Bitbucket named before, or BB_HOLDER_ANONYMOUS). */
 static bb_status_t ask_bitbucket(request_rec *r, const bbauth_server_conf *conf, const char *token,
-                                 bb_user_t **user, const char **errmsg)
+                                 const char *holder, bb_user_t **user, const char **errmsg)
 {
-    bb_bitbucket_t bb = { conf->bitbucket_url, &conf->http, bb_bearer_authorizer, (void *)token };
+    bb_bitbucket_t bb = { conf->bitbucket_url, bbauth_http_for(r, conf, holder), bb_bearer_authorizer,
+                          (void *)token };
     const char *username;
     bb_status_t status = bb_bitbucket_whoami(r->pool, &bb, &username, errmsg);
 
@@ -85,16 +87,29 @@ typedef struct {
     bb_status_t status;
     bb_user_t *user;
     const char *errmsg;
+    int bitbucket_failed;           /* no verdict because Bitbucket failed (not this server's budget, a 429's hold
+                                     * or a wait that ran out): only then may BBAuthStaleIfError serve one */
 } verdict_t;
 
-/* Asks Bitbucket and keeps its verdict in the token cache. */
-static verdict_t validate(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
-                          const char *token)
+/* A flight's outcome for its waiters when the leader had no verdict for a reason of this server's own. */
+#define OUTCOME_HELD_HERE (-2)
+
+/* Whether a call's failure is Bitbucket's own (unreachable, timed out, 5xx, garbage, an open circuit). */
+static int failed_at_bitbucket(bb_status_t status, const char *errmsg)
 {
-    verdict_t v = { BB_UNAVAILABLE, NULL, NULL };
+    return (status == BB_UNAVAILABLE || status == BB_BAD_RESPONSE) && !bb_http_held_here(errmsg)
+           && !bb_http_rate_limited(errmsg);
+}
+
+/* Asks Bitbucket as `holder` and keeps its verdict in the token cache. */
+static verdict_t validate(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
+                          const char *token, const char *holder)
+{
+    verdict_t v = { BB_UNAVAILABLE, NULL, NULL, 0 };
     apr_int64_t now;
 
-    v.status = ask_bitbucket(r, conf, token, &v.user, &v.errmsg);
+    v.status = ask_bitbucket(r, conf, token, holder, &v.user, &v.errmsg);
+    v.bitbucket_failed = failed_at_bitbucket(v.status, v.errmsg);
     now = bbauth_now();
     if (v.status == BB_DENIED) {
         bb_tokencache_store_invalid(r->pool, tc, token, now, TOKEN_NEGATIVE_TTL);
@@ -148,6 +163,7 @@ static int verdict_of_others(request_rec *r, const bbauth_server_conf *conf, con
     }
     v->status = BB_UNAVAILABLE;
     v->errmsg = "another server's check of this token at Bitbucket did not finish within BBAuthTimeout";
+    v->bitbucket_failed = 0;
     return 1;
 }
 
@@ -156,17 +172,17 @@ static int verdict_of_others(request_rec *r, const bbauth_server_conf *conf, con
  * asking; a token any client may have made up never writes to the shared cache (it could push out what security
  * rests on), it only looks for the marks of others. */
 static verdict_t validate_shared(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
-                                 const char *token, int confirmed)
+                                 const char *token, const bb_user_t *confirmed)
 {
     const char *mark = mark_of(r, tc, token);
     apr_status_t marked = confirmed ? bb_flight_mark(r->pool, tc->cache, mark, bbauth_now() + conf->timeout + 1)
                                     : bb_flight_marked(r->pool, tc->cache, mark) ? APR_EEXIST : APR_NOTFOUND;
-    verdict_t v = { BB_UNAVAILABLE, NULL, NULL };
+    verdict_t v = { BB_UNAVAILABLE, NULL, NULL, 0 };
 
     if (marked == APR_EEXIST && verdict_of_others(r, conf, tc, token, mark, &v)) {
         return v;
     }
-    v = validate(r, conf, tc, token);
+    v = validate(r, conf, tc, token, confirmed ? confirmed->name : BB_HOLDER_ANONYMOUS);
     if (confirmed && marked == APR_SUCCESS) {
         bb_flight_unmark(r->pool, tc->cache, mark);
     }
@@ -174,32 +190,35 @@ static verdict_t validate_shared(request_rec *r, const bbauth_server_conf *conf,
 }
 
 /* A token no cache knows (or whose verdict expired): one request per process asks (see validate_shared), the
- * others with the same token wait for its verdict, at most BBAuthTimeout. */
+ * others with the same token wait for its verdict, at most BBAuthTimeout. `earlier`: the owner Bitbucket named
+ * for it before (a verdict kept for BBAuthStaleIfError), or NULL: nobody confirmed it. */
 static verdict_t validate_once(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
-                               const char *token)
+                               const char *token, const bb_user_t *earlier)
 {
-    verdict_t v = { BB_UNAVAILABLE, NULL, NULL };
-    bb_tokencache_entry_t *earlier = NULL;
+    verdict_t v = { BB_UNAVAILABLE, NULL, NULL, 0 };
     bb_flight_t flight;
     int outcome;
 
     switch (bb_flight_join(conf->token_flights, bb_tokencache_key(r->pool, tc, token),
                            apr_time_from_sec(conf->timeout), &flight, &outcome)) {
     case BB_FLIGHT_LEAD:
-        v = validate_shared(r, conf, tc, token,
-                            bb_tokencache_lookup_stale(r->pool, tc, token, bbauth_now(), &earlier));
-        bb_flight_land(conf->token_flights, &flight, (int)v.status);
+        v = validate_shared(r, conf, tc, token, earlier);
+        bb_flight_land(conf->token_flights, &flight,
+                       v.status == BB_OK || v.status == BB_DENIED || v.bitbucket_failed ? (int)v.status
+                                                                                        : OUTCOME_HELD_HERE);
         return v;
     case BB_FLIGHT_LANDED:
         if (cached_verdict(r, tc, token, &v)) {
             return v;
         }
-        if (outcome == BB_UNAVAILABLE || outcome == BB_BAD_RESPONSE) {
-            v.status = (bb_status_t)outcome;
+        if (outcome == BB_UNAVAILABLE || outcome == BB_BAD_RESPONSE || outcome == OUTCOME_HELD_HERE) {
+            v.status = outcome == OUTCOME_HELD_HERE ? BB_UNAVAILABLE : (bb_status_t)outcome;
             v.errmsg = "Bitbucket could not say for a concurrent request with the same token";
+            v.bitbucket_failed = outcome != OUTCOME_HELD_HERE;
             return v;
         }
-        return validate(r, conf, tc, token);   /* a verdict that could not be cached: ask again */
+        /* a verdict that could not be cached: ask again */
+        return validate(r, conf, tc, token, earlier ? earlier->name : BB_HOLDER_ANONYMOUS);
     default:
         v.errmsg = "a concurrent request's check of the same token did not finish within BBAuthTimeout";
         return v;
@@ -212,7 +231,7 @@ static verdict_t validate_once(request_rec *r, const bbauth_server_conf *conf, c
 static verdict_t renewed(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
                          const char *token, const bb_tokencache_entry_t *entry, apr_int64_t now)
 {
-    verdict_t v = { BB_OK, entry->user, NULL }, fresh;
+    verdict_t v = { BB_OK, entry->user, NULL, 0 }, fresh;
     apr_int64_t life = entry->expires - entry->validated_at;
     const char *key, *mark;
     bb_flight_t flight;
@@ -227,7 +246,7 @@ static verdict_t renewed(request_rec *r, const bbauth_server_conf *conf, const b
     }
     mark = mark_of(r, tc, token);   /* Bitbucket accepted this token: marking it writes nothing a client made up */
     if (bb_flight_mark(r->pool, tc->cache, mark, now + conf->timeout + 1) == APR_SUCCESS) {
-        fresh = validate(r, conf, tc, token);
+        fresh = validate(r, conf, tc, token, entry->user->name);
         bb_flight_unmark(r->pool, tc->cache, mark);
         if (fresh.status == BB_OK || fresh.status == BB_DENIED) {
             v = fresh;
@@ -237,16 +256,17 @@ static verdict_t renewed(request_rec *r, const bbauth_server_conf *conf, const b
     return v;
 }
 
-/* BBAuthStaleIfError: while Bitbucket cannot answer, a verdict it confirmed before, up to the grace past its
- * expiry; each use logged (info) and counted. 1 when *v was replaced by it. */
+/* BBAuthStaleIfError: while Bitbucket itself fails, a verdict it confirmed before, up to the grace past its
+ * expiry; each use logged (info) and counted. Never when this server held the call back (its budget, a 429's hold)
+ * or a wait for a concurrent check ran out: a revoked token would live on whenever junk fills the slots. 1 when *v
+ * was replaced by it. */
 static int stale_verdict(request_rec *r, const bb_tokencache_t *tc, const char *token, verdict_t *v)
 {
     static volatile apr_uint32_t uses;     /* this process's, for the log line */
     bb_tokencache_entry_t *entry = NULL;
     apr_int64_t now = bbauth_now();
 
-    if ((v->status != BB_UNAVAILABLE && v->status != BB_BAD_RESPONSE)
-        || !bb_tokencache_lookup_stale(r->pool, tc, token, now, &entry)) {
+    if (!v->bitbucket_failed || !bb_tokencache_lookup_stale(r->pool, tc, token, now, &entry)) {
         return 0;
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: Bitbucket cannot check an access token (%s): accepted "
@@ -273,7 +293,8 @@ static int answer(request_rec *r, const bbauth_server_conf *conf, const bb_crede
     ap_log_rerror(APLOG_MARK, bb_http_held_back(v->errmsg) ? APLOG_INFO : APLOG_ERR, 0, r,
                   "mod_bbauth: cannot check an access token: %s", v->errmsg);
     bbauth_retry_after(r, conf);
-    return HTTP_SERVICE_UNAVAILABLE;
+    /* Over the rate limit Bitbucket set for this caller: its own 429, the others go on. */
+    return bb_http_rate_limited(v->errmsg) ? HTTP_TOO_MANY_REQUESTS : HTTP_SERVICE_UNAVAILABLE;
 }
 
 const char *bbauth_token_cache_key(request_rec *r, const bbauth_server_conf *conf, const char *token)
@@ -311,7 +332,10 @@ int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, co
     default:
         break;
     }
-    v = validate_once(r, conf, &tc, cred->token);
+    if (!bb_tokencache_lookup_stale(r->pool, &tc, cred->token, now, &entry)) {
+        entry = NULL;
+    }
+    v = validate_once(r, conf, &tc, cred->token, entry ? entry->user : NULL);
     stale_verdict(r, &tc, cred->token, &v);
     bbauth_count(v.status == BB_OK ? BB_M_TOKEN_VALID : v.status == BB_DENIED ? BB_M_TOKEN_REFUSED
                  : BB_M_TOKEN_UNAVAILABLE);

@@ -1,0 +1,134 @@
+"""Issue 15: one user's trouble stays with that user. Bitbucket rate-limits each user on its own (a 429 with
+Retry-After, protocol sheet §10): the module holds back that user's calls, host-wide, and everyone else goes on;
+a 429 for a check of a token nobody confirmed holds back such checks only. Calls are counted at the fake, by the
+user their credential names; nothing is timed."""
+
+import bbsite
+
+ALICE = "BBDC-alicePersonalReadToken0000000000000000001"
+BOB = "BBDC-bobPersonalReadToken00000000000000000005"
+
+REQUIRE_CONF = bbsite.ALPHA_REPO_LOCATION + """
+<Location /proj>
+    AuthType Bitbucket
+    BBAuthTokenAuth On
+    Require bitbucket-project PROJ
+</Location>
+<Location /packages>
+    BBAuthTokenAuth On
+</Location>
+"""
+
+
+def require_conf(extra=""):
+    return lambda site: bbsite.protected_conf(site) + REQUIRE_CONF + extra
+
+
+def get(site, token, path):
+    s = site.session()
+    s.headers.update({"Authorization": f"Bearer {token}", "Accept": "*/*"})
+    return s.get(site.url(path), allow_redirects=False)
+
+
+def files(site):
+    for where in ("proj", "alpha", "packages"):
+        site.apache.write_htdoc(f"{where}/file.txt", "a package\n")
+
+
+def test_a_429_for_one_user_holds_back_that_user_only(site_factory):
+    # Two processes: the hold is the host's, not one process's.
+    site = site_factory(conf=require_conf())
+    files(site)
+    assert get(site, BOB, "/proj/file.txt").status_code == 200          # bob's token is confirmed
+    site.fb.rate_limit("bob", retry_after=900)
+    site.fb.control("POST", "/_fake/calls/reset")
+    r = get(site, BOB, "/alpha/file.txt")                               # a decision asked with bob's token: 429
+    assert r.status_code == 503 and 800 < int(r.headers["Retry-After"]) <= 900
+    site.apache.wait_for_log(r"rate-limited by Bitbucket, retrying after 900 s for one user only")
+    # Bob's next decisions wait without asking (on either process); alice's brand-new token goes on.
+    for _ in range(4):
+        r = get(site, BOB, "/alpha/file.txt")
+        assert r.status_code == 503 and 800 < int(r.headers["Retry-After"]) <= 900
+    assert site.fb.calls_by_user().get("bob") == 1
+    assert get(site, ALICE, "/proj/file.txt").status_code == 200
+    assert get(site, ALICE, "/alpha/file.txt").status_code == 200
+    assert site.fb.calls_by_user().get("alice", 0) >= 2
+    log = site.apache.error_log()
+    assert "circuit open" not in log and BOB not in log and ALICE not in log
+
+
+def test_a_429_for_a_token_nobody_confirmed_holds_back_such_checks_only(site_factory):
+    site = site_factory(conf=require_conf(), servers=1)
+    files(site)
+    assert get(site, BOB, "/proj/file.txt").status_code == 200          # bob: confirmed before
+    site.fb.rate_limit("anonymous", retry_after=120)
+    site.fb.control("POST", "/_fake/calls/reset")
+    r = get(site, "BBDC-junk-" + "x" * 30, "/packages/file.txt")
+    assert r.status_code == 429 and 60 < int(r.headers["Retry-After"]) <= 120
+    site.apache.wait_for_log(r"retrying after 120 s for checks of credentials nobody confirmed \(anonymous\) only")
+    for i in range(5):                                                  # more junk: no call to Bitbucket
+        r = get(site, f"BBDC-junk-{i}-" + "y" * 30, "/packages/file.txt")
+        assert r.status_code == 429 and 60 < int(r.headers["Retry-After"]) <= 120
+    assert site.fb.calls_by_user() == {"anonymous": 1}
+    # Bob's Require decisions ask Bitbucket as bob, and a browser logs in.
+    assert get(site, BOB, "/alpha/file.txt").status_code == 200
+    browser = site.session()
+    site.login(browser, "/packages/echo", user="alice")
+    assert site.echo(browser)["remote_user"] == "alice"
+    assert "circuit open" not in site.apache.error_log()
+
+
+def test_429s_for_many_users_at_once_open_the_circuit(site_factory):
+    site = site_factory(conf=require_conf("BBAuthCircuitFailures 3\n"), servers=1)
+    files(site)
+    assert get(site, BOB, "/proj/file.txt").status_code == 200
+    assert get(site, ALICE, "/proj/file.txt").status_code == 200
+    for user in ("bob", "alice", "anonymous"):
+        site.fb.rate_limit(user, retry_after=300)
+    assert get(site, BOB, "/alpha/file.txt").status_code == 503
+    assert get(site, ALICE, "/alpha/file.txt").status_code == 503
+    assert get(site, "BBDC-junk-" + "z" * 30, "/packages/file.txt").status_code == 429
+    site.apache.wait_for_log(r"circuit open until .* after 429s for 3 users at once")
+
+
+def token_conf(extra):
+    return lambda site: bbsite.protected_conf(site) + """
+<Location /packages>
+    BBAuthTokenAuth On
+</Location>
+""" + extra
+
+
+def wait_for_calls(site, endpoint, count):
+    """Until the fake has seen `count` calls to endpoint (a condition, at most 20 s)."""
+    import time
+    deadline = time.monotonic() + 20
+    while site.fb.calls().get(endpoint, 0) < count:
+        assert time.monotonic() < deadline, f"the fake never saw {count} {endpoint} call(s)"
+        time.sleep(0.02)
+
+
+def test_stale_if_error_never_serves_a_token_when_this_server_held_the_call_back(site_factory):
+    # Issue 15 (2): the only call slot is taken by a junk token's check; bob's token, revoked at Bitbucket since its
+    # verdict expired, must not be served from the stale verdict: Bitbucket did not fail, this server held back.
+    import concurrent.futures
+    import time
+    site = site_factory(conf=token_conf("BBAuthTokenCacheTTL 1\nBBAuthStaleIfError 3600\n"
+                                        "BBAuthBitbucketMaxCalls 1\nBBAuthCircuitFailures 0\n"), servers=1)
+    files(site)
+    token = site.fb.control("POST", "/_fake/tokens", {"user": "bob", "kind": "personal"})["token"]
+    assert get(site, token, "/packages/file.txt").status_code == 200
+    site.fb.control("POST", "/_fake/tokens/revoke", {"token": token})
+    time.sleep(2.1)                                          # the verdict's TTL runs out
+    site.fb.set_mode("whoami", "slow", seconds=2, times=1)   # within BBAuthTimeout (3 s)
+    site.fb.control("POST", "/_fake/calls/reset")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        junk = pool.submit(get, site, "BBDC-junk-" + "j" * 30, "/packages/file.txt")
+        wait_for_calls(site, "whoami", 1)                    # the junk check holds the only slot
+        r = get(site, token, "/packages/file.txt")
+        assert r.status_code == 503 and int(r.headers["Retry-After"]) >= 1
+        assert junk.result().status_code == 401
+    assert "BBAuthStaleIfError" not in site.apache.error_log()
+    assert site.fb.calls().get("whoami") == 1
+    # Asked now, Bitbucket says the token is revoked.
+    assert get(site, token, "/packages/file.txt").status_code == 401
