@@ -1,9 +1,10 @@
-/* bb_breaker: outage isolation for calls to Bitbucket: per-process call limits, per-holder 429 holds, a circuit breaker. */
+/* bb_breaker: outage isolation for Bitbucket calls: per-process limits, per-holder 429 holds, a circuit breaker. */
 #include <apr_date.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_time.h>
 #include "bb_breaker.h"
+#include "bb_util.h"
 
 /* A probe still out after this long died with its process: another request may probe. */
 #define PROBE_EXPIRES_SEC 120
@@ -22,18 +23,6 @@ bb_breaker_t *bb_breaker_create(apr_pool_t *p, bb_breaker_state_t *state, const 
     return b;
 }
 
-/* FNV-1a of the holder string (already a keyed hash for users), never 0 (a free slot). */
-static apr_uint64_t digest_of(const char *holder)
-{
-    apr_uint64_t h = 14695981039346656037ULL;
-    const unsigned char *c = (const unsigned char *)(holder ? holder : "");
-
-    for (; *c; c++) {
-        h = (h ^ *c) * 1099511628211ULL;
-    }
-    return h ? h : 1;
-}
-
 /* The slots a digest may use. */
 static bb_hold_t *ways_of(bb_breaker_state_t *st, apr_uint64_t digest, int way)
 {
@@ -43,7 +32,7 @@ static bb_hold_t *ways_of(bb_breaker_state_t *st, apr_uint64_t digest, int way)
 /* Seconds the holder is still held back at now (0: not held). */
 static apr_int64_t held_for(bb_breaker_state_t *st, const char *holder, apr_int64_t now)
 {
-    apr_uint64_t digest = digest_of(holder);
+    apr_uint64_t digest = bb_digest64(holder);
     int way;
 
     for (way = 0; st && way < BB_BREAKER_HOLD_WAYS; way++) {
@@ -83,7 +72,7 @@ static bb_hold_t *slot_for(bb_breaker_state_t *st, apr_uint64_t digest, apr_int6
 /* Holds the holder back until now + seconds (never shortening a longer hold of its own). */
 static void hold(bb_breaker_state_t *st, const char *holder, apr_int64_t now, apr_int64_t seconds)
 {
-    apr_uint64_t digest = digest_of(holder);
+    apr_uint64_t digest = bb_digest64(holder);
     bb_hold_t *slot = slot_for(st, digest, now);
     apr_uint32_t until = (apr_uint32_t)(now + seconds);
 

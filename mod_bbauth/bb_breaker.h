@@ -1,4 +1,4 @@
-/* bb_breaker: outage isolation for calls to Bitbucket: per-process call limits, per-holder 429 holds, a circuit breaker. */
+/* bb_breaker: outage isolation for Bitbucket calls: per-process limits, per-holder 429 holds, a circuit breaker. */
 #ifndef BB_BREAKER_H
 #define BB_BREAKER_H
 
@@ -23,7 +23,7 @@
 /* One holder's calls held back after a 429, until a unix time. Written without a lock: two 429s landing in the same
  * slot at the same instant may lose one hold (that holder then makes one more call and is held again). */
 typedef struct {
-    volatile apr_uint64_t holder;         /* digest of the holder string; 0: free */
+    volatile apr_uint64_t holder;         /* bb_digest64 of the holder string; 0: free */
     volatile apr_uint32_t until;          /* unix time the hold ends */
     apr_uint32_t unused;
 } bb_hold_t;

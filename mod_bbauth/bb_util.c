@@ -218,3 +218,14 @@ char *bb_strip_controls(apr_pool_t *p, const char *s)
     *o = '\0';
     return out;
 }
+
+apr_uint64_t bb_digest64(const char *s)
+{
+    apr_uint64_t h = 14695981039346656037ULL;
+    const unsigned char *c = (const unsigned char *)(s ? s : "");
+
+    for (; *c; c++) {
+        h = (h ^ *c) * 1099511628211ULL;
+    }
+    return h ? h : 1;
+}

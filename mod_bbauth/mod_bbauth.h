@@ -19,6 +19,7 @@
 #include "bb_seal.h"
 #include "bb_flight.h"
 #include "bb_sessionstate.h"
+#include "bb_ratelimit.h"
 #include "mod_bbauth_metrics.h"
 
 extern module AP_MODULE_DECLARE_DATA bbauth_module;
@@ -71,6 +72,8 @@ typedef struct {
     apr_int64_t stale_if_error;      /* BBAuthStaleIfError: seconds a confirmed token is used past its TTL while
                                       * Bitbucket cannot answer; 0 = off */
     apr_int64_t session_recheck;     /* BBAuthSessionRecheck: seconds a process believes "not logged out" */
+    apr_int64_t anonymous_checks;    /* BBAuthAnonymousChecksPerMinute: checks of tokens nobody confirmed one client
+                                      * address may cause per minute; 0 = no limit */
 
     /* Filled by bbauth_finalize_server() once the configuration is read. */
     const char *missing;             /* directives this server still needs before it can log anyone in */
@@ -188,6 +191,10 @@ void bbauth_retry_after(request_rec *r, const bbauth_server_conf *conf);
  * (BB_HOLDER_ANONYMOUS): conf->http with the holder a 429 holds back (a keyed hash of the name, never a token),
  * remembered in the request for bbauth_retry_after. */
 const bb_http_opts_t *bbauth_http_for(request_rec *r, const bbauth_server_conf *conf, const char *user);
+/* BBAuthAnonymousChecksPerMinute: counts a check at Bitbucket of a token nobody confirmed for the request's client
+ * address, host-wide: 1 when it may be made, else 0 with *retry_after (the seconds until the address's minute
+ * ends). */
+int bbauth_anonymous_check_allowed(request_rec *r, const bbauth_server_conf *conf, apr_int64_t *retry_after);
 
 /* mod_bbauth_token.c */
 /* Authenticates a Bitbucket HTTP access token from the Authorization header: OK with *user set, DECLINED when

@@ -28,6 +28,31 @@ static bb_breaker_t *breaker_like(server_rec *s, server_rec *upto, const bbauth_
 /* One anonymous segment (mapped before the fork, so every child shares it; made again at each restart) with a
  * state per server: apr atomics on shared memory are cheaper than a socache round trip on every call, and the
  * breaker only needs to be shared within a host (each host sees Bitbucket from where it stands). */
+/* The host's count of anonymous checks per client address (BBAuthAnonymousChecksPerMinute), made at each start
+ * before the children are forked; NULL (no limit) when no shared memory could be made. */
+static bb_ratelimit_t *anonymous_checks;
+
+static void make_anonymous_checks(apr_pool_t *pconf, server_rec *s)
+{
+    apr_shm_t *shm = NULL;
+    apr_status_t rv = apr_shm_create(&shm, sizeof(*anonymous_checks), NULL, pconf);
+
+    anonymous_checks = NULL;
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "mod_bbauth: cannot make the shared memory that counts checks "
+                     "of unknown tokens per client address: BBAuthAnonymousChecksPerMinute is not applied");
+        return;
+    }
+    anonymous_checks = apr_shm_baseaddr_get(shm);
+    memset(anonymous_checks, 0, sizeof(*anonymous_checks));
+}
+
+int bbauth_anonymous_check_allowed(request_rec *r, const bbauth_server_conf *conf, apr_int64_t *retry_after)
+{
+    return bb_ratelimit_take(anonymous_checks, r->useragent_ip, (apr_uint32_t)conf->anonymous_checks, bbauth_now(),
+                             retry_after);
+}
+
 apr_status_t bbauth_breaker_post_config(apr_pool_t *pconf, server_rec *s)
 {
     bb_breaker_state_t *states = NULL;
@@ -36,6 +61,7 @@ apr_status_t bbauth_breaker_post_config(apr_pool_t *pconf, server_rec *s)
     server_rec *v;
     apr_status_t rv;
 
+    make_anonymous_checks(pconf, s);
     for (v = s; v; v = v->next) {
         count++;
     }

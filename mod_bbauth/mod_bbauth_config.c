@@ -24,6 +24,8 @@
 #define DEFAULT_CIRCUIT_FAILURES        5
 #define DEFAULT_CIRCUIT_COOLDOWN        30
 #define DEFAULT_SESSION_RECHECK         5
+#define DEFAULT_ANONYMOUS_CHECKS        30      /* per client address and minute: a CI fleet behind one NAT
+                                                 * brings few new tokens a minute, a flood of junk many */
 #define MAX_SECRET_FILE       4096
 
 void *bbauth_create_server_conf(apr_pool_t *p, server_rec *s)
@@ -42,6 +44,7 @@ void *bbauth_create_server_conf(apr_pool_t *p, server_rec *s)
     conf->circuit_cooldown = BBAUTH_UNSET;
     conf->stale_if_error = BBAUTH_UNSET;
     conf->session_recheck = BBAUTH_UNSET;
+    conf->anonymous_checks = BBAUTH_UNSET;
     return conf;
 }
 
@@ -79,6 +82,7 @@ void *bbauth_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_NUM(circuit_cooldown);
     MERGE_NUM(stale_if_error);
     MERGE_NUM(session_recheck);
+    MERGE_NUM(anonymous_checks);
     /* The redirect URI, its origin and path belong together. */
     if (add->redirect_uri) {
         merged->redirect_uri = add->redirect_uri;
@@ -172,6 +176,7 @@ void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf)
     if (conf->circuit_cooldown == BBAUTH_UNSET) conf->circuit_cooldown = DEFAULT_CIRCUIT_COOLDOWN;
     if (conf->stale_if_error == BBAUTH_UNSET) conf->stale_if_error = 0;
     if (conf->session_recheck == BBAUTH_UNSET) conf->session_recheck = DEFAULT_SESSION_RECHECK;
+    if (conf->anonymous_checks == BBAUTH_UNSET) conf->anonymous_checks = DEFAULT_ANONYMOUS_CHECKS;
     if (conf->session_keys && !conf->cache_keys) {
         derive_integration_keys(p, conf);
     }
@@ -464,6 +469,11 @@ static const char *set_stale_if_error(cmd_parms *cmd, void *dummy, const char *a
     return parse_seconds(cmd, arg, 0, 86400, &server_conf_of(cmd)->stale_if_error);
 }
 
+static const char *set_anonymous_checks(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return parse_number(cmd, arg, 0, 100000, "checks", &server_conf_of(cmd)->anonymous_checks);
+}
+
 static const char *set_token_cache_ttl(cmd_parms *cmd, void *dummy, const char *arg)
 {
     return parse_seconds(cmd, arg, 1, 86400, &server_conf_of(cmd)->token_cache_ttl);
@@ -667,6 +677,9 @@ const command_rec bbauth_directives[] = {
                   "Consecutive failed calls to Bitbucket that open the circuit breaker (default 5, 0 = off)"),
     AP_INIT_TAKE1("BBAuthCircuitCooldown", set_circuit_cooldown, NULL, RSRC_CONF,
                   "Seconds the circuit breaker stays open before one probe call (default 30)"),
+    AP_INIT_TAKE1("BBAuthAnonymousChecksPerMinute", set_anonymous_checks, NULL, RSRC_CONF,
+                  "Checks at Bitbucket of tokens nobody confirmed that one client address may cause per minute; "
+                  "beyond, 429 at once (default 30, 0 = no limit)"),
     AP_INIT_TAKE1("BBAuthStaleIfError", set_stale_if_error, NULL, RSRC_CONF,
                   "Seconds past its TTL a token Bitbucket accepted is still accepted while Bitbucket cannot "
                   "answer (default 0 = off)"),

@@ -89,6 +89,8 @@ typedef struct {
     const char *errmsg;
     int bitbucket_failed;           /* no verdict because Bitbucket failed (not this server's budget, a 429's hold
                                      * or a wait that ran out): only then may BBAuthStaleIfError serve one */
+    apr_int64_t address_limited;    /* > 0: not asked, the client's address is over BBAuthAnonymousChecksPerMinute
+                                     * for this many more seconds */
 } verdict_t;
 
 /* A flight's outcome for its waiters when the leader had no verdict for a reason of this server's own. */
@@ -105,9 +107,15 @@ static int failed_at_bitbucket(bb_status_t status, const char *errmsg)
 static verdict_t validate(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
                           const char *token, const char *holder)
 {
-    verdict_t v = { BB_UNAVAILABLE, NULL, NULL, 0 };
+    verdict_t v = { BB_UNAVAILABLE, NULL, NULL, 0, 0 };
     apr_int64_t now;
 
+    if (!strcmp(holder, BB_HOLDER_ANONYMOUS) && !bbauth_anonymous_check_allowed(r, conf, &v.address_limited)) {
+        v.errmsg = apr_psprintf(r->pool, "not asked: %" APR_INT64_T_FMT " tokens nobody confirmed came from %s "
+                                "within a minute (BBAuthAnonymousChecksPerMinute), retry after %" APR_INT64_T_FMT
+                                " s", conf->anonymous_checks, r->useragent_ip, v.address_limited);
+        return v;
+    }
     v.status = ask_bitbucket(r, conf, token, holder, &v.user, &v.errmsg);
     v.bitbucket_failed = failed_at_bitbucket(v.status, v.errmsg);
     now = bbauth_now();
@@ -177,7 +185,7 @@ static verdict_t validate_shared(request_rec *r, const bbauth_server_conf *conf,
     const char *mark = mark_of(r, tc, token);
     apr_status_t marked = confirmed ? bb_flight_mark(r->pool, tc->cache, mark, bbauth_now() + conf->timeout + 1)
                                     : bb_flight_marked(r->pool, tc->cache, mark) ? APR_EEXIST : APR_NOTFOUND;
-    verdict_t v = { BB_UNAVAILABLE, NULL, NULL, 0 };
+    verdict_t v = { BB_UNAVAILABLE, NULL, NULL, 0, 0 };
 
     if (marked == APR_EEXIST && verdict_of_others(r, conf, tc, token, mark, &v)) {
         return v;
@@ -195,7 +203,7 @@ static verdict_t validate_shared(request_rec *r, const bbauth_server_conf *conf,
 static verdict_t validate_once(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
                                const char *token, const bb_user_t *earlier)
 {
-    verdict_t v = { BB_UNAVAILABLE, NULL, NULL, 0 };
+    verdict_t v = { BB_UNAVAILABLE, NULL, NULL, 0, 0 };
     bb_flight_t flight;
     int outcome;
 
@@ -231,7 +239,7 @@ static verdict_t validate_once(request_rec *r, const bbauth_server_conf *conf, c
 static verdict_t renewed(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
                          const char *token, const bb_tokencache_entry_t *entry, apr_int64_t now)
 {
-    verdict_t v = { BB_OK, entry->user, NULL, 0 }, fresh;
+    verdict_t v = { BB_OK, entry->user, NULL, 0, 0 }, fresh;
     apr_int64_t life = entry->expires - entry->validated_at;
     const char *key, *mark;
     bb_flight_t flight;
@@ -279,6 +287,18 @@ static int stale_verdict(request_rec *r, const bb_tokencache_t *tc, const char *
     return 1;
 }
 
+/* The token_verdicts_total outcome of a check. */
+static bb_metric_id outcome_metric(const verdict_t *v)
+{
+    if (v->status == BB_OK || v->status == BB_DENIED) {
+        return v->status == BB_OK ? BB_M_TOKEN_VALID : BB_M_TOKEN_REFUSED;
+    }
+    if (v->address_limited > 0) {
+        return BB_M_TOKEN_ADDRESS_LIMITED;
+    }
+    return bb_http_rate_limited(v->errmsg) ? BB_M_TOKEN_RATE_LIMITED : BB_M_TOKEN_UNAVAILABLE;
+}
+
 /* The request's answer for a verdict. */
 static int answer(request_rec *r, const bbauth_server_conf *conf, const bb_credential_t *cred, const verdict_t *v,
                   const bb_user_t **owner)
@@ -288,6 +308,12 @@ static int answer(request_rec *r, const bbauth_server_conf *conf, const bb_crede
     }
     if (v->status == BB_DENIED) {
         return refused(r, v->errmsg ? v->errmsg : "Bitbucket does not know it");
+    }
+    if (v->address_limited > 0) {   /* a flood of junk from one address: its own 429, never a call */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: cannot check an access token: %s", v->errmsg);
+        apr_table_setn(r->err_headers_out, "Retry-After",
+                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT, v->address_limited));
+        return HTTP_TOO_MANY_REQUESTS;
     }
     /* While Bitbucket is down the breaker's own line says so once; each request held back is only info. */
     ap_log_rerror(APLOG_MARK, bb_http_held_back(v->errmsg) ? APLOG_INFO : APLOG_ERR, 0, r,
@@ -337,7 +363,6 @@ int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, co
     }
     v = validate_once(r, conf, &tc, cred->token, entry ? entry->user : NULL);
     stale_verdict(r, &tc, cred->token, &v);
-    bbauth_count(v.status == BB_OK ? BB_M_TOKEN_VALID : v.status == BB_DENIED ? BB_M_TOKEN_REFUSED
-                 : BB_M_TOKEN_UNAVAILABLE);
+    bbauth_count(outcome_metric(&v));
     return answer(r, conf, cred, &v, owner);
 }

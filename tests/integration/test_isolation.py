@@ -132,3 +132,45 @@ def test_stale_if_error_never_serves_a_token_when_this_server_held_the_call_back
     assert site.fb.calls().get("whoami") == 1
     # Asked now, Bitbucket says the token is revoked.
     assert get(site, token, "/packages/file.txt").status_code == 401
+
+
+REMOTE_IP = "RemoteIPHeader X-Forwarded-For\nRemoteIPInternalProxy 127.0.0.1\n"
+
+
+def get_from(site, address, token, path="/packages/file.txt"):
+    s = site.session()
+    s.headers.update({"Authorization": f"Bearer {token}", "X-Forwarded-For": address})
+    return s.get(site.url(path), allow_redirects=False)
+
+
+def test_a_flood_of_junk_tokens_from_one_address_costs_a_few_dozen_calls(site_factory):
+    # Issue 15 (3): 500 tokens nobody issued, from one client address (mod_remoteip names it), cost at most
+    # BBAuthAnonymousChecksPerMinute (default 30) whoami calls; beyond, that address gets 429 with Retry-After and
+    # Bitbucket is not asked. Another address's new token and a browser's login are served meanwhile.
+    import concurrent.futures
+    site = site_factory(conf=token_conf(REMOTE_IP), modules=("remoteip",))
+    files(site)
+    alice = site.fb.control("POST", "/_fake/tokens", {"user": "alice", "kind": "personal"})["token"]
+    site.fb.control("POST", "/_fake/calls/reset")
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        flood = list(pool.map(lambda i: get_from(site, "192.0.2.7", f"BBDC-junk-{i:04d}-" + "q" * 30), range(500)))
+    statuses = [r.status_code for r in flood]
+    # 503: the checks in flight at once took the anonymous quarter of BBAuthBitbucketMaxCalls.
+    assert set(statuses) <= {401, 429, 503}
+    assert 1 <= statuses.count(401) <= 30 and statuses.count(429) >= 500 - 30
+    assert all(1 <= int(r.headers["Retry-After"]) <= 60 for r in flood if r.status_code in (429, 503))
+    assert site.fb.calls_by_user().get("anonymous", 0) == statuses.count(401)
+    assert get_from(site, "198.51.100.9", alice).status_code == 200
+    browser = site.session()
+    site.login(browser, "/packages/echo", user="bob")
+    assert site.echo(browser)["remote_user"] == "bob"
+    site.apache.wait_for_log(r"tokens nobody confirmed came from 192\.0\.2\.7 within a minute "
+                             r"\(BBAuthAnonymousChecksPerMinute\), retry after \d+ s")
+    assert "BBDC-junk-" not in site.apache.error_log()
+
+
+def test_the_anonymous_checks_limit_can_be_raised_or_lifted(site_factory):
+    site = site_factory(conf=token_conf(REMOTE_IP + "BBAuthAnonymousChecksPerMinute 0\n"), modules=("remoteip",),
+                        servers=1)
+    statuses = [get_from(site, "192.0.2.7", f"BBDC-junk-{i:04d}-" + "q" * 30).status_code for i in range(40)]
+    assert statuses == [401] * 40
