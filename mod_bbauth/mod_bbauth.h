@@ -20,6 +20,7 @@
 #include "bb_flight.h"
 #include "bb_sessionstate.h"
 #include "bb_ratelimit.h"
+#include "bb_hostflight.h"
 #include "mod_bbauth_metrics.h"
 
 extern module AP_MODULE_DECLARE_DATA bbauth_module;
@@ -195,6 +196,8 @@ const bb_http_opts_t *bbauth_http_for(request_rec *r, const bbauth_server_conf *
  * address, host-wide: 1 when it may be made, else 0 with *retry_after (the seconds until the address's minute
  * ends). */
 int bbauth_anonymous_check_allowed(request_rec *r, const bbauth_server_conf *conf, apr_int64_t *retry_after);
+/* The host's access token checks in progress (shared by its processes), or NULL. */
+bb_hostflights_t *bbauth_token_hostflights(void);
 
 /* mod_bbauth_token.c */
 /* Authenticates a Bitbucket HTTP access token from the Authorization header: OK with *user set, DECLINED when

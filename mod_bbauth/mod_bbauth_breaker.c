@@ -28,23 +28,31 @@ static bb_breaker_t *breaker_like(server_rec *s, server_rec *upto, const bbauth_
 /* One anonymous segment (mapped before the fork, so every child shares it; made again at each restart) with a
  * state per server: apr atomics on shared memory are cheaper than a socache round trip on every call, and the
  * breaker only needs to be shared within a host (each host sees Bitbucket from where it stands). */
-/* The host's count of anonymous checks per client address (BBAuthAnonymousChecksPerMinute), made at each start
- * before the children are forked; NULL (no limit) when no shared memory could be made. */
+/* The host's tables, made at each start before the children are forked (NULL when no shared memory could be made:
+ * the limit is not applied, or each process checks a new token for itself): anonymous checks per client address
+ * (BBAuthAnonymousChecksPerMinute), and token checks in progress. */
 static bb_ratelimit_t *anonymous_checks;
+static bb_hostflights_t *token_hostflights;
 
-static void make_anonymous_checks(apr_pool_t *pconf, server_rec *s)
+/* A zeroed anonymous shared memory segment of pconf, or NULL (logged: `without` says what then). */
+static void *shared_zeroed(apr_pool_t *pconf, server_rec *s, apr_size_t size, const char *without)
 {
     apr_shm_t *shm = NULL;
-    apr_status_t rv = apr_shm_create(&shm, sizeof(*anonymous_checks), NULL, pconf);
+    apr_status_t rv = apr_shm_create(&shm, size, NULL, pconf);
+    void *base;
 
-    anonymous_checks = NULL;
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "mod_bbauth: cannot make the shared memory that counts checks "
-                     "of unknown tokens per client address: BBAuthAnonymousChecksPerMinute is not applied");
-        return;
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "mod_bbauth: cannot make a shared memory segment: %s", without);
+        return NULL;
     }
-    anonymous_checks = apr_shm_baseaddr_get(shm);
-    memset(anonymous_checks, 0, sizeof(*anonymous_checks));
+    base = apr_shm_baseaddr_get(shm);
+    memset(base, 0, size);
+    return base;
+}
+
+bb_hostflights_t *bbauth_token_hostflights(void)
+{
+    return token_hostflights;
 }
 
 int bbauth_anonymous_check_allowed(request_rec *r, const bbauth_server_conf *conf, apr_int64_t *retry_after)
@@ -55,25 +63,19 @@ int bbauth_anonymous_check_allowed(request_rec *r, const bbauth_server_conf *con
 
 apr_status_t bbauth_breaker_post_config(apr_pool_t *pconf, server_rec *s)
 {
-    bb_breaker_state_t *states = NULL;
-    apr_shm_t *shm = NULL;
+    bb_breaker_state_t *states;
     apr_size_t count = 0, i = 0;
     server_rec *v;
-    apr_status_t rv;
 
-    make_anonymous_checks(pconf, s);
+    anonymous_checks = shared_zeroed(pconf, s, sizeof(*anonymous_checks), "BBAuthAnonymousChecksPerMinute is not "
+                                     "applied");
+    token_hostflights = shared_zeroed(pconf, s, sizeof(*token_hostflights), "each process checks a new access "
+                                      "token at Bitbucket for itself");
     for (v = s; v; v = v->next) {
         count++;
     }
-    rv = apr_shm_create(&shm, count * sizeof(*states), NULL, pconf);
-    if (rv == APR_SUCCESS) {
-        states = apr_shm_baseaddr_get(shm);
-        memset(states, 0, count * sizeof(*states));
-    }
-    else {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "mod_bbauth: cannot make the shared memory of the circuit "
-                     "breaker: each call to Bitbucket is only limited per process (BBAuthBitbucketMaxCalls)");
-    }
+    states = shared_zeroed(pconf, s, count * sizeof(*states), "no circuit breaker nor 429 holds, each call to "
+                           "Bitbucket is only limited per process (BBAuthBitbucketMaxCalls)");
     for (v = s; v; v = v->next, i++) {
         bbauth_server_conf *conf = ap_get_module_config(v->module_config, &bbauth_module);
 

@@ -197,7 +197,63 @@ static verdict_t validate_shared(request_rec *r, const bbauth_server_conf *conf,
     return v;
 }
 
-/* A token no cache knows (or whose verdict expired): one request per process asks (see validate_shared), the
+/* What a concurrent check of the same token (its leader's outcome) leaves to those who waited for it: the verdict
+ * it kept (this process's memo or the shared cache), its refusal (kept by the leader's process only: kept here too),
+ * or why it had none; a verdict that could not be kept is asked again. */
+static verdict_t landed(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc, const char *token,
+                        const bb_user_t *earlier, int outcome)
+{
+    verdict_t v = { BB_UNAVAILABLE, NULL, NULL, 0, 0 };
+
+    if (cached_verdict(r, tc, token, &v)) {
+        return v;
+    }
+    if (outcome == BB_DENIED) {
+        bb_tokencache_store_invalid(r->pool, tc, token, bbauth_now(), TOKEN_NEGATIVE_TTL);
+        v.status = BB_DENIED;
+        v.errmsg = "Bitbucket refused it (checked by a concurrent request)";
+        return v;
+    }
+    if (outcome == BB_UNAVAILABLE || outcome == BB_BAD_RESPONSE || outcome == OUTCOME_HELD_HERE) {
+        v.status = outcome == OUTCOME_HELD_HERE ? BB_UNAVAILABLE : (bb_status_t)outcome;
+        v.errmsg = "Bitbucket could not say for a concurrent request with the same token";
+        v.bitbucket_failed = outcome != OUTCOME_HELD_HERE;
+        return v;
+    }
+    return validate(r, conf, tc, token, earlier ? earlier->name : BB_HOLDER_ANONYMOUS);
+}
+
+/* A leader's outcome for those who wait: its verdict, Bitbucket's failure, or OUTCOME_HELD_HERE. */
+static int outcome_of(const verdict_t *v)
+{
+    return v->status == BB_OK || v->status == BB_DENIED || v->bitbucket_failed ? (int)v->status : OUTCOME_HELD_HERE;
+}
+
+/* The process's one check of a token, once per host: the first process asks (see validate_shared), the others wait
+ * in a table of the host's shared memory for its outcome (at most BBAuthTimeout). Nothing is written to the shared
+ * cache for it, so a token nobody confirmed costs one call per host, not one per process. */
+static verdict_t validate_on_host(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
+                                  const char *token, const bb_user_t *earlier)
+{
+    verdict_t v = { BB_UNAVAILABLE, NULL, NULL, 0, 0 };
+    bb_hostflight_t flight;
+    int outcome;
+
+    switch (bb_hostflight_join(bbauth_token_hostflights(), bb_tokencache_key(r->pool, tc, token), bbauth_now(),
+                               conf->timeout + 1, apr_time_from_sec(conf->timeout), &flight, &outcome)) {
+    case BB_HOSTFLIGHT_LEAD:
+        v = validate_shared(r, conf, tc, token, earlier);
+        bb_hostflight_land(&flight, outcome_of(&v), bbauth_now());
+        return v;
+    case BB_HOSTFLIGHT_LANDED:
+        return landed(r, conf, tc, token, earlier, outcome);
+    default:
+        v.errmsg = "another process's check of the same token did not finish within BBAuthTimeout";
+        return v;
+    }
+}
+
+/* A token no cache knows (or whose verdict expired): one request per process asks (see validate_on_host), the
  * others with the same token wait for its verdict, at most BBAuthTimeout. `earlier`: the owner Bitbucket named
  * for it before (a verdict kept for BBAuthStaleIfError), or NULL: nobody confirmed it. */
 static verdict_t validate_once(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
@@ -210,23 +266,11 @@ static verdict_t validate_once(request_rec *r, const bbauth_server_conf *conf, c
     switch (bb_flight_join(conf->token_flights, bb_tokencache_key(r->pool, tc, token),
                            apr_time_from_sec(conf->timeout), &flight, &outcome)) {
     case BB_FLIGHT_LEAD:
-        v = validate_shared(r, conf, tc, token, earlier);
-        bb_flight_land(conf->token_flights, &flight,
-                       v.status == BB_OK || v.status == BB_DENIED || v.bitbucket_failed ? (int)v.status
-                                                                                        : OUTCOME_HELD_HERE);
+        v = validate_on_host(r, conf, tc, token, earlier);
+        bb_flight_land(conf->token_flights, &flight, outcome_of(&v));
         return v;
     case BB_FLIGHT_LANDED:
-        if (cached_verdict(r, tc, token, &v)) {
-            return v;
-        }
-        if (outcome == BB_UNAVAILABLE || outcome == BB_BAD_RESPONSE || outcome == OUTCOME_HELD_HERE) {
-            v.status = outcome == OUTCOME_HELD_HERE ? BB_UNAVAILABLE : (bb_status_t)outcome;
-            v.errmsg = "Bitbucket could not say for a concurrent request with the same token";
-            v.bitbucket_failed = outcome != OUTCOME_HELD_HERE;
-            return v;
-        }
-        /* a verdict that could not be cached: ask again */
-        return validate(r, conf, tc, token, earlier ? earlier->name : BB_HOLDER_ANONYMOUS);
+        return landed(r, conf, tc, token, earlier, outcome);
     default:
         v.errmsg = "a concurrent request's check of the same token did not finish within BBAuthTimeout";
         return v;

@@ -3,6 +3,8 @@ Retry-After, protocol sheet §10): the module holds back that user's calls, host
 a 429 for a check of a token nobody confirmed holds back such checks only. Calls are counted at the fake, by the
 user their credential names; nothing is timed."""
 
+import pytest
+
 import bbsite
 
 ALICE = "BBDC-alicePersonalReadToken0000000000000000001"
@@ -174,3 +176,31 @@ def test_the_anonymous_checks_limit_can_be_raised_or_lifted(site_factory):
                         servers=1)
     statuses = [get_from(site, "192.0.2.7", f"BBDC-junk-{i:04d}-" + "q" * 30).status_code for i in range(40)]
     assert statuses == [401] * 40
+
+
+def herd(site, n, token):
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(max_workers=n) as pool:
+        return [r.status_code for r in pool.map(lambda _i: get(site, token, "/packages/file.txt"), range(n))]
+
+
+@pytest.mark.parametrize("mpm,servers", [("event", 2), ("prefork", 6)])
+def test_a_herd_with_one_new_token_costs_one_check_per_host(site_factory, mpm, servers):
+    # Issue 15 (4): every process of the host waits for the one asking, in the host's shared memory (nothing is
+    # written to the shared cache for a token nobody confirmed).
+    site = site_factory(conf=token_conf(""), mpm=mpm, servers=servers)
+    files(site)
+    token = site.fb.control("POST", "/_fake/tokens", {"user": "bob", "kind": "personal"})["token"]
+    site.fb.set_mode("whoami", "slow", seconds=2)      # every request arrives while the first check is under way
+    site.fb.control("POST", "/_fake/calls/reset")
+    assert herd(site, 24, token) == [200] * 24
+    assert site.fb.calls().get("whoami") == 1
+
+
+def test_a_herd_with_one_junk_token_costs_one_check_per_host(site_factory):
+    site = site_factory(conf=token_conf(""), servers=2)
+    files(site)
+    site.fb.set_mode("whoami", "slow", seconds=2)
+    site.fb.control("POST", "/_fake/calls/reset")
+    assert herd(site, 24, "BBDC-junk-herd-" + "h" * 30) == [401] * 24
+    assert site.fb.calls().get("whoami") == 1
