@@ -33,24 +33,43 @@ static json_t *make_record(apr_pool_t *p, const bb_user_t *user, apr_int64_t now
                                          "id", (json_int_t)user->id, "active", user->active));
 }
 
-/* A verdict as a memo value (strings: the owner's; numbers: validated_at, valid, id, active, expires), and back. */
+/* A user in a memo value (strings: name, slug, display name, email, type; numbers 2 and 3: id, active), and back. */
+static void memo_user(bb_memo_value_t *v, const bb_user_t *u)
+{
+    v->s[0] = u->name;
+    v->s[1] = or_empty(u->slug);
+    v->s[2] = or_empty(u->display_name);
+    v->s[3] = or_empty(u->email);
+    v->s[4] = or_empty(u->type);
+    v->n[2] = u->id;
+    v->n[3] = u->active;
+}
+
+static bb_user_t *remembered_user(apr_pool_t *p, const bb_memo_value_t *v)
+{
+    bb_user_t *u = apr_pcalloc(p, sizeof(*u));
+
+    u->name = v->s[0];
+    u->slug = v->s[1];
+    u->display_name = v->s[2];
+    u->email = v->s[3];
+    u->type = v->s[4];
+    u->id = v->n[2];
+    u->active = (int)v->n[3];
+    return u;
+}
+
+/* A verdict as a memo value (the owner as memo_user; numbers 0, 1 and 4: validated_at, valid, expires), and back. */
 static void memo_verdict(const bb_tokencache_t *tc, const char *key, const bb_tokencache_entry_t *entry)
 {
     bb_memo_value_t v;
-    const bb_user_t *u = entry->user;
 
     memset(&v, 0, sizeof(v));
     v.n[0] = entry->validated_at;
-    v.n[1] = u != NULL;
+    v.n[1] = entry->user != NULL;
     v.n[4] = entry->expires;
-    if (u) {
-        v.s[0] = u->name;
-        v.s[1] = or_empty(u->slug);
-        v.s[2] = or_empty(u->display_name);
-        v.s[3] = or_empty(u->email);
-        v.s[4] = or_empty(u->type);
-        v.n[2] = u->id;
-        v.n[3] = u->active;
+    if (entry->user) {
+        memo_user(&v, entry->user);
     }
     bb_memo_put(tc->memo, key, strlen(key), entry->expires, &v);
 }
@@ -60,7 +79,6 @@ static bb_tokencache_entry_t *remembered_verdict(apr_pool_t *p, const bb_tokenca
 {
     bb_memo_value_t v;
     bb_tokencache_entry_t *entry;
-    bb_user_t *u;
 
     if (!bb_memo_get(tc->memo, p, key, strlen(key), now, &v)) {
         return NULL;
@@ -69,17 +87,41 @@ static bb_tokencache_entry_t *remembered_verdict(apr_pool_t *p, const bb_tokenca
     entry->from_memo = 1;
     entry->validated_at = v.n[0];
     entry->expires = v.n[4];
-    if (v.n[1]) {
-        entry->user = u = apr_pcalloc(p, sizeof(*u));
-        u->name = v.s[0];
-        u->slug = v.s[1];
-        u->display_name = v.s[2];
-        u->email = v.s[3];
-        u->type = v.s[4];
-        u->id = v.n[2];
-        u->active = (int)v.n[3];
-    }
+    entry->user = v.n[1] ? remembered_user(p, &v) : NULL;
     return entry;
+}
+
+/* The users memo's key of a name: a prefix no other key of it has. */
+static const char *user_key(apr_pool_t *p, const char *name)
+{
+    return apr_pstrcat(p, "user ", name, NULL);
+}
+
+void bb_tokencache_remember_user(apr_pool_t *p, const bb_tokencache_t *tc, const bb_user_t *user,
+                                 apr_int64_t expires)
+{
+    const char *key;
+    bb_memo_value_t v;
+
+    if (tc == NULL || user == NULL || user->name == NULL) {
+        return;
+    }
+    key = user_key(p, user->name);
+    memset(&v, 0, sizeof(v));
+    memo_user(&v, user);
+    bb_memo_put(tc->users, key, strlen(key), expires, &v);
+}
+
+bb_user_t *bb_tokencache_known_user(apr_pool_t *p, const bb_tokencache_t *tc, const char *name, apr_int64_t now)
+{
+    const char *key;
+    bb_memo_value_t v;
+
+    if (tc == NULL || name == NULL) {
+        return NULL;
+    }
+    key = user_key(p, name);
+    return bb_memo_get(tc->users, p, key, strlen(key), now, &v) ? remembered_user(p, &v) : NULL;
 }
 
 /* Stores the JSON record of a valid token under its key until now + ttl. */

@@ -145,6 +145,7 @@ static void derive_integration_keys(apr_pool_t *p, bbauth_server_conf *conf)
     conf->grant_sealer = bb_sealer_create(p, integration_keys(p, conf, "grant"));
     conf->session_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
     conf->token_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
+    conf->user_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
     conf->token_flights = bb_flights_create(p);
     conf->grant_flights = bb_flights_create(p);
     conf->session_state.space = apr_pstrcat(p, conf->bitbucket_url ? conf->bitbucket_url : "", "\n",

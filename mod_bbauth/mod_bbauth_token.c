@@ -14,7 +14,8 @@
 
 static bb_tokencache_t token_cache_of(const bbauth_server_conf *conf)
 {
-    bb_tokencache_t tc = { bbauth_cache(), conf->session_state.key, conf->token_memo, conf->stale_if_error };
+    bb_tokencache_t tc = { bbauth_cache(), conf->session_state.key, conf->token_memo, conf->stale_if_error,
+                           conf->user_memo };
     return tc;
 }
 
@@ -33,9 +34,11 @@ static bb_user_t *service_user(apr_pool_t *p, const char *username)
 }
 
 /* Who owns the token, as Bitbucket says (the token itself is the credential of both calls, made as `holder`'s: the
- * owner Bitbucket named before, or BB_HOLDER_ANONYMOUS). */
-static bb_status_t ask_bitbucket(request_rec *r, const bbauth_server_conf *conf, const char *token,
-                                 const char *holder, bb_user_t **user, const char **errmsg)
+ * owner Bitbucket named before, or BB_HOLDER_ANONYMOUS). The owner's details are asked for once per process and
+ * BBAuthTokenCacheTTL: another token of someone seen before costs whoami alone (which refuses the tokens of a
+ * deactivated user too). */
+static bb_status_t ask_bitbucket(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
+                                 const char *token, const char *holder, bb_user_t **user, const char **errmsg)
 {
     bb_bitbucket_t bb = { conf->bitbucket_url, bbauth_http_for(r, conf, holder), bb_bearer_authorizer,
                           (void *)token };
@@ -45,14 +48,21 @@ static bb_status_t ask_bitbucket(request_rec *r, const bbauth_server_conf *conf,
     if (status != BB_OK) {
         return status;
     }
+    *user = bb_tokencache_known_user(r->pool, tc, username, bbauth_now());
+    if (*user != NULL) {
+        return BB_OK;
+    }
     status = bb_bitbucket_user(r->pool, &bb, username, user, errmsg);
     if (status == BB_NOT_FOUND) {
         *user = service_user(r->pool, username);
-        return BB_OK;
+        status = BB_OK;
     }
     if (status == BB_OK && !(*user)->active) {
         *errmsg = "the token's owner is deactivated in Bitbucket";
         return BB_DENIED;
+    }
+    if (status == BB_OK) {
+        bb_tokencache_remember_user(r->pool, tc, *user, bbauth_now() + conf->token_cache_ttl);
     }
     return status;
 }
@@ -116,7 +126,7 @@ static verdict_t validate(request_rec *r, const bbauth_server_conf *conf, const 
                                 " s", conf->anonymous_checks, r->useragent_ip, v.address_limited);
         return v;
     }
-    v.status = ask_bitbucket(r, conf, token, holder, &v.user, &v.errmsg);
+    v.status = ask_bitbucket(r, conf, tc, token, holder, &v.user, &v.errmsg);
     v.bitbucket_failed = failed_at_bitbucket(v.status, v.errmsg);
     now = bbauth_now();
     if (v.status == BB_DENIED) {

@@ -204,3 +204,23 @@ def test_a_herd_with_one_junk_token_costs_one_check_per_host(site_factory):
     site.fb.control("POST", "/_fake/calls/reset")
     assert herd(site, 24, "BBDC-junk-herd-" + "h" * 30) == [401] * 24
     assert site.fb.calls().get("whoami") == 1
+
+
+def test_a_new_token_of_a_user_seen_before_costs_whoami_alone(site_factory):
+    site = site_factory(conf=token_conf(""), servers=1)
+    first, second = (site.fb.control("POST", "/_fake/tokens", {"user": "bob", "kind": "personal"})["token"]
+                     for _ in range(2))
+    site.fb.control("POST", "/_fake/calls/reset")
+    r = get(site, first, "/packages/echo")
+    assert r.status_code == 200 and r.json()["remote_user"] == "bob"
+    assert site.fb.calls() == {"whoami": 1, "users": 1}
+    site.fb.control("POST", "/_fake/calls/reset")
+    r = get(site, second, "/packages/echo")
+    assert r.status_code == 200
+    seen = {k.lower().replace("_", "-"): v for k, v in r.json()["headers"].items()}
+    assert seen["x-bitbucket-name"] == "Bob Builder" and seen["x-bitbucket-email"] == "bob@example.com"
+    assert site.fb.calls() == {"whoami": 1}
+    # A deactivated user's tokens are refused by whoami itself.
+    site.fb.control("POST", "/_fake/users/bob/deactivate")
+    third = site.fb.control("POST", "/_fake/tokens", {"user": "bob", "kind": "personal"})["token"]
+    assert get(site, third, "/packages/echo").status_code == 401

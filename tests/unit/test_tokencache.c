@@ -364,6 +364,32 @@ static void test_memo_serves_verdicts(void **state)
     assert_int_equal(entry->validated_at, NOW + 400);
 }
 
+/* A user Bitbucket confirmed is remembered by name until the expiry given, every field kept. */
+static void test_users_are_remembered_by_name(void **state)
+{
+    apr_pool_t *p = *state;
+    fixture_t *f = fixture(p, 0x5a);
+    bb_user_t *known;
+
+    assert_null(bb_tokencache_known_user(p, &f->tc, alice.name, NOW));          /* no memo: nothing */
+    bb_tokencache_remember_user(p, &f->tc, &alice, NOW + 300);
+    f->tc.users = bb_memo_create(p, 16);
+    assert_null(bb_tokencache_known_user(p, &f->tc, alice.name, NOW));
+    bb_tokencache_remember_user(p, &f->tc, &alice, NOW + 300);
+    known = bb_tokencache_known_user(p, &f->tc, alice.name, NOW + 299);
+    assert_non_null(known);
+    assert_string_equal(known->name, alice.name);
+    assert_string_equal(known->slug, alice.slug);
+    assert_string_equal(known->display_name, alice.display_name);
+    assert_string_equal(known->email, alice.email);
+    assert_string_equal(known->type, alice.type);
+    assert_int_equal(known->id, alice.id);
+    assert_int_equal(known->active, 1);
+    assert_null(bb_tokencache_known_user(p, &f->tc, alice.name, NOW + 300));
+    assert_null(bb_tokencache_known_user(p, &f->tc, "bob", NOW));
+    assert_null(bb_tokencache_known_user(p, &f->tc, NULL, NOW));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -378,6 +404,7 @@ int main(void)
         UNIT_TEST(test_refused_stores),
         UNIT_TEST(test_short_secret_caches_nothing),
         UNIT_TEST(test_memo_serves_verdicts),
+        UNIT_TEST(test_users_are_remembered_by_name),
     };
     return UNIT_RUN("tokencache", tests);
 }
