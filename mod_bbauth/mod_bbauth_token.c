@@ -6,6 +6,7 @@
 
 #include "mod_bbauth.h"
 #include "bb_credential.h"
+#include "bb_tokencheck.h"
 
 /* Seconds a token Bitbucket refused stays refused without asking again (a typo is retried soon). */
 #define TOKEN_NEGATIVE_TTL 30
@@ -92,47 +93,36 @@ const char *bbauth_token_of(request_rec *r)
     return bb_credential_parse(r->pool, header, &cred) == BB_CRED_OK ? cred->token : NULL;
 }
 
-/* What one check of a token found: Bitbucket's verdict (BB_OK with the owner, BB_DENIED), or why there is none. */
+/* What one check of a token found (see bb_tokencheck): Bitbucket's verdict (with the owner), or why there is none. */
 typedef struct {
-    bb_status_t status;
+    bb_check_result_t result;
     bb_user_t *user;
     const char *errmsg;
-    int bitbucket_failed;           /* no verdict because Bitbucket failed (not this server's budget, a 429's hold
-                                     * or a wait that ran out): only then may BBAuthStaleIfError serve one */
-    apr_int64_t address_limited;    /* > 0: not asked, the client's address is over BBAuthAnonymousChecksPerMinute
-                                     * for this many more seconds */
+    apr_int64_t retry_after;        /* BB_CHECK_ADDRESS_LIMITED: seconds until the address's minute ends */
 } verdict_t;
-
-/* A flight's outcome for its waiters when the leader had no verdict for a reason of this server's own. */
-#define OUTCOME_HELD_HERE (-2)
-
-/* Whether a call's failure is Bitbucket's own (unreachable, timed out, 5xx, garbage, an open circuit). */
-static int failed_at_bitbucket(bb_status_t status, const char *errmsg)
-{
-    return (status == BB_UNAVAILABLE || status == BB_BAD_RESPONSE) && !bb_http_held_here(errmsg)
-           && !bb_http_rate_limited(errmsg);
-}
 
 /* Asks Bitbucket as `holder` and keeps its verdict in the token cache. */
 static verdict_t validate(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
                           const char *token, const char *holder)
 {
-    verdict_t v = { BB_UNAVAILABLE, NULL, NULL, 0, 0 };
+    verdict_t v = { BB_CHECK_HELD_HERE, NULL, NULL, 0 };
+    bb_status_t status;
     apr_int64_t now;
 
-    if (!strcmp(holder, BB_HOLDER_ANONYMOUS) && !bbauth_anonymous_check_allowed(r, conf, &v.address_limited)) {
+    if (!strcmp(holder, BB_HOLDER_ANONYMOUS) && !bbauth_anonymous_check_allowed(r, conf, &v.retry_after)) {
+        v.result = BB_CHECK_ADDRESS_LIMITED;
         v.errmsg = apr_psprintf(r->pool, "not asked: %" APR_INT64_T_FMT " tokens nobody confirmed came from %s "
                                 "within a minute (BBAuthAnonymousChecksPerMinute), retry after %" APR_INT64_T_FMT
-                                " s", conf->anonymous_checks, r->useragent_ip, v.address_limited);
+                                " s", conf->anonymous_checks, r->useragent_ip, v.retry_after);
         return v;
     }
-    v.status = ask_bitbucket(r, conf, tc, token, holder, &v.user, &v.errmsg);
-    v.bitbucket_failed = failed_at_bitbucket(v.status, v.errmsg);
+    status = ask_bitbucket(r, conf, tc, token, holder, &v.user, &v.errmsg);
+    v.result = bb_tokencheck_result(status, v.errmsg);
     now = bbauth_now();
-    if (v.status == BB_DENIED) {
+    if (v.result == BB_CHECK_REFUSED) {
         bb_tokencache_store_invalid(r->pool, tc, token, now, TOKEN_NEGATIVE_TTL);
     }
-    else if (v.status == BB_OK) {
+    else if (v.result == BB_CHECK_VALID) {
         bb_tokencache_store_valid(r->pool, tc, token, v.user, now, conf->token_cache_ttl);
     }
     return v;
@@ -145,11 +135,11 @@ static int cached_verdict(request_rec *r, const bb_tokencache_t *tc, const char 
 
     switch (bb_tokencache_lookup(r->pool, tc, token, bbauth_now(), &entry)) {
     case BB_TOKENCACHE_HIT_VALID:
-        v->status = BB_OK;
+        v->result = BB_CHECK_VALID;
         v->user = entry->user;
         return 1;
     case BB_TOKENCACHE_HIT_INVALID:
-        v->status = BB_DENIED;
+        v->result = BB_CHECK_REFUSED;
         v->errmsg = "Bitbucket refused it (checked by a concurrent request)";
         return 1;
     default:
@@ -179,9 +169,8 @@ static int verdict_of_others(request_rec *r, const bbauth_server_conf *conf, con
             return 0;
         }
     }
-    v->status = BB_UNAVAILABLE;
+    v->result = BB_CHECK_HELD_HERE;
     v->errmsg = "another server's check of this token at Bitbucket did not finish within BBAuthTimeout";
-    v->bitbucket_failed = 0;
     return 1;
 }
 
@@ -195,12 +184,12 @@ static verdict_t validate_shared(request_rec *r, const bbauth_server_conf *conf,
     const char *mark = mark_of(r, tc, token);
     apr_status_t marked = confirmed ? bb_flight_mark(r->pool, tc->cache, mark, bbauth_now() + conf->timeout + 1)
                                     : bb_flight_marked(r->pool, tc->cache, mark) ? APR_EEXIST : APR_NOTFOUND;
-    verdict_t v = { BB_UNAVAILABLE, NULL, NULL, 0, 0 };
+    verdict_t v = { BB_CHECK_HELD_HERE, NULL, NULL, 0 };
 
     if (marked == APR_EEXIST && verdict_of_others(r, conf, tc, token, mark, &v)) {
         return v;
     }
-    v = validate(r, conf, tc, token, confirmed ? confirmed->name : BB_HOLDER_ANONYMOUS);
+    v = validate(r, conf, tc, token, bb_tokencheck_holder(confirmed));
     if (confirmed && marked == APR_SUCCESS) {
         bb_flight_unmark(r->pool, tc->cache, mark);
     }
@@ -213,30 +202,24 @@ static verdict_t validate_shared(request_rec *r, const bbauth_server_conf *conf,
 static verdict_t landed(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc, const char *token,
                         const bb_user_t *earlier, int outcome)
 {
-    verdict_t v = { BB_UNAVAILABLE, NULL, NULL, 0, 0 };
+    verdict_t v = { BB_CHECK_HELD_HERE, NULL, NULL, 0 };
 
     if (cached_verdict(r, tc, token, &v)) {
         return v;
     }
-    if (outcome == BB_DENIED) {
+    if (outcome == BB_CHECK_REFUSED) {
         bb_tokencache_store_invalid(r->pool, tc, token, bbauth_now(), TOKEN_NEGATIVE_TTL);
-        v.status = BB_DENIED;
+        v.result = BB_CHECK_REFUSED;
         v.errmsg = "Bitbucket refused it (checked by a concurrent request)";
         return v;
     }
-    if (outcome == BB_UNAVAILABLE || outcome == BB_BAD_RESPONSE || outcome == OUTCOME_HELD_HERE) {
-        v.status = outcome == OUTCOME_HELD_HERE ? BB_UNAVAILABLE : (bb_status_t)outcome;
-        v.errmsg = "Bitbucket could not say for a concurrent request with the same token";
-        v.bitbucket_failed = outcome != OUTCOME_HELD_HERE;
-        return v;
+    if (outcome == BB_CHECK_VALID || outcome == BB_FLIGHT_UNKNOWN) {
+        return validate(r, conf, tc, token, bb_tokencheck_holder(earlier));   /* a verdict that was not kept */
     }
-    return validate(r, conf, tc, token, earlier ? earlier->name : BB_HOLDER_ANONYMOUS);
-}
-
-/* A leader's outcome for those who wait: its verdict, Bitbucket's failure, or OUTCOME_HELD_HERE. */
-static int outcome_of(const verdict_t *v)
-{
-    return v->status == BB_OK || v->status == BB_DENIED || v->bitbucket_failed ? (int)v->status : OUTCOME_HELD_HERE;
+    /* Another address's limit is not this one's; a 429's hold is the holder's (Retry-After says for how long). */
+    v.result = outcome == BB_CHECK_ADDRESS_LIMITED ? BB_CHECK_HELD_HERE : (bb_check_result_t)outcome;
+    v.errmsg = "Bitbucket could not say for a concurrent request with the same token";
+    return v;
 }
 
 /* The process's one check of a token, once per host: the first process asks (see validate_shared), the others wait
@@ -245,7 +228,7 @@ static int outcome_of(const verdict_t *v)
 static verdict_t validate_on_host(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
                                   const char *token, const bb_user_t *earlier)
 {
-    verdict_t v = { BB_UNAVAILABLE, NULL, NULL, 0, 0 };
+    verdict_t v = { BB_CHECK_HELD_HERE, NULL, NULL, 0 };
     bb_hostflight_t flight;
     int outcome;
 
@@ -253,7 +236,7 @@ static verdict_t validate_on_host(request_rec *r, const bbauth_server_conf *conf
                                conf->timeout + 1, apr_time_from_sec(conf->timeout), &flight, &outcome)) {
     case BB_HOSTFLIGHT_LEAD:
         v = validate_shared(r, conf, tc, token, earlier);
-        bb_hostflight_land(&flight, outcome_of(&v), bbauth_now());
+        bb_hostflight_land(&flight, (int)v.result, bbauth_now());
         return v;
     case BB_HOSTFLIGHT_LANDED:
         return landed(r, conf, tc, token, earlier, outcome);
@@ -269,7 +252,7 @@ static verdict_t validate_on_host(request_rec *r, const bbauth_server_conf *conf
 static verdict_t validate_once(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
                                const char *token, const bb_user_t *earlier)
 {
-    verdict_t v = { BB_UNAVAILABLE, NULL, NULL, 0, 0 };
+    verdict_t v = { BB_CHECK_HELD_HERE, NULL, NULL, 0 };
     bb_flight_t flight;
     int outcome;
 
@@ -277,7 +260,7 @@ static verdict_t validate_once(request_rec *r, const bbauth_server_conf *conf, c
                            apr_time_from_sec(conf->timeout), &flight, &outcome)) {
     case BB_FLIGHT_LEAD:
         v = validate_on_host(r, conf, tc, token, earlier);
-        bb_flight_land(conf->token_flights, &flight, outcome_of(&v));
+        bb_flight_land(conf->token_flights, &flight, (int)v.result);
         return v;
     case BB_FLIGHT_LANDED:
         return landed(r, conf, tc, token, earlier, outcome);
@@ -293,13 +276,12 @@ static verdict_t validate_once(request_rec *r, const bbauth_server_conf *conf, c
 static verdict_t renewed(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
                          const char *token, const bb_tokencache_entry_t *entry, apr_int64_t now)
 {
-    verdict_t v = { BB_OK, entry->user, NULL, 0, 0 }, fresh;
-    apr_int64_t life = entry->expires - entry->validated_at;
+    verdict_t v = { BB_CHECK_VALID, entry->user, NULL, 0 }, fresh;
     const char *key, *mark;
     bb_flight_t flight;
     int outcome;
 
-    if (life <= 0 || (entry->expires - now) * 10 > life) {
+    if (!bb_tokencheck_renew_due(entry->validated_at, entry->expires, now)) {
         return v;
     }
     key = bb_tokencache_key(r->pool, tc, token);
@@ -310,11 +292,11 @@ static verdict_t renewed(request_rec *r, const bbauth_server_conf *conf, const b
     if (bb_flight_mark(r->pool, tc->cache, mark, now + conf->timeout + 1) == APR_SUCCESS) {
         fresh = validate(r, conf, tc, token, entry->user->name);
         bb_flight_unmark(r->pool, tc->cache, mark);
-        if (fresh.status == BB_OK || fresh.status == BB_DENIED) {
+        if (fresh.result == BB_CHECK_VALID || fresh.result == BB_CHECK_REFUSED) {
             v = fresh;
         }
     }
-    bb_flight_land(conf->token_flights, &flight, (int)v.status);
+    bb_flight_land(conf->token_flights, &flight, (int)v.result);
     return v;
 }
 
@@ -328,7 +310,7 @@ static int stale_verdict(request_rec *r, const bb_tokencache_t *tc, const char *
     bb_tokencache_entry_t *entry = NULL;
     apr_int64_t now = bbauth_now();
 
-    if (!v->bitbucket_failed || !bb_tokencache_lookup_stale(r->pool, tc, token, now, &entry)) {
+    if (!bb_tokencheck_may_use_stale(v->result) || !bb_tokencache_lookup_stale(r->pool, tc, token, now, &entry)) {
         return 0;
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: Bitbucket cannot check an access token (%s): accepted "
@@ -336,7 +318,7 @@ static int stale_verdict(request_rec *r, const bb_tokencache_t *tc, const char *
                   "TTL (BBAuthStaleIfError; stale use %u of this process)", v->errmsg,
                   bb_strip_controls(r->pool, entry->user->name), now - entry->validated_at, now - entry->expires,
                   apr_atomic_inc32(&uses) + 1);
-    v->status = BB_OK;
+    v->result = BB_CHECK_VALID;
     v->user = entry->user;
     return 1;
 }
@@ -344,37 +326,41 @@ static int stale_verdict(request_rec *r, const bb_tokencache_t *tc, const char *
 /* The token_verdicts_total outcome of a check. */
 static bb_metric_id outcome_metric(const verdict_t *v)
 {
-    if (v->status == BB_OK || v->status == BB_DENIED) {
-        return v->status == BB_OK ? BB_M_TOKEN_VALID : BB_M_TOKEN_REFUSED;
-    }
-    if (v->address_limited > 0) {
+    switch (v->result) {
+    case BB_CHECK_VALID:
+        return BB_M_TOKEN_VALID;
+    case BB_CHECK_REFUSED:
+        return BB_M_TOKEN_REFUSED;
+    case BB_CHECK_RATE_LIMITED:
+        return BB_M_TOKEN_RATE_LIMITED;
+    case BB_CHECK_ADDRESS_LIMITED:
         return BB_M_TOKEN_ADDRESS_LIMITED;
+    default:
+        return BB_M_TOKEN_UNAVAILABLE;
     }
-    return bb_http_rate_limited(v->errmsg) ? BB_M_TOKEN_RATE_LIMITED : BB_M_TOKEN_UNAVAILABLE;
 }
 
 /* The request's answer for a verdict. */
 static int answer(request_rec *r, const bbauth_server_conf *conf, const bb_credential_t *cred, const verdict_t *v,
                   const bb_user_t **owner)
 {
-    if (v->status == BB_OK) {
+    if (v->result == BB_CHECK_VALID) {
         return accepted(r, cred, v->user, owner);
     }
-    if (v->status == BB_DENIED) {
+    if (v->result == BB_CHECK_REFUSED) {
         return refused(r, v->errmsg ? v->errmsg : "Bitbucket does not know it");
     }
-    if (v->address_limited > 0) {   /* a flood of junk from one address: its own 429, never a call */
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "mod_bbauth: cannot check an access token: %s", v->errmsg);
-        apr_table_setn(r->err_headers_out, "Retry-After",
-                       apr_psprintf(r->pool, "%" APR_INT64_T_FMT, v->address_limited));
-        return HTTP_TOO_MANY_REQUESTS;
+    /* While Bitbucket is down the breaker's own line says so once; each request held back (or over a limit of
+     * its address) is only info. */
+    ap_log_rerror(APLOG_MARK, bb_http_held_back(v->errmsg) || v->result == BB_CHECK_ADDRESS_LIMITED ? APLOG_INFO
+                  : APLOG_ERR, 0, r, "mod_bbauth: cannot check an access token: %s", v->errmsg);
+    if (v->result == BB_CHECK_ADDRESS_LIMITED) {
+        apr_table_setn(r->err_headers_out, "Retry-After", apr_psprintf(r->pool, "%" APR_INT64_T_FMT, v->retry_after));
     }
-    /* While Bitbucket is down the breaker's own line says so once; each request held back is only info. */
-    ap_log_rerror(APLOG_MARK, bb_http_held_back(v->errmsg) ? APLOG_INFO : APLOG_ERR, 0, r,
-                  "mod_bbauth: cannot check an access token: %s", v->errmsg);
-    bbauth_retry_after(r, conf);
-    /* Over the rate limit Bitbucket set for this caller: its own 429, the others go on. */
-    return bb_http_rate_limited(v->errmsg) ? HTTP_TOO_MANY_REQUESTS : HTTP_SERVICE_UNAVAILABLE;
+    else {
+        bbauth_retry_after(r, conf);
+    }
+    return bb_tokencheck_http_status(v->result);
 }
 
 const char *bbauth_token_cache_key(request_rec *r, const bbauth_server_conf *conf, const char *token)
