@@ -19,7 +19,12 @@ typedef struct {
                                     * bb_tokencache_lookup_stale (BBAuthStaleIfError); 0: none */
     bb_memo_t *users;              /* this process's memo of the users Bitbucket confirmed, by name (see
                                     * bb_tokencache_remember_user), or NULL */
+    const unsigned char *memo_secret; /* BB_TOKENCACHE_MEMO_SECRET random bytes of this server: the memo is keyed by
+                                    * two SipHash-2-4 of the token with them (a memo hit costs no HMAC), or NULL:
+                                    * by the token's cache key */
 } bb_tokencache_t;
+
+#define BB_TOKENCACHE_MEMO_SECRET 32
 
 typedef enum {
     BB_TOKENCACHE_MISS = 0,        /* nothing usable cached: ask Bitbucket */

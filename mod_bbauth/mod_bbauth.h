@@ -90,6 +90,7 @@ typedef struct {
     bb_memo_t *session_memo;         /* cookies this process verified already (bb_session_decode_memo) */
     bb_memo_t *token_memo;           /* token verdicts this process read or stored (bb_tokencache_t.memo) */
     bb_memo_t *user_memo;            /* token owners' details this process asked Bitbucket for (bb_tokencache_t.users) */
+    const unsigned char *token_memo_secret; /* random, made at startup: keys token_memo (bb_tokencache_t.memo_secret) */
     bb_memo_t *assertion_memo;       /* identity assertions this process signed, by session or token and audience */
     bb_flights_t *token_flights;     /* token checks in progress in this process: one per token at a time */
     bb_flights_t *grant_flights;     /* grant refreshes in progress in this process: one per session at a time */

@@ -122,7 +122,7 @@ static decision_t *decision_of(request_rec *r, const bbauth_server_conf *conf, c
     const bb_key_t *key = conf->session_state.key;
     const char *token = bbauth_request_credential(r)->token;
     decision_t *d = apr_pcalloc(r->pool, sizeof(*d));
-    bb_tokencache_t tc = { bbauth_cache(), key, NULL, 0, NULL };
+    bb_tokencache_t tc = { bbauth_cache(), key, NULL, 0, NULL, NULL };
 
     d->cache.cache = bbauth_cache();
     d->cache.key = key;

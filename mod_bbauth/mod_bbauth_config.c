@@ -138,6 +138,14 @@ static bb_keyring_t *integration_keys(apr_pool_t *p, const bbauth_server_conf *c
                                          conf->client_id ? conf->client_id : "", NULL));
 }
 
+/* Random bytes that key the token memo in this server's processes, or NULL (the memo is then keyed by the HMAC). */
+static const unsigned char *memo_secret(apr_pool_t *p)
+{
+    unsigned char *secret = apr_palloc(p, BB_TOKENCACHE_MEMO_SECRET);
+
+    return bb_random_bytes(secret, BB_TOKENCACHE_MEMO_SECRET) == APR_SUCCESS ? secret : NULL;
+}
+
 static void derive_integration_keys(apr_pool_t *p, bbauth_server_conf *conf)
 {
     conf->state_keys = integration_keys(p, conf, "login state");
@@ -146,6 +154,7 @@ static void derive_integration_keys(apr_pool_t *p, bbauth_server_conf *conf)
     conf->session_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
     conf->token_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
     conf->user_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
+    conf->token_memo_secret = memo_secret(p);
     conf->token_flights = bb_flights_create(p);
     conf->grant_flights = bb_flights_create(p);
     conf->session_state.space = apr_pstrcat(p, conf->bitbucket_url ? conf->bitbucket_url : "", "\n",

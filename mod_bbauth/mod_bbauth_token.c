@@ -16,7 +16,7 @@
 static bb_tokencache_t token_cache_of(const bbauth_server_conf *conf)
 {
     bb_tokencache_t tc = { bbauth_cache(), conf->session_state.key, conf->token_memo, conf->stale_if_error,
-                           conf->user_memo };
+                           conf->user_memo, conf->token_memo_secret };
     return tc;
 }
 
