@@ -224,3 +224,19 @@ def test_a_new_token_of_a_user_seen_before_costs_whoami_alone(site_factory):
     site.fb.control("POST", "/_fake/users/bob/deactivate")
     third = site.fb.control("POST", "/_fake/tokens", {"user": "bob", "kind": "personal"})["token"]
     assert get(site, third, "/packages/echo").status_code == 401
+
+
+def test_a_429_for_one_sessions_revalidation_leaves_logins_alone(site_factory):
+    # A session's revalidation asks with its own grant: Bitbucket's 429 for it holds back that session's calls,
+    # not the module's own (logins), as it did when every call without a token shared one hold.
+    import time
+    site = site_factory(conf=lambda s: bbsite.protected_conf(s) + "BBAuthSessionRevalidate 1\n", servers=1)
+    alice = site.session()
+    site.login(alice, "/packages/echo", user="alice")
+    site.fb.rate_limit("alice", retry_after=600)
+    time.sleep(1.2)                                       # past BBAuthSessionRevalidate: the next request asks
+    assert site.echo(alice)["remote_user"] == "alice"     # Bitbucket cannot say now: the session goes on
+    bob = site.session()
+    site.login(bob, "/packages/echo", user="bob")
+    assert site.echo(bob)["remote_user"] == "bob"
+    site.apache.wait_for_log(r"rate-limited by Bitbucket, retrying after 600 s for one user only")
