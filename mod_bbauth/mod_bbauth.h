@@ -202,13 +202,13 @@ int bbauth_anonymous_check_allowed(request_rec *r, const bbauth_server_conf *con
 bb_hostflights_t *bbauth_token_hostflights(void);
 
 /* mod_bbauth_token.c */
-/* Authenticates a Bitbucket HTTP access token from the Authorization header: OK with *user set, DECLINED when
+/* Authenticates a Bitbucket HTTP access token from the Authorization header: OK with *user and *token set (parsed
+ * once here, for the credential note and the assertion), DECLINED when
  * the request has no Authorization header, HTTP_UNAUTHORIZED for a bad or refused token, HTTP_SERVICE_UNAVAILABLE
  * when Bitbucket cannot say, HTTP_TOO_MANY_REQUESTS when Bitbucket rate-limited the caller (both with Retry-After
  * and one log line). */
-int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, const bb_user_t **user);
-/* The access token in the request's Authorization header, or NULL. */
-const char *bbauth_token_of(request_rec *r);
+int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, const bb_user_t **user,
+                              const char **token);
 /* The token's key in the token cache (a keyed hash: never the token), or NULL. */
 const char *bbauth_token_cache_key(request_rec *r, const bbauth_server_conf *conf, const char *token);
 

@@ -233,12 +233,11 @@ static int unauthenticated(request_rec *r, const bbauth_server_conf *conf, const
 static int check_token(request_rec *r, const bbauth_server_conf *conf, const bbauth_dir_conf *dconf)
 {
     const bb_user_t *owner = NULL;
-    const char *token;
-    int status = bbauth_token_authenticate(r, conf, &owner);
+    const char *token = NULL;
+    int status = bbauth_token_authenticate(r, conf, &owner, &token);
 
     switch (status) {
     case OK:
-        token = bbauth_token_of(r);
         set_identity(r, dconf, owner->name, owner->display_name, owner->email, owner->id);
         bbauth_note_credential(r, token, NULL);
         bbauth_assertion_set_for_token(r, conf, dconf, owner, token);

@@ -85,14 +85,6 @@ static int accepted(request_rec *r, const bb_credential_t *cred, const bb_user_t
     return OK;
 }
 
-const char *bbauth_token_of(request_rec *r)
-{
-    bb_credential_t *cred = NULL;
-    const char *header = apr_table_get(r->headers_in, "Authorization");
-
-    return bb_credential_parse(r->pool, header, &cred) == BB_CRED_OK ? cred->token : NULL;
-}
-
 /* What one check of a token found (see bb_tokencheck): Bitbucket's verdict (with the owner), or why there is none. */
 typedef struct {
     bb_check_result_t result;
@@ -369,7 +361,8 @@ const char *bbauth_token_cache_key(request_rec *r, const bbauth_server_conf *con
     return token ? bb_tokencache_key(r->pool, &tc, token) : NULL;
 }
 
-int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, const bb_user_t **owner)
+int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, const bb_user_t **owner,
+                              const char **token)
 {
     const char *header = apr_table_get(r->headers_in, "Authorization");
     bb_tokencache_t tc = token_cache_of(conf);
@@ -387,6 +380,7 @@ int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, co
         bbauth_count(BB_M_TOKEN_MALFORMED);
         return refused(r, bb_credential_reason(parsed));
     }
+    *token = cred->token;
     switch (bb_tokencache_lookup(r->pool, &tc, cred->token, now, &entry)) {
     case BB_TOKENCACHE_HIT_VALID:
         bbauth_count(entry->from_memo ? BB_M_TOKEN_MEMO_VALID : BB_M_TOKEN_CACHED_VALID);
