@@ -482,25 +482,53 @@ static apr_int64_t retry_after_of(const bb_http_response_t *resp, apr_int64_t no
     return bb_breaker_parse_retry_after(value, now, MAX_RETRY_AFTER);
 }
 
-/* Starts the cause of every call the breaker held back. */
-#define HELD_BACK "not sent (held back): "
+/* Start the cause of every call the breaker held back: for Bitbucket's failures (the circuit), or by this server's
+ * own budget and a 429's hold, which say nothing about Bitbucket's health. */
+#define HELD_BACK "not sent (held back"
+#define HELD_BACK_FAILING HELD_BACK "): "
+#define HELD_BACK_HERE HELD_BACK " here, Bitbucket did not fail): "
+#define RATE_HELD "Bitbucket rate-limited "
+/* Starts bb_http_describe's line for a 429. */
+#define RATE_LIMITED "HTTP 429: rate-limited by Bitbucket"
 
 int bb_http_held_back(const char *errmsg)
 {
     return errmsg != NULL && strstr(errmsg, HELD_BACK) != NULL;
 }
 
-/* Why the breaker let no call through, for *errmsg. */
-static const char *not_admitted(apr_pool_t *p, const bb_breaker_t *breaker, bb_breaker_admit_t admit,
-                                apr_int64_t retry_after)
+int bb_http_held_here(const char *errmsg)
 {
+    return errmsg != NULL && strstr(errmsg, HELD_BACK_HERE) != NULL;
+}
+
+int bb_http_rate_limited(const char *errmsg)
+{
+    return errmsg != NULL && (strstr(errmsg, HELD_BACK_HERE RATE_HELD) != NULL || strstr(errmsg, RATE_LIMITED));
+}
+
+/* Why the breaker let no call through, for *errmsg. */
+static const char *not_admitted(apr_pool_t *p, const bb_breaker_t *breaker, const char *holder,
+                                bb_breaker_admit_t admit, apr_int64_t retry_after)
+{
+    int anonymous = holder && !strcmp(holder, BB_HOLDER_ANONYMOUS);
+
+    if (admit == BB_BREAKER_HELD) {
+        return apr_psprintf(p, HELD_BACK_HERE RATE_HELD "%s (429): retry after %" APR_INT64_T_FMT " s",
+                            anonymous ? "checks of credentials nobody confirmed" : holder ? "this user's calls"
+                            : "this server's own calls", retry_after);
+    }
+    if (admit == BB_BREAKER_FULL && anonymous) {
+        return apr_psprintf(p, HELD_BACK_HERE "%u checks of credentials nobody confirmed are already in flight in this "
+                            "process (a quarter of BBAuthBitbucketMaxCalls): junk credentials, or a slow Bitbucket",
+                            breaker->anonymous_calls);
+    }
     if (admit == BB_BREAKER_FULL) {
-        return apr_psprintf(p, HELD_BACK "%u calls to Bitbucket are already in flight in this process "
+        return apr_psprintf(p, HELD_BACK_HERE "%u calls to Bitbucket are already in flight in this process "
                             "(BBAuthBitbucketMaxCalls): Bitbucket is slow, or the limit is too low for the load",
                             breaker->max_calls);
     }
-    return apr_psprintf(p, HELD_BACK "circuit open after repeated failures or a 429 (see the \"circuit open\" or "
-                        "\"rate-limited\" line before): retry after %" APR_INT64_T_FMT " s", retry_after);
+    return apr_psprintf(p, HELD_BACK_FAILING "circuit open after repeated failures or 429s for many users (see the "
+                        "\"circuit open\" line before): retry after %" APR_INT64_T_FMT " s", retry_after);
 }
 
 /* One transfer on a handle of its own (its connection kept in the process's share, if any). */
@@ -552,9 +580,9 @@ bb_status_t bb_http_request(apr_pool_t *p, const bb_http_opts_t *opts, const cha
         *errmsg = apr_psprintf(p, "%s: not sent: a request header holds a control character", where);
         return BB_UNAVAILABLE;
     }
-    admit = bb_breaker_enter(opts->breaker, apr_time_sec(apr_time_now()), &retry_after);
-    if (admit == BB_BREAKER_OPEN || admit == BB_BREAKER_FULL) {
-        *errmsg = apr_psprintf(p, "%s: %s", where, not_admitted(p, opts->breaker, admit, retry_after));
+    admit = bb_breaker_enter(opts->breaker, opts->holder, apr_time_sec(apr_time_now()), &retry_after);
+    if (admit != BB_BREAKER_GO && admit != BB_BREAKER_PROBE) {
+        *errmsg = apr_psprintf(p, "%s: %s", where, not_admitted(p, opts->breaker, opts->holder, admit, retry_after));
         return BB_UNAVAILABLE;
     }
     started = apr_time_now();
@@ -562,7 +590,7 @@ bb_status_t bb_http_request(apr_pool_t *p, const bb_http_opts_t *opts, const cha
     if (observer) {
         observer(url, status, *resp ? (*resp)->status : 0, apr_time_now() - started);
     }
-    bb_breaker_leave(opts->breaker, admit, outcome_of(status, *resp), apr_time_sec(apr_time_now()),
+    bb_breaker_leave(opts->breaker, opts->holder, admit, outcome_of(status, *resp), apr_time_sec(apr_time_now()),
                      retry_after_of(*resp, apr_time_sec(apr_time_now())));
     if (status != BB_OK) {
         *errmsg = apr_psprintf(p, "%s: %s", where, cause);
@@ -614,7 +642,7 @@ const char *bb_http_describe(apr_pool_t *p, const bb_http_response_t *resp)
     if (resp->status == 429) {
         apr_int64_t seconds = retry_after_of(resp, apr_time_sec(apr_time_now()));
 
-        return apr_psprintf(p, "HTTP 429: rate-limited by Bitbucket%s (its rate limits for REST calls, or a proxy "
+        return apr_psprintf(p, RATE_LIMITED "%s (its rate limits for REST calls, or a proxy "
                             "in front of it)", seconds > 0 ? apr_psprintf(p, ", retrying after %" APR_INT64_T_FMT
                                                                           " s", seconds) : "");
     }

@@ -21,6 +21,8 @@ typedef struct {
     bb_breaker_t *breaker;      /* the limit of calls in flight and the circuit breaker every request passes, or
                                  * NULL */
     int fresh_connection;       /* 1: on a new connection, never a kept one (see bb_http_once) */
+    const char *holder;         /* whose credential the request carries, for the breaker's 429 holds (see
+                                 * BB_HOLDER_ANONYMOUS); NULL: the module's own calls */
 } bb_http_opts_t;
 
 typedef struct {
@@ -63,7 +65,8 @@ const char *bb_http_read_ca_file(apr_pool_t *p, const char *path, const char **e
  * "<METHOD> <url without query>: <cause>: <what to check>", with:
  *   BB_UNAVAILABLE   DNS, connect, TLS (untrusted certificate, wrong host name), timeout, broken connection, and
  *                    requests not sent at all (a non-https URL, a header with a control character; opts->breaker
- *                    open: "... not sent: circuit open ...", or its limit of calls in flight reached);
+ *                    open: "... not sent (held back): circuit open ..."; "... not sent (held back here, ...": its
+ *                    limits of calls in flight reached, or the holder held back by a 429);
  *   BB_BAD_RESPONSE  a body over max_body or headers over 100 lines / 64 KiB ("answer larger than N bytes (not an
  *                    answer Bitbucket gives: check ...)"). */
 bb_status_t bb_http_request(apr_pool_t *p, const bb_http_opts_t *opts, const char *method, const char *url,
@@ -96,6 +99,14 @@ const char *bb_http_describe(apr_pool_t *p, const bb_http_response_t *resp);
  * calls in flight reached): the state was logged once already, so callers may log each such refusal at a lower
  * level. NULL is 0. */
 int bb_http_held_back(const char *errmsg);
+
+/* Whether an error message is for a call held back by this server itself (its limits of calls in flight, or a 429's
+ * hold of the holder), not because Bitbucket failed: no reason to serve a stale verdict. NULL is 0. */
+int bb_http_held_here(const char *errmsg);
+
+/* Whether it is for a call Bitbucket answered 429 (bb_http_describe's line), or one held back because it answered
+ * 429 for the same holder before: the caller is over its own rate limit, Bitbucket did not fail. NULL is 0. */
+int bb_http_rate_limited(const char *errmsg);
 
 /* Whether an error message carries bb_http_describe's two-factor hint: Bitbucket answered a page or a redirect
  * where the protocol wants data, so the user's page can name the likely cause too. NULL is 0. */

@@ -39,6 +39,8 @@
     X(TOKEN_REFUSED,               "token_verdicts_total",     "outcome=\"refused\"") \
     X(TOKEN_UNAVAILABLE,           "token_verdicts_total",     "outcome=\"unavailable\"") \
     X(TOKEN_MALFORMED,             "token_verdicts_total",     "outcome=\"malformed\"") \
+    X(TOKEN_RATE_LIMITED,          "token_verdicts_total",     "outcome=\"rate_limited\"") \
+    X(TOKEN_ADDRESS_LIMITED,       "token_verdicts_total",     "outcome=\"address_limited\"") \
     X(REQUIRE_CACHED_GRANTED,      "require_decisions_total",  "source=\"cache\",decision=\"granted\"") \
     X(REQUIRE_CACHED_DENIED,       "require_decisions_total",  "source=\"cache\",decision=\"denied\"") \
     X(REQUIRE_ASKED_GRANTED,       "require_decisions_total",  "source=\"bitbucket\",decision=\"granted\"") \

@@ -17,6 +17,26 @@ const char *bb_tokencache_key(apr_pool_t *p, const bb_tokencache_t *tc, const ch
     return bb_cache_key(p, tc->key, KEY_NAMESPACE, token, strlen(token));
 }
 
+/* The memo's key of a token: two SipHash-2-4 of it with the memo secret (128 bits, a PRF under a key that never
+ * leaves the process: as unguessable as the HMAC, for a fraction of its cost), or `cache_key` without a secret. */
+static const char *memo_key_of(apr_pool_t *p, const bb_tokencache_t *tc, const char *token, const char *cache_key)
+{
+    unsigned char digest[16];
+    apr_uint64_t half;
+    int i, j;
+
+    if (tc->memo_secret == NULL || token == NULL) {
+        return cache_key;
+    }
+    for (i = 0; i < 2; i++) {
+        half = bb_siphash(tc->memo_secret + 16 * i, token, strlen(token));
+        for (j = 0; j < 8; j++) {
+            digest[8 * i + j] = (unsigned char)(half >> (8 * j));
+        }
+    }
+    return bb_base64url_encode(p, digest, sizeof(digest));
+}
+
 static const char *or_empty(const char *s)
 {
     return s ? s : "";
@@ -33,24 +53,43 @@ static json_t *make_record(apr_pool_t *p, const bb_user_t *user, apr_int64_t now
                                          "id", (json_int_t)user->id, "active", user->active));
 }
 
-/* A verdict as a memo value (strings: the owner's; numbers: validated_at, valid, id, active, expires), and back. */
+/* A user in a memo value (strings: name, slug, display name, email, type; numbers 2 and 3: id, active), and back. */
+static void memo_user(bb_memo_value_t *v, const bb_user_t *u)
+{
+    v->s[0] = u->name;
+    v->s[1] = or_empty(u->slug);
+    v->s[2] = or_empty(u->display_name);
+    v->s[3] = or_empty(u->email);
+    v->s[4] = or_empty(u->type);
+    v->n[2] = u->id;
+    v->n[3] = u->active;
+}
+
+static bb_user_t *remembered_user(apr_pool_t *p, const bb_memo_value_t *v)
+{
+    bb_user_t *u = apr_pcalloc(p, sizeof(*u));
+
+    u->name = v->s[0];
+    u->slug = v->s[1];
+    u->display_name = v->s[2];
+    u->email = v->s[3];
+    u->type = v->s[4];
+    u->id = v->n[2];
+    u->active = (int)v->n[3];
+    return u;
+}
+
+/* A verdict as a memo value (the owner as memo_user; numbers 0, 1 and 4: validated_at, valid, expires), and back. */
 static void memo_verdict(const bb_tokencache_t *tc, const char *key, const bb_tokencache_entry_t *entry)
 {
     bb_memo_value_t v;
-    const bb_user_t *u = entry->user;
 
     memset(&v, 0, sizeof(v));
     v.n[0] = entry->validated_at;
-    v.n[1] = u != NULL;
+    v.n[1] = entry->user != NULL;
     v.n[4] = entry->expires;
-    if (u) {
-        v.s[0] = u->name;
-        v.s[1] = or_empty(u->slug);
-        v.s[2] = or_empty(u->display_name);
-        v.s[3] = or_empty(u->email);
-        v.s[4] = or_empty(u->type);
-        v.n[2] = u->id;
-        v.n[3] = u->active;
+    if (entry->user) {
+        memo_user(&v, entry->user);
     }
     bb_memo_put(tc->memo, key, strlen(key), entry->expires, &v);
 }
@@ -60,7 +99,6 @@ static bb_tokencache_entry_t *remembered_verdict(apr_pool_t *p, const bb_tokenca
 {
     bb_memo_value_t v;
     bb_tokencache_entry_t *entry;
-    bb_user_t *u;
 
     if (!bb_memo_get(tc->memo, p, key, strlen(key), now, &v)) {
         return NULL;
@@ -69,17 +107,41 @@ static bb_tokencache_entry_t *remembered_verdict(apr_pool_t *p, const bb_tokenca
     entry->from_memo = 1;
     entry->validated_at = v.n[0];
     entry->expires = v.n[4];
-    if (v.n[1]) {
-        entry->user = u = apr_pcalloc(p, sizeof(*u));
-        u->name = v.s[0];
-        u->slug = v.s[1];
-        u->display_name = v.s[2];
-        u->email = v.s[3];
-        u->type = v.s[4];
-        u->id = v.n[2];
-        u->active = (int)v.n[3];
-    }
+    entry->user = v.n[1] ? remembered_user(p, &v) : NULL;
     return entry;
+}
+
+/* The users memo's key of a name: a prefix no other key of it has. */
+static const char *user_key(apr_pool_t *p, const char *name)
+{
+    return apr_pstrcat(p, "user ", name, NULL);
+}
+
+void bb_tokencache_remember_user(apr_pool_t *p, const bb_tokencache_t *tc, const bb_user_t *user,
+                                 apr_int64_t expires)
+{
+    const char *key;
+    bb_memo_value_t v;
+
+    if (tc == NULL || user == NULL || user->name == NULL) {
+        return;
+    }
+    key = user_key(p, user->name);
+    memset(&v, 0, sizeof(v));
+    memo_user(&v, user);
+    bb_memo_put(tc->users, key, strlen(key), expires, &v);
+}
+
+bb_user_t *bb_tokencache_known_user(apr_pool_t *p, const bb_tokencache_t *tc, const char *name, apr_int64_t now)
+{
+    const char *key;
+    bb_memo_value_t v;
+
+    if (tc == NULL || name == NULL) {
+        return NULL;
+    }
+    key = user_key(p, name);
+    return bb_memo_get(tc->users, p, key, strlen(key), now, &v) ? remembered_user(p, &v) : NULL;
 }
 
 /* Stores the JSON record of a valid token under its key until now + ttl. */
@@ -105,7 +167,7 @@ static apr_status_t store_record(apr_pool_t *p, const bb_tokencache_t *tc, const
                                                                           tc->stale_grace : 0), json, json_len);
     if (rv == APR_SUCCESS) {
         bb_tokencache_entry_t stored = { now, now + ttl, (bb_user_t *)user, 0 };
-        memo_verdict(tc, key, &stored);
+        memo_verdict(tc, memo_key_of(p, tc, token, key), &stored);
     }
     return rv;
 }
@@ -136,7 +198,7 @@ apr_status_t bb_tokencache_store_invalid(apr_pool_t *p, const bb_tokencache_t *t
     if (tc->memo == NULL) {
         return APR_ENOTIMPL;
     }
-    memo_verdict(tc, key, &refused);
+    memo_verdict(tc, memo_key_of(p, tc, token, key), &refused);
     return APR_SUCCESS;
 }
 
@@ -184,22 +246,25 @@ static bb_tokencache_entry_t *parse_record(apr_pool_t *p, const unsigned char *j
 bb_tokencache_result_t bb_tokencache_lookup(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
                                             apr_int64_t now, bb_tokencache_entry_t **entry)
 {
-    const char *key = bb_tokencache_key(p, tc, token);
+    /* A memo hit needs no cache key: without a memo secret the memo is keyed by it, so it is made first. */
+    const char *key = tc && tc->memo_secret ? NULL : bb_tokencache_key(p, tc, token);
+    const char *memo_key = tc ? memo_key_of(p, tc, token, key) : NULL;
     const unsigned char *json;
     apr_size_t len;
     bb_tokencache_entry_t *found;
 
-    if (key == NULL) {
+    if (memo_key == NULL || tc->cache == NULL) {
         return BB_TOKENCACHE_MISS;
     }
-    found = remembered_verdict(p, tc, key, now);
+    found = remembered_verdict(p, tc, memo_key, now);
     if (found == NULL) {
-        json = bb_cache_retrieve_authentic(p, tc->cache, tc->key, key, BB_CACHE_MAX_VALUE, &len);
+        key = key ? key : bb_tokencache_key(p, tc, token);
+        json = key ? bb_cache_retrieve_authentic(p, tc->cache, tc->key, key, BB_CACHE_MAX_VALUE, &len) : NULL;
         found = json ? parse_record(p, json, len, now, 0) : NULL;
         if (found == NULL) {
             return BB_TOKENCACHE_MISS;
         }
-        memo_verdict(tc, key, found);
+        memo_verdict(tc, memo_key, found);
     }
     *entry = found;
     return found->user ? BB_TOKENCACHE_HIT_VALID : BB_TOKENCACHE_HIT_INVALID;

@@ -17,7 +17,14 @@ typedef struct {
                                     * never by the token), or NULL: every lookup reads the shared cache */
     apr_int64_t stale_grace;       /* seconds a valid verdict stays in the cache past its expiry, for
                                     * bb_tokencache_lookup_stale (BBAuthStaleIfError); 0: none */
+    bb_memo_t *users;              /* this process's memo of the users Bitbucket confirmed, by name (see
+                                    * bb_tokencache_remember_user), or NULL */
+    const unsigned char *memo_secret; /* BB_TOKENCACHE_MEMO_SECRET random bytes of this server: the memo is keyed by
+                                    * two SipHash-2-4 of the token with them (a memo hit costs no HMAC), or NULL:
+                                    * by the token's cache key */
 } bb_tokencache_t;
+
+#define BB_TOKENCACHE_MEMO_SECRET 32
 
 typedef enum {
     BB_TOKENCACHE_MISS = 0,        /* nothing usable cached: ask Bitbucket */
@@ -66,5 +73,14 @@ apr_status_t bb_tokencache_store_valid(apr_pool_t *p, const bb_tokencache_t *tc,
  * without a memo. */
 apr_status_t bb_tokencache_store_invalid(apr_pool_t *p, const bb_tokencache_t *tc, const char *token,
                                          apr_int64_t now, apr_int64_t ttl);
+
+/* Remembers, in this process, the identity details (bb_user_t) of a user Bitbucket confirmed (with a token of theirs:
+ * never what a client sent alone) until `expires`, so that another token of theirs needs only whoami to name its
+ * owner. Nothing for a NULL tc->users. */
+void bb_tokencache_remember_user(apr_pool_t *p, const bb_tokencache_t *tc, const bb_user_t *user,
+                                 apr_int64_t expires);
+
+/* The user of that name remembered at unix time now (strings in pool p), or NULL. */
+bb_user_t *bb_tokencache_known_user(apr_pool_t *p, const bb_tokencache_t *tc, const char *name, apr_int64_t now);
 
 #endif

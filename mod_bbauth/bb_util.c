@@ -218,3 +218,62 @@ char *bb_strip_controls(apr_pool_t *p, const char *s)
     *o = '\0';
     return out;
 }
+
+apr_uint64_t bb_digest64(const char *s)
+{
+    apr_uint64_t h = 14695981039346656037ULL;
+    const unsigned char *c = (const unsigned char *)(s ? s : "");
+
+    for (; *c; c++) {
+        h = (h ^ *c) * 1099511628211ULL;
+    }
+    return h ? h : 1;
+}
+
+#define ROTL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND(v0, v1, v2, v3) do { \
+        v0 += v1; v1 = ROTL64(v1, 13); v1 ^= v0; v0 = ROTL64(v0, 32); \
+        v2 += v3; v3 = ROTL64(v3, 16); v3 ^= v2; \
+        v0 += v3; v3 = ROTL64(v3, 21); v3 ^= v0; \
+        v2 += v1; v1 = ROTL64(v1, 17); v1 ^= v2; v2 = ROTL64(v2, 32); \
+    } while (0)
+
+static apr_uint64_t le64(const unsigned char *b)
+{
+    apr_uint64_t v = 0;
+    int i;
+
+    for (i = 7; i >= 0; i--) {
+        v = (v << 8) | b[i];
+    }
+    return v;
+}
+
+apr_uint64_t bb_siphash(const unsigned char key[16], const void *data, apr_size_t len)
+{
+    const unsigned char *in = data, *end = in + len - len % 8;
+    apr_uint64_t k0 = le64(key), k1 = le64(key + 8), m, last = (apr_uint64_t)len << 56;
+    apr_uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
+    apr_uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
+    int i;
+
+    for (; in != end; in += 8) {
+        m = le64(in);
+        v3 ^= m;
+        SIPROUND(v0, v1, v2, v3);
+        SIPROUND(v0, v1, v2, v3);
+        v0 ^= m;
+    }
+    for (i = (int)(len % 8) - 1; i >= 0; i--) {
+        last |= (apr_uint64_t)in[i] << (8 * i);
+    }
+    v3 ^= last;
+    SIPROUND(v0, v1, v2, v3);
+    SIPROUND(v0, v1, v2, v3);
+    v0 ^= last;
+    v2 ^= 0xff;
+    for (i = 0; i < 4; i++) {
+        SIPROUND(v0, v1, v2, v3);
+    }
+    return v0 ^ v1 ^ v2 ^ v3;
+}

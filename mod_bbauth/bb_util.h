@@ -47,6 +47,14 @@ json_t *bb_json_parse(apr_pool_t *p, const char *text, apr_size_t len);
 /* The string member `key` of obj copied into the pool, or NULL if missing or not a string. */
 const char *bb_json_string(apr_pool_t *p, const json_t *obj, const char *key);
 
+/* SipHash-2-4 (Aumasson and Bernstein) of data with a 16-byte key: a keyed hash (a PRF) far cheaper than an HMAC,
+ * for naming entries of tables that never leave the process (with a key of its own, made at random). */
+apr_uint64_t bb_siphash(const unsigned char key[16], const void *data, apr_size_t len);
+
+/* A 64-bit digest of a string (FNV-1a), never 0, to name a slot of a bounded table: not a secret-keyed hash, so only
+ * for keys that already are one, or are no secret (a client address). NULL is "". */
+apr_uint64_t bb_digest64(const char *s);
+
 /* Removes control characters (bytes < 0x20 and 0x7f) so that a value can go into a header or a log line. */
 char *bb_strip_controls(apr_pool_t *p, const char *s);
 

@@ -19,6 +19,8 @@
 #include "bb_seal.h"
 #include "bb_flight.h"
 #include "bb_sessionstate.h"
+#include "bb_ratelimit.h"
+#include "bb_hostflight.h"
 #include "mod_bbauth_metrics.h"
 #include "bb_audit.h"
 #include "bb_cutoff.h"
@@ -81,6 +83,8 @@ typedef struct {
     apr_int64_t session_recheck;     /* BBAuthSessionRecheck: seconds a process believes "not logged out" */
     apr_array_header_t *client_setups; /* of bbauth_client_setup, from BBAuthClientSetup in order; NULL: none */
     const char *account_path;        /* the <Location> of SetHandler bbauth-account (found at startup), or NULL */
+    apr_int64_t anonymous_checks;    /* BBAuthAnonymousChecksPerMinute: checks of tokens nobody confirmed one client
+                                      * address may cause per minute; 0 = no limit */
 
     /* Filled by bbauth_finalize_server() once the configuration is read. */
     const char *missing;             /* directives this server still needs before it can log anyone in */
@@ -95,6 +99,8 @@ typedef struct {
     bb_sessionstate_t session_state; /* sessions' ended/checked marks and grants; cache attached at post_config */
     bb_memo_t *session_memo;         /* cookies this process verified already (bb_session_decode_memo) */
     bb_memo_t *token_memo;           /* token verdicts this process read or stored (bb_tokencache_t.memo) */
+    bb_memo_t *user_memo;            /* token owners' details this process asked Bitbucket for (bb_tokencache_t.users) */
+    const unsigned char *token_memo_secret; /* random, made at startup: keys token_memo (bb_tokencache_t.memo_secret) */
     bb_memo_t *assertion_memo;       /* identity assertions this process signed, by session or token and audience */
     bb_flights_t *token_flights;     /* token checks in progress in this process: one per token at a time */
     bb_flights_t *grant_flights;     /* grant refreshes in progress in this process: one per session at a time */
@@ -205,15 +211,30 @@ bbauth_grant_verdict bbauth_grant_revalidate(request_rec *r, const bbauth_server
 /* Gives every server's calls to Bitbucket their limit and circuit breaker (state shared by the processes of the
  * host, in an anonymous shared memory segment of pconf; one per Bitbucket URL). */
 apr_status_t bbauth_breaker_post_config(apr_pool_t *pconf, server_rec *s);
-/* For a 503 because Bitbucket cannot answer: sets Retry-After (the circuit's remaining cool-down, at least 1 s). */
+/* For a 503 because Bitbucket cannot answer: sets Retry-After (the circuit's remaining cool-down, or the hold of the
+ * request's holder when longer; at least 1 s). */
 void bbauth_retry_after(request_rec *r, const bbauth_server_conf *conf);
+/* The options for calls made with the credential of `user` (a name Bitbucket confirmed), or of nobody confirmed yet
+ * (BB_HOLDER_ANONYMOUS): conf->http with the holder a 429 holds back (a keyed hash of the name, never a token),
+ * remembered in the request for bbauth_retry_after. */
+const bb_http_opts_t *bbauth_http_for(request_rec *r, const bbauth_server_conf *conf, const char *user);
+/* BBAuthAnonymousChecksPerMinute: counts a check at Bitbucket of a token nobody confirmed for the request's client
+ * address, host-wide: 1 when it may be made, else 0 with *retry_after (the seconds until the address's minute
+ * ends). */
+int bbauth_anonymous_check_allowed(request_rec *r, const bbauth_server_conf *conf, apr_int64_t *retry_after);
+/* The host's access token checks in progress (shared by its processes), or NULL. */
+bb_hostflights_t *bbauth_token_hostflights(void);
 
 /* mod_bbauth_token.c */
-/* Authenticates a Bitbucket HTTP access token from the Authorization header: OK with *user set, DECLINED when
+/* Authenticates a Bitbucket HTTP access token from the Authorization header: OK with *user and *token set (parsed
+ * once here, for the credential note and the assertion), DECLINED when
  * the request has no Authorization header, HTTP_UNAUTHORIZED for a bad or refused token, HTTP_SERVICE_UNAVAILABLE
- * when Bitbucket cannot say (one log line). */
-int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, const bb_user_t **user);
-/* The access token in the request's Authorization header, or NULL. */
+ * when Bitbucket cannot say, HTTP_TOO_MANY_REQUESTS when Bitbucket rate-limited the caller (both with Retry-After
+ * and one log line). */
+int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, const bb_user_t **user,
+                              const char **token);
+/* The access token in the request's Authorization header, or NULL (for the account page and the audit log: the
+ * authentication itself gets it from bbauth_token_authenticate). */
 const char *bbauth_token_of(request_rec *r);
 /* The token's key in the token cache (a keyed hash: never the token), or NULL. */
 const char *bbauth_token_cache_key(request_rec *r, const bbauth_server_conf *conf, const char *token);

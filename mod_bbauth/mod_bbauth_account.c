@@ -238,7 +238,7 @@ static token_check_t *check_token(request_rec *r, const bbauth_server_conf *conf
 
     apr_table_setn(r->headers_in, "Authorization", apr_pstrcat(r->pool, "Bearer ", token, NULL));
     apr_table_unset(r->headers_in, "Cookie");
-    check->status = bbauth_token_authenticate(r, conf, &check->owner);
+    check->status = bbauth_token_authenticate(r, conf, &check->owner, &token);
     check->locations = apr_array_make(r->pool, 4, sizeof(const char *));
     for (i = 0; check->status == OK && conf->client_setups && i < conf->client_setups->nelts; i++) {
         const char *url = APR_ARRAY_IDX(conf->client_setups, i, bbauth_client_setup).url;

@@ -233,11 +233,11 @@ static int unauthenticated(request_rec *r, const bbauth_server_conf *conf, const
 static int check_token(request_rec *r, const bbauth_server_conf *conf, const bbauth_dir_conf *dconf)
 {
     const bb_user_t *owner = NULL;
-    const char *token;
+    const char *token = NULL;
+    int status = bbauth_token_authenticate(r, conf, &owner, &token);
 
-    switch (bbauth_token_authenticate(r, conf, &owner)) {
+    switch (status) {
     case OK:
-        token = bbauth_token_of(r);
         set_identity(r, dconf, owner->name, owner->display_name, owner->email, owner->id);
         bbauth_note_credential(r, token, NULL);
         bbauth_assertion_set_for_token(r, conf, dconf, owner, token);
@@ -245,7 +245,8 @@ static int check_token(request_rec *r, const bbauth_server_conf *conf, const bba
     case DECLINED:
         return unauthenticated(r, conf, dconf);
     case HTTP_SERVICE_UNAVAILABLE:
-        return HTTP_SERVICE_UNAVAILABLE;
+    case HTTP_TOO_MANY_REQUESTS:
+        return status;
     default:
         return unauthorized_because(r, dconf, "The credentials sent were refused: Bitbucket does not accept this "
                                     "access token (unknown, expired or revoked; project and repository tokens "
@@ -345,8 +346,9 @@ static int same_prefix(const char *a, const char *b)
     return strlen(a) == strlen(b) && has_identity_prefix(a, b);
 }
 
-/* Removes every header of r that starts with one of the prefixes (the second may be NULL). */
-static void strip_prefixed(request_rec *r, const char *prefix, const char *other_prefix)
+/* Removes every header of r that starts with one of the prefixes (the second may be NULL), but those that start
+ * with `keep` (NULL: none). */
+static void strip_prefixed(request_rec *r, const char *prefix, const char *other_prefix, const char *keep)
 {
     const apr_array_header_t *fields = apr_table_elts(r->headers_in);
     const apr_table_entry_t *entry = (const apr_table_entry_t *)fields->elts;
@@ -355,7 +357,8 @@ static void strip_prefixed(request_rec *r, const char *prefix, const char *other
 
     for (i = 0; i < fields->nelts; i++) {
         if (entry[i].key && (has_identity_prefix(entry[i].key, prefix)
-                             || (other_prefix && has_identity_prefix(entry[i].key, other_prefix)))) {
+                             || (other_prefix && has_identity_prefix(entry[i].key, other_prefix)))
+            && !(keep && has_identity_prefix(entry[i].key, keep))) {
             APR_ARRAY_PUSH(spoofed, const char *) = entry[i].key;
         }
     }
@@ -364,6 +367,9 @@ static void strip_prefixed(request_rec *r, const char *prefix, const char *other
         apr_table_unset(r->headers_in, APR_ARRAY_IDX(spoofed, i, const char *));
     }
 }
+
+/* The prefix whose headers were stripped from the client's request (see strip_identity_headers). */
+#define STRIPPED_NOTE "bbauth-stripped-prefix"
 
 /* The request the client sent, that r was made from by internal redirects and subrequests. */
 static request_rec *client_request(request_rec *r)
@@ -384,12 +390,29 @@ static int strip_identity_headers(request_rec *r)
     request_rec *first;
 
     if (ap_is_initial_req(r)) {
-        strip_prefixed(r, prefix, BBAUTH_DEFAULT_PREFIX);
+        strip_prefixed(r, prefix, BBAUTH_DEFAULT_PREFIX, NULL);
+        apr_table_setn(r->notes, STRIPPED_NOTE, prefix);
         return DECLINED;
     }
     first = client_request(r);
     if (!same_prefix(prefix, header_prefix(dir_conf(first))) && !same_prefix(prefix, BBAUTH_DEFAULT_PREFIX)) {
-        strip_prefixed(r, prefix, NULL);
+        strip_prefixed(r, prefix, NULL, NULL);
+    }
+    return DECLINED;
+}
+
+/* A fast internal redirect (mod_dir's DirectoryIndex, MultiViews) gives the client's request the configuration of
+ * another location without running post_perdir_config again: where that names another prefix, the client's
+ * headers of it are stripped now, before the handler; the identity this module set (with the first prefix, which
+ * was stripped of the client's) stays. */
+static int strip_after_fast_redirect(request_rec *r)
+{
+    const char *prefix = header_prefix(dir_conf(r));
+    const char *stripped = apr_table_get(r->notes, STRIPPED_NOTE);
+
+    if (ap_is_initial_req(r) && stripped && !same_prefix(prefix, stripped)
+        && !same_prefix(prefix, BBAUTH_DEFAULT_PREFIX)) {
+        strip_prefixed(r, prefix, NULL, stripped);
     }
     return DECLINED;
 }
@@ -401,5 +424,7 @@ void bbauth_register_authn_hooks(void)
     ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_authn(check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_fixups(fixups_pass, NULL, NULL, APR_HOOK_FIRST);
+    /* After mod_dir's fixup (APR_HOOK_LAST), which may make a fast internal redirect. */
+    ap_hook_fixups(strip_after_fast_redirect, NULL, NULL, APR_HOOK_REALLY_LAST);
     ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
 }

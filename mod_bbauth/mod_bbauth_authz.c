@@ -116,7 +116,7 @@ static decision_t *decision_for(request_rec *r, const bbauth_server_conf *conf, 
 {
     const bb_key_t *key = conf->session_state.key;
     decision_t *d = apr_pcalloc(r->pool, sizeof(*d));
-    bb_tokencache_t tc = { bbauth_cache(), key, NULL, 0 };
+    bb_tokencache_t tc = { bbauth_cache(), key, NULL, 0, NULL, NULL };
 
     d->cache.cache = bbauth_cache();
     d->cache.key = key;
@@ -169,10 +169,16 @@ static const char *asking_token(request_rec *r, const bbauth_server_conf *conf, 
     return NULL;
 }
 
+/* Calls with the request's credential are its user's: a 429 for them holds back that user alone. */
+static const bb_http_opts_t *as_user(request_rec *r, const bbauth_server_conf *conf)
+{
+    return bbauth_http_for(r, conf, r->user ? r->user : BB_HOLDER_ANONYMOUS);
+}
+
 static bb_status_t ask_bitbucket(request_rec *r, const bbauth_server_conf *conf, const bb_requirement_t *ask,
                                  const char *token, const char **errmsg)
 {
-    bb_bitbucket_t bb = { conf->bitbucket_url, &conf->http, bb_bearer_authorizer, (void *)token };
+    bb_bitbucket_t bb = { conf->bitbucket_url, as_user(r, conf), bb_bearer_authorizer, (void *)token };
 
     if (ask->kind == BB_REQ_GROUP) {
         return bb_bitbucket_in_group(r->pool, &bb, r->user, ask->what, errmsg);
@@ -184,7 +190,7 @@ static bb_status_t ask_bitbucket(request_rec *r, const bbauth_server_conf *conf,
  * knows the token. */
 static int token_still_known(request_rec *r, const bbauth_server_conf *conf, const char *token)
 {
-    bb_bitbucket_t bb = { conf->bitbucket_url, &conf->http, bb_bearer_authorizer, (void *)token };
+    bb_bitbucket_t bb = { conf->bitbucket_url, as_user(r, conf), bb_bearer_authorizer, (void *)token };
     const char *owner = NULL, *errmsg = NULL;
 
     return bb_bitbucket_whoami(r->pool, &bb, &owner, &errmsg) != BB_DENIED;

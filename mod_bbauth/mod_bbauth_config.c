@@ -25,6 +25,8 @@
 #define DEFAULT_CIRCUIT_FAILURES        5
 #define DEFAULT_CIRCUIT_COOLDOWN        30
 #define DEFAULT_SESSION_RECHECK         5
+#define DEFAULT_ANONYMOUS_CHECKS        30      /* per client address and minute: a CI fleet behind one NAT
+                                                 * brings few new tokens a minute, a flood of junk many */
 #define MAX_SECRET_FILE       4096
 
 void *bbauth_create_server_conf(apr_pool_t *p, server_rec *s)
@@ -44,6 +46,7 @@ void *bbauth_create_server_conf(apr_pool_t *p, server_rec *s)
     conf->stale_if_error = BBAUTH_UNSET;
     conf->session_recheck = BBAUTH_UNSET;
     conf->health_circuit = BBAUTH_UNSET;
+    conf->anonymous_checks = BBAUTH_UNSET;
     return conf;
 }
 
@@ -84,6 +87,7 @@ void *bbauth_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(client_setups);
     MERGE_PTR(audit_log);
     MERGE_NUM(health_circuit);
+    MERGE_NUM(anonymous_checks);
     /* The redirect URI, its origin and path belong together. */
     if (add->redirect_uri) {
         merged->redirect_uri = add->redirect_uri;
@@ -139,6 +143,14 @@ static bb_keyring_t *integration_keys(apr_pool_t *p, const bbauth_server_conf *c
                                          conf->client_id ? conf->client_id : "", NULL));
 }
 
+/* Random bytes that key the token memo in this server's processes, or NULL (the memo is then keyed by the HMAC). */
+static const unsigned char *memo_secret(apr_pool_t *p)
+{
+    unsigned char *secret = apr_palloc(p, BB_TOKENCACHE_MEMO_SECRET);
+
+    return bb_random_bytes(secret, BB_TOKENCACHE_MEMO_SECRET) == APR_SUCCESS ? secret : NULL;
+}
+
 static void derive_integration_keys(apr_pool_t *p, bbauth_server_conf *conf)
 {
     conf->state_keys = integration_keys(p, conf, "login state");
@@ -146,6 +158,8 @@ static void derive_integration_keys(apr_pool_t *p, bbauth_server_conf *conf)
     conf->grant_sealer = bb_sealer_create(p, integration_keys(p, conf, "grant"));
     conf->session_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
     conf->token_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
+    conf->user_memo = bb_memo_create(p, BBAUTH_MEMO_SLOTS);
+    conf->token_memo_secret = memo_secret(p);
     conf->token_flights = bb_flights_create(p);
     conf->grant_flights = bb_flights_create(p);
     conf->session_state.space = apr_pstrcat(p, conf->bitbucket_url ? conf->bitbucket_url : "", "\n",
@@ -177,6 +191,7 @@ void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf)
     if (conf->circuit_cooldown == BBAUTH_UNSET) conf->circuit_cooldown = DEFAULT_CIRCUIT_COOLDOWN;
     if (conf->stale_if_error == BBAUTH_UNSET) conf->stale_if_error = 0;
     if (conf->session_recheck == BBAUTH_UNSET) conf->session_recheck = DEFAULT_SESSION_RECHECK;
+    if (conf->anonymous_checks == BBAUTH_UNSET) conf->anonymous_checks = DEFAULT_ANONYMOUS_CHECKS;
     if (conf->session_keys && !conf->cache_keys) {
         derive_integration_keys(p, conf);
     }
@@ -469,6 +484,11 @@ static const char *set_stale_if_error(cmd_parms *cmd, void *dummy, const char *a
     return parse_seconds(cmd, arg, 0, 86400, &server_conf_of(cmd)->stale_if_error);
 }
 
+static const char *set_anonymous_checks(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    return parse_number(cmd, arg, 0, 100000, "checks", &server_conf_of(cmd)->anonymous_checks);
+}
+
 static const char *set_token_cache_ttl(cmd_parms *cmd, void *dummy, const char *arg)
 {
     return parse_seconds(cmd, arg, 1, 86400, &server_conf_of(cmd)->token_cache_ttl);
@@ -691,6 +711,9 @@ const command_rec bbauth_directives[] = {
                   "Consecutive failed calls to Bitbucket that open the circuit breaker (default 5, 0 = off)"),
     AP_INIT_TAKE1("BBAuthCircuitCooldown", set_circuit_cooldown, NULL, RSRC_CONF,
                   "Seconds the circuit breaker stays open before one probe call (default 30)"),
+    AP_INIT_TAKE1("BBAuthAnonymousChecksPerMinute", set_anonymous_checks, NULL, RSRC_CONF,
+                  "Checks at Bitbucket of tokens nobody confirmed that one client address may cause per minute; "
+                  "beyond, 429 at once (default 30, 0 = no limit)"),
     AP_INIT_TAKE1("BBAuthStaleIfError", set_stale_if_error, NULL, RSRC_CONF,
                   "Seconds past its TTL a token Bitbucket accepted is still accepted while Bitbucket cannot "
                   "answer (default 0 = off)"),

@@ -142,7 +142,9 @@ static bbauth_grant_verdict ask_about_grant(request_rec *r, const bbauth_server_
 
     for (attempt = 0; attempt < 2; attempt++) {
         const char *token = bbauth_grant_access_token(r, conf, sid, attempt, errmsg, &unavailable);
-        bb_bitbucket_t bb = { conf->bitbucket_url, &conf->http, bb_bearer_authorizer, (void *)token };
+        /* Made with the session's grant: a 429 for it holds back this session alone, not logins and others. */
+        bb_bitbucket_t bb = { conf->bitbucket_url, bbauth_http_for(r, conf, sid), bb_bearer_authorizer,
+                              (void *)token };
         const char *owner = NULL;
         bb_status_t status;
 

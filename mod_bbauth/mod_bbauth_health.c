@@ -75,7 +75,7 @@ static int health_handler(request_rec *r)
     conf = ap_get_module_config(r->server->module_config, &bbauth_module);
     keys_missing = keys_problem(r, conf);
     cache_problem = keys_missing ? "not checked" : cache_round_trip(r, conf);
-    open_for = bb_breaker_retry_after(conf->http.breaker, bbauth_now());
+    open_for = bb_breaker_retry_after(conf->http.breaker, NULL, bbauth_now());    /* the circuit, no one user's hold */
     reason = keys_missing ? keys_missing : cache_problem ? cache_problem
              : open_for > 0 && conf->health_circuit != 0 ? "the circuit to Bitbucket is open" : NULL;
     ready = reason == NULL;

@@ -6,6 +6,7 @@
 
 #include "mod_bbauth.h"
 #include "bb_credential.h"
+#include "bb_tokencheck.h"
 
 /* Seconds a token Bitbucket refused stays refused without asking again (a typo is retried soon). */
 #define TOKEN_NEGATIVE_TTL 30
@@ -14,7 +15,8 @@
 
 static bb_tokencache_t token_cache_of(const bbauth_server_conf *conf)
 {
-    bb_tokencache_t tc = { bbauth_cache(), conf->session_state.key, conf->token_memo, conf->stale_if_error };
+    bb_tokencache_t tc = { bbauth_cache(), conf->session_state.key, conf->token_memo, conf->stale_if_error,
+                           conf->user_memo, conf->token_memo_secret };
     return tc;
 }
 
@@ -32,25 +34,36 @@ static bb_user_t *service_user(apr_pool_t *p, const char *username)
     return user;
 }
 
-/* Who owns the token, as Bitbucket says (the token itself is the credential of both calls). */
-static bb_status_t ask_bitbucket(request_rec *r, const bbauth_server_conf *conf, const char *token,
-                                 bb_user_t **user, const char **errmsg)
+/* Who owns the token, as Bitbucket says (the token itself is the credential of both calls, made as `holder`'s: the
+ * owner Bitbucket named before, or BB_HOLDER_ANONYMOUS). The owner's details are asked for once per process and
+ * BBAuthTokenCacheTTL: another token of someone seen before costs whoami alone (which refuses the tokens of a
+ * deactivated user too). */
+static bb_status_t ask_bitbucket(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
+                                 const char *token, const char *holder, bb_user_t **user, const char **errmsg)
 {
-    bb_bitbucket_t bb = { conf->bitbucket_url, &conf->http, bb_bearer_authorizer, (void *)token };
+    bb_bitbucket_t bb = { conf->bitbucket_url, bbauth_http_for(r, conf, holder), bb_bearer_authorizer,
+                          (void *)token };
     const char *username;
     bb_status_t status = bb_bitbucket_whoami(r->pool, &bb, &username, errmsg);
 
     if (status != BB_OK) {
         return status;
     }
+    *user = bb_tokencache_known_user(r->pool, tc, username, bbauth_now());
+    if (*user != NULL) {
+        return BB_OK;
+    }
     status = bb_bitbucket_user(r->pool, &bb, username, user, errmsg);
     if (status == BB_NOT_FOUND) {
         *user = service_user(r->pool, username);
-        return BB_OK;
+        status = BB_OK;
     }
     if (status == BB_OK && !(*user)->active) {
         *errmsg = "the token's owner is deactivated in Bitbucket";
         return BB_DENIED;
+    }
+    if (status == BB_OK) {
+        bb_tokencache_remember_user(r->pool, tc, *user, bbauth_now() + conf->token_cache_ttl);
     }
     return status;
 }
@@ -81,26 +94,36 @@ const char *bbauth_token_of(request_rec *r)
     return bb_credential_parse(r->pool, header, &cred) == BB_CRED_OK ? cred->token : NULL;
 }
 
-/* What one check of a token found: Bitbucket's verdict (BB_OK with the owner, BB_DENIED), or why there is none. */
+/* What one check of a token found (see bb_tokencheck): Bitbucket's verdict (with the owner), or why there is none. */
 typedef struct {
-    bb_status_t status;
+    bb_check_result_t result;
     bb_user_t *user;
     const char *errmsg;
+    apr_int64_t retry_after;        /* BB_CHECK_ADDRESS_LIMITED: seconds until the address's minute ends */
 } verdict_t;
 
-/* Asks Bitbucket and keeps its verdict in the token cache. */
+/* Asks Bitbucket as `holder` and keeps its verdict in the token cache. */
 static verdict_t validate(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
-                          const char *token)
+                          const char *token, const char *holder)
 {
-    verdict_t v = { BB_UNAVAILABLE, NULL, NULL };
+    verdict_t v = { BB_CHECK_HELD_HERE, NULL, NULL, 0 };
+    bb_status_t status;
     apr_int64_t now;
 
-    v.status = ask_bitbucket(r, conf, token, &v.user, &v.errmsg);
+    if (!strcmp(holder, BB_HOLDER_ANONYMOUS) && !bbauth_anonymous_check_allowed(r, conf, &v.retry_after)) {
+        v.result = BB_CHECK_ADDRESS_LIMITED;
+        v.errmsg = apr_psprintf(r->pool, "not asked: %" APR_INT64_T_FMT " tokens nobody confirmed came from %s "
+                                "within a minute (BBAuthAnonymousChecksPerMinute), retry after %" APR_INT64_T_FMT
+                                " s", conf->anonymous_checks, r->useragent_ip, v.retry_after);
+        return v;
+    }
+    status = ask_bitbucket(r, conf, tc, token, holder, &v.user, &v.errmsg);
+    v.result = bb_tokencheck_result(status, v.errmsg);
     now = bbauth_now();
-    if (v.status == BB_DENIED) {
+    if (v.result == BB_CHECK_REFUSED) {
         bb_tokencache_store_invalid(r->pool, tc, token, now, TOKEN_NEGATIVE_TTL);
     }
-    else if (v.status == BB_OK) {
+    else if (v.result == BB_CHECK_VALID) {
         bbauth_audit_token(r, "accepted", "checked at Bitbucket", v.user->name);
         bb_tokencache_store_valid(r->pool, tc, token, v.user, now, conf->token_cache_ttl);
     }
@@ -114,11 +137,11 @@ static int cached_verdict(request_rec *r, const bb_tokencache_t *tc, const char 
 
     switch (bb_tokencache_lookup(r->pool, tc, token, bbauth_now(), &entry)) {
     case BB_TOKENCACHE_HIT_VALID:
-        v->status = BB_OK;
+        v->result = BB_CHECK_VALID;
         v->user = entry->user;
         return 1;
     case BB_TOKENCACHE_HIT_INVALID:
-        v->status = BB_DENIED;
+        v->result = BB_CHECK_REFUSED;
         v->errmsg = "Bitbucket refused it (checked by a concurrent request)";
         return 1;
     default:
@@ -148,7 +171,7 @@ static int verdict_of_others(request_rec *r, const bbauth_server_conf *conf, con
             return 0;
         }
     }
-    v->status = BB_UNAVAILABLE;
+    v->result = BB_CHECK_HELD_HERE;
     v->errmsg = "another server's check of this token at Bitbucket did not finish within BBAuthTimeout";
     return 1;
 }
@@ -158,50 +181,91 @@ static int verdict_of_others(request_rec *r, const bbauth_server_conf *conf, con
  * asking; a token any client may have made up never writes to the shared cache (it could push out what security
  * rests on), it only looks for the marks of others. */
 static verdict_t validate_shared(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
-                                 const char *token, int confirmed)
+                                 const char *token, const bb_user_t *confirmed)
 {
     const char *mark = mark_of(r, tc, token);
     apr_status_t marked = confirmed ? bb_flight_mark(r->pool, tc->cache, mark, bbauth_now() + conf->timeout + 1)
                                     : bb_flight_marked(r->pool, tc->cache, mark) ? APR_EEXIST : APR_NOTFOUND;
-    verdict_t v = { BB_UNAVAILABLE, NULL, NULL };
+    verdict_t v = { BB_CHECK_HELD_HERE, NULL, NULL, 0 };
 
     if (marked == APR_EEXIST && verdict_of_others(r, conf, tc, token, mark, &v)) {
         return v;
     }
-    v = validate(r, conf, tc, token);
+    v = validate(r, conf, tc, token, bb_tokencheck_holder(confirmed));
     if (confirmed && marked == APR_SUCCESS) {
         bb_flight_unmark(r->pool, tc->cache, mark);
     }
     return v;
 }
 
-/* A token no cache knows (or whose verdict expired): one request per process asks (see validate_shared), the
- * others with the same token wait for its verdict, at most BBAuthTimeout. */
-static verdict_t validate_once(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
-                               const char *token)
+/* What a concurrent check of the same token (its leader's outcome) leaves to those who waited for it: the verdict
+ * it kept (this process's memo or the shared cache), its refusal (kept by the leader's process only: kept here too),
+ * or why it had none; a verdict that could not be kept is asked again. */
+static verdict_t landed(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc, const char *token,
+                        const bb_user_t *earlier, int outcome)
 {
-    verdict_t v = { BB_UNAVAILABLE, NULL, NULL };
-    bb_tokencache_entry_t *earlier = NULL;
+    verdict_t v = { BB_CHECK_HELD_HERE, NULL, NULL, 0 };
+
+    if (cached_verdict(r, tc, token, &v)) {
+        return v;
+    }
+    if (outcome == BB_CHECK_REFUSED) {
+        bb_tokencache_store_invalid(r->pool, tc, token, bbauth_now(), TOKEN_NEGATIVE_TTL);
+        v.result = BB_CHECK_REFUSED;
+        v.errmsg = "Bitbucket refused it (checked by a concurrent request)";
+        return v;
+    }
+    if (outcome == BB_CHECK_VALID || outcome == BB_FLIGHT_UNKNOWN) {
+        return validate(r, conf, tc, token, bb_tokencheck_holder(earlier));   /* a verdict that was not kept */
+    }
+    /* Another address's limit is not this one's; a 429's hold is the holder's (Retry-After says for how long). */
+    v.result = outcome == BB_CHECK_ADDRESS_LIMITED ? BB_CHECK_HELD_HERE : (bb_check_result_t)outcome;
+    v.errmsg = "Bitbucket could not say for a concurrent request with the same token";
+    return v;
+}
+
+/* The process's one check of a token, once per host: the first process asks (see validate_shared), the others wait
+ * in a table of the host's shared memory for its outcome (at most BBAuthTimeout). Nothing is written to the shared
+ * cache for it, so a token nobody confirmed costs one call per host, not one per process. */
+static verdict_t validate_on_host(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
+                                  const char *token, const bb_user_t *earlier)
+{
+    verdict_t v = { BB_CHECK_HELD_HERE, NULL, NULL, 0 };
+    bb_hostflight_t flight;
+    int outcome;
+
+    switch (bb_hostflight_join(bbauth_token_hostflights(), bb_tokencache_key(r->pool, tc, token), bbauth_now(),
+                               conf->timeout + 1, apr_time_from_sec(conf->timeout), &flight, &outcome)) {
+    case BB_HOSTFLIGHT_LEAD:
+        v = validate_shared(r, conf, tc, token, earlier);
+        bb_hostflight_land(&flight, (int)v.result, bbauth_now());
+        return v;
+    case BB_HOSTFLIGHT_LANDED:
+        return landed(r, conf, tc, token, earlier, outcome);
+    default:
+        v.errmsg = "another process's check of the same token did not finish within BBAuthTimeout";
+        return v;
+    }
+}
+
+/* A token no cache knows (or whose verdict expired): one request per process asks (see validate_on_host), the
+ * others with the same token wait for its verdict, at most BBAuthTimeout. `earlier`: the owner Bitbucket named
+ * for it before (a verdict kept for BBAuthStaleIfError), or NULL: nobody confirmed it. */
+static verdict_t validate_once(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
+                               const char *token, const bb_user_t *earlier)
+{
+    verdict_t v = { BB_CHECK_HELD_HERE, NULL, NULL, 0 };
     bb_flight_t flight;
     int outcome;
 
     switch (bb_flight_join(conf->token_flights, bb_tokencache_key(r->pool, tc, token),
                            apr_time_from_sec(conf->timeout), &flight, &outcome)) {
     case BB_FLIGHT_LEAD:
-        v = validate_shared(r, conf, tc, token,
-                            bb_tokencache_lookup_stale(r->pool, tc, token, bbauth_now(), &earlier));
-        bb_flight_land(conf->token_flights, &flight, (int)v.status);
+        v = validate_on_host(r, conf, tc, token, earlier);
+        bb_flight_land(conf->token_flights, &flight, (int)v.result);
         return v;
     case BB_FLIGHT_LANDED:
-        if (cached_verdict(r, tc, token, &v)) {
-            return v;
-        }
-        if (outcome == BB_UNAVAILABLE || outcome == BB_BAD_RESPONSE) {
-            v.status = (bb_status_t)outcome;
-            v.errmsg = "Bitbucket could not say for a concurrent request with the same token";
-            return v;
-        }
-        return validate(r, conf, tc, token);   /* a verdict that could not be cached: ask again */
+        return landed(r, conf, tc, token, earlier, outcome);
     default:
         v.errmsg = "a concurrent request's check of the same token did not finish within BBAuthTimeout";
         return v;
@@ -214,13 +278,12 @@ static verdict_t validate_once(request_rec *r, const bbauth_server_conf *conf, c
 static verdict_t renewed(request_rec *r, const bbauth_server_conf *conf, const bb_tokencache_t *tc,
                          const char *token, const bb_tokencache_entry_t *entry, apr_int64_t now)
 {
-    verdict_t v = { BB_OK, entry->user, NULL }, fresh;
-    apr_int64_t life = entry->expires - entry->validated_at;
+    verdict_t v = { BB_CHECK_VALID, entry->user, NULL, 0 }, fresh;
     const char *key, *mark;
     bb_flight_t flight;
     int outcome;
 
-    if (life <= 0 || (entry->expires - now) * 10 > life) {
+    if (!bb_tokencheck_renew_due(entry->validated_at, entry->expires, now)) {
         return v;
     }
     key = bb_tokencache_key(r->pool, tc, token);
@@ -229,26 +292,27 @@ static verdict_t renewed(request_rec *r, const bbauth_server_conf *conf, const b
     }
     mark = mark_of(r, tc, token);   /* Bitbucket accepted this token: marking it writes nothing a client made up */
     if (bb_flight_mark(r->pool, tc->cache, mark, now + conf->timeout + 1) == APR_SUCCESS) {
-        fresh = validate(r, conf, tc, token);
+        fresh = validate(r, conf, tc, token, entry->user->name);
         bb_flight_unmark(r->pool, tc->cache, mark);
-        if (fresh.status == BB_OK || fresh.status == BB_DENIED) {
+        if (fresh.result == BB_CHECK_VALID || fresh.result == BB_CHECK_REFUSED) {
             v = fresh;
         }
     }
-    bb_flight_land(conf->token_flights, &flight, (int)v.status);
+    bb_flight_land(conf->token_flights, &flight, (int)v.result);
     return v;
 }
 
-/* BBAuthStaleIfError: while Bitbucket cannot answer, a verdict it confirmed before, up to the grace past its
- * expiry; each use logged (info) and counted. 1 when *v was replaced by it. */
+/* BBAuthStaleIfError: while Bitbucket itself fails, a verdict it confirmed before, up to the grace past its
+ * expiry; each use logged (info) and counted. Never when this server held the call back (its budget, a 429's hold)
+ * or a wait for a concurrent check ran out: a revoked token would live on whenever junk fills the slots. 1 when *v
+ * was replaced by it. */
 static int stale_verdict(request_rec *r, const bb_tokencache_t *tc, const char *token, verdict_t *v)
 {
     static volatile apr_uint32_t uses;     /* this process's, for the log line */
     bb_tokencache_entry_t *entry = NULL;
     apr_int64_t now = bbauth_now();
 
-    if ((v->status != BB_UNAVAILABLE && v->status != BB_BAD_RESPONSE)
-        || !bb_tokencache_lookup_stale(r->pool, tc, token, now, &entry)
+    if (!bb_tokencheck_may_use_stale(v->result) || !bb_tokencache_lookup_stale(r->pool, tc, token, now, &entry)
         || bbauth_cut_off(r, ap_get_module_config(r->server->module_config, &bbauth_module), entry->user->name,
                           entry->validated_at)) {
         return 0;
@@ -258,28 +322,51 @@ static int stale_verdict(request_rec *r, const bb_tokencache_t *tc, const char *
                   "TTL (BBAuthStaleIfError; stale use %u of this process)", v->errmsg,
                   bb_strip_controls(r->pool, entry->user->name), now - entry->validated_at, now - entry->expires,
                   apr_atomic_inc32(&uses) + 1);
-    v->status = BB_OK;
+    v->result = BB_CHECK_VALID;
     v->user = entry->user;
     bbauth_audit_token(r, "accepted", "Bitbucket cannot answer: an earlier verdict (BBAuthStaleIfError)",
                        entry->user->name);
     return 1;
 }
 
+/* The token_verdicts_total outcome of a check. */
+static bb_metric_id outcome_metric(const verdict_t *v)
+{
+    switch (v->result) {
+    case BB_CHECK_VALID:
+        return BB_M_TOKEN_VALID;
+    case BB_CHECK_REFUSED:
+        return BB_M_TOKEN_REFUSED;
+    case BB_CHECK_RATE_LIMITED:
+        return BB_M_TOKEN_RATE_LIMITED;
+    case BB_CHECK_ADDRESS_LIMITED:
+        return BB_M_TOKEN_ADDRESS_LIMITED;
+    default:
+        return BB_M_TOKEN_UNAVAILABLE;
+    }
+}
+
 /* The request's answer for a verdict. */
 static int answer(request_rec *r, const bbauth_server_conf *conf, const bb_credential_t *cred, const verdict_t *v,
                   const bb_user_t **owner)
 {
-    if (v->status == BB_OK) {
+    if (v->result == BB_CHECK_VALID) {
         return accepted(r, cred, v->user, owner);
     }
-    if (v->status == BB_DENIED) {
+    if (v->result == BB_CHECK_REFUSED) {
         return refused(r, v->errmsg ? v->errmsg : "Bitbucket does not know it");
     }
-    /* While Bitbucket is down the breaker's own line says so once; each request held back is only info. */
-    ap_log_rerror(APLOG_MARK, bb_http_held_back(v->errmsg) ? APLOG_INFO : APLOG_ERR, 0, r,
-                  "mod_bbauth: cannot check an access token: %s", v->errmsg);
-    bbauth_retry_after(r, conf);
-    return HTTP_SERVICE_UNAVAILABLE;
+    /* While Bitbucket is down the breaker's own line says so once; each request held back (or over a limit of
+     * its address) is only info. */
+    ap_log_rerror(APLOG_MARK, bb_http_held_back(v->errmsg) || v->result == BB_CHECK_ADDRESS_LIMITED ? APLOG_INFO
+                  : APLOG_ERR, 0, r, "mod_bbauth: cannot check an access token: %s", v->errmsg);
+    if (v->result == BB_CHECK_ADDRESS_LIMITED) {
+        apr_table_setn(r->err_headers_out, "Retry-After", apr_psprintf(r->pool, "%" APR_INT64_T_FMT, v->retry_after));
+    }
+    else {
+        bbauth_retry_after(r, conf);
+    }
+    return bb_tokencheck_http_status(v->result);
 }
 
 const char *bbauth_token_cache_key(request_rec *r, const bbauth_server_conf *conf, const char *token)
@@ -288,7 +375,8 @@ const char *bbauth_token_cache_key(request_rec *r, const bbauth_server_conf *con
     return token ? bb_tokencache_key(r->pool, &tc, token) : NULL;
 }
 
-int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, const bb_user_t **owner)
+int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, const bb_user_t **owner,
+                              const char **token)
 {
     const char *header = apr_table_get(r->headers_in, "Authorization");
     bb_tokencache_t tc = token_cache_of(conf);
@@ -306,6 +394,7 @@ int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, co
         bbauth_count(BB_M_TOKEN_MALFORMED);
         return refused(r, bb_credential_reason(parsed));
     }
+    *token = cred->token;
     switch (bb_tokencache_lookup(r->pool, &tc, cred->token, now, &entry)) {
     case BB_TOKENCACHE_HIT_VALID:
         if (bbauth_cut_off(r, conf, entry->user->name, entry->validated_at)) {
@@ -320,9 +409,11 @@ int bbauth_token_authenticate(request_rec *r, const bbauth_server_conf *conf, co
     default:
         break;
     }
-    v = validate_once(r, conf, &tc, cred->token);
+    if (!bb_tokencache_lookup_stale(r->pool, &tc, cred->token, now, &entry)) {
+        entry = NULL;
+    }
+    v = validate_once(r, conf, &tc, cred->token, entry ? entry->user : NULL);
     stale_verdict(r, &tc, cred->token, &v);
-    bbauth_count(v.status == BB_OK ? BB_M_TOKEN_VALID : v.status == BB_DENIED ? BB_M_TOKEN_REFUSED
-                 : BB_M_TOKEN_UNAVAILABLE);
+    bbauth_count(outcome_metric(&v));
     return answer(r, conf, cred, &v, owner);
 }

@@ -177,6 +177,13 @@ Control API (root of the same TLS port, NOT under the context path, no auth; JSO
         times: apply only N times, then the mode clears itself (default: until changed)
         retry_after: with status:NNN, a Retry-After header with this value (e.g. 429 with "120")
   GET  /_fake/calls                     {"token": 3, "whoami": 5, ...} (control API not counted)
+  GET  /_fake/calls/by_user             {"bob": 2, "anonymous": 7}: REST and whoami calls with Bearer or Basic
+                                        credentials, by the user they name ("anonymous": credentials nobody
+                                        issued), 429s included
+  POST /_fake/ratelimit {"user", "retry_after"}   Bitbucket's per-user rate limit (protocol sheet §10): every REST
+                                        or whoami call with Bearer or Basic credentials of that user ("anonymous": credentials
+                                        nobody issued) answers 429 with Retry-After (null: no header) until
+                                        cleared with {"user", "clear": true}; /_fake/reset clears all
   POST /_fake/calls/reset               clears the calls and the connection counters
   GET  /_fake/connections               {"accepted": TCP connections accepted, "tls_handshakes": TLS handshakes
                                         completed ("tls_resumed": how many of them resumed a TLS session),
@@ -745,6 +752,8 @@ class FakeBitbucket:
             self.o1_access_tokens = {}
             self.o1_nonces = {}
             self.modes = {}
+            self.rate_limits = {}
+            self.user_calls = collections.Counter()
             self.calls = collections.Counter()
             self.connections = collections.Counter()
             self.agents = {}
@@ -1344,6 +1353,9 @@ class FakeBitbucket:
             r = self.misbehave(h, rq, endpoint, mode)
             if r is not None:
                 return r
+        limited = self.rate_limit_of(rq) if endpoint in REST_ENDPOINTS or endpoint == "whoami" else None
+        if limited is not None:
+            raise limited
         if rq.method not in methods:
             hdr = [("Allow", ", ".join(methods))]
             if endpoint in REST_ENDPOINTS or path.startswith("/rest/"):
@@ -1405,6 +1417,36 @@ class FakeBitbucket:
                         args.append(g)
                 return endpoint, methods, getattr(self, fn), args
         return None
+
+    # -- per-user rate limits (protocol sheet §10) ----------------------------------------------------------
+    def bearer_or_basic_user(self, rq):
+        """The user a Bearer or Basic credential names ("anonymous" when nobody issued it), or None without one."""
+        scheme, _, cred = (rq.headers.get("Authorization") or "").strip().partition(" ")
+        cred = cred.strip()
+        if scheme == "Bearer":
+            p = self._oauth2_principal(cred) or self._http_token_principal(cred)
+        elif scheme.lower() == "basic":
+            try:
+                user, _, secret = base64.b64decode(cred, validate=True).decode("utf-8").partition(":")
+            except (binascii.Error, ValueError):
+                return "anonymous"
+            p = self._oauth2_principal(secret) or self._http_token_principal(secret, basic_user=user)
+        else:
+            return None
+        return p.user["name"] if p and p.user else "anonymous"
+
+    def rate_limit_of(self, rq):
+        """Counts the call by user; the 429 to answer when that user is rate-limited, else None."""
+        user = self.bearer_or_basic_user(rq)
+        if user is None:
+            return None
+        with self.lock:
+            self.user_calls[user] += 1
+            if user not in self.rate_limits:
+                return None
+            retry_after = self.rate_limits[user]
+        return self.json_reply(429, errors_body("Rate limit exceeded"),
+                               [("Retry-After", str(retry_after))] if retry_after is not None else None)
 
     # -- misbehaviour modes -------------------------------------------------------------------------------
     @staticmethod
@@ -2228,8 +2270,17 @@ class FakeBitbucket:
                     return self._set_mode(data)
             if path == "/calls" and m == "GET":
                 return 200, dict(self.calls)
+            if path == "/calls/by_user" and m == "GET":
+                return 200, dict(self.user_calls)
+            if path == "/ratelimit" and m == "POST":
+                if data.get("clear"):
+                    self.rate_limits.pop(str(data["user"]), None)
+                else:
+                    self.rate_limits[str(data["user"])] = data.get("retry_after")
+                return 200, {"rate_limits": self.rate_limits}
             if path == "/calls/reset" and m == "POST":
                 self.calls.clear()
+                self.user_calls.clear()
                 self.connections.clear()
                 self.agents.clear()
                 return 200, {"ok": True}
@@ -2527,6 +2578,12 @@ class FakeBitbucketProcess:
 
     def calls(self):
         return self.control("GET", "/_fake/calls")
+
+    def calls_by_user(self):
+        return self.control("GET", "/_fake/calls/by_user")
+
+    def rate_limit(self, user, retry_after=None, clear=False):
+        return self.control("POST", "/_fake/ratelimit", {"user": user, "retry_after": retry_after, "clear": clear})
 
     def connections(self):
         return self.control("GET", "/_fake/connections")

@@ -1110,6 +1110,22 @@ def test_status_mode_with_retry_after(fb):
     assert r.status_code == 503 and "Retry-After" not in r.headers
 
 
+def test_a_rate_limit_answers_429_for_its_user_only_and_calls_are_counted_by_user(fb):
+    bob = fb.control("POST", "/_fake/tokens", {"user": "bob", "kind": "personal"})["token"]
+    fb.control("POST", "/_fake/calls/reset")
+    fb.rate_limit("bob", retry_after=900)
+    r = whoami(fb, bearer(bob))
+    assert r.status_code == 429 and r.headers["Retry-After"] == "900"
+    assert whoami(fb, bearer(ALICE_PAT)).status_code == 200
+    assert whoami(fb, bearer("junk-token")).status_code == 200          # anonymous: not limited
+    fb.rate_limit("anonymous")
+    r = whoami(fb, bearer("junk-token"))
+    assert r.status_code == 429 and "Retry-After" not in r.headers
+    assert fb.calls_by_user() == {"bob": 1, "alice": 1, "anonymous": 2}
+    fb.rate_limit("bob", clear=True)
+    assert whoami(fb, bearer(bob)).status_code == 200
+
+
 def test_connections_are_counted_apart_from_the_control_api(fb, http):
     fb.control("POST", "/_fake/calls/reset")
     for _ in range(3):   # one kept-alive connection

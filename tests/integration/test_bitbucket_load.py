@@ -80,16 +80,17 @@ def test_32_concurrent_first_requests_with_one_token_make_one_check(site_factory
     assert calls.get("whoami") == 1 and sum(calls.values()) == 2     # whoami, then the owner's details
 
 
-def test_a_herd_over_two_processes_makes_at_most_one_check_each(site_factory):
+def test_a_herd_over_two_processes_makes_one_check(site_factory):
     # A token no server has seen leaves no mark in the shared cache (anyone can make tokens up, and their writes
-    # could push out what security rests on): each process asks once for its own herd.
+    # could push out what security rests on): the processes of the host wait for one another in the host's shared
+    # memory instead (issue 15; before, each process asked once for its own herd).
     site = site_factory(conf=token_conf)
     token = mint(site)
     site.fb.set_mode("whoami", "slow", seconds=1)
     reset_counts(site)
     statuses = herd(site, 32, token)
     assert statuses == [200] * 32
-    assert 1 <= site.fb.calls().get("whoami") <= 2
+    assert site.fb.calls().get("whoami") == 1
 
 
 def test_a_confirmed_token_is_checked_once_across_processes(site_factory):
@@ -157,7 +158,8 @@ def test_a_busy_token_is_renewed_ahead_of_its_expiry(site_factory):
 
 
 def outage_conf(extra=""):
-    return lambda s: token_conf(s, "BBAuthBitbucketMaxCalls 2\nBBAuthCircuitFailures 2\n"
+    # New tokens are anonymous checks: a quarter of the 8 calls, 2, may be in flight at once.
+    return lambda s: token_conf(s, "BBAuthBitbucketMaxCalls 8\nBBAuthCircuitFailures 2\n"
                                    "BBAuthCircuitCooldown 60\n" + extra)
 
 
@@ -200,16 +202,18 @@ def test_the_call_limit_answers_503_at_once_beyond_it(site_factory):
     assert "BBAuthBitbucketMaxCalls" in site.apache.error_log()
 
 
-def test_a_429_with_retry_after_opens_the_circuit_for_that_long(site_factory):
+def test_a_429_with_retry_after_holds_back_checks_of_new_tokens_for_that_long(site_factory):
+    # Issue 15: a 429 for a token nobody confirmed holds back such checks only (test_isolation.py: the others go
+    # on), answered 429 since the caller is over a rate limit, not Bitbucket down.
     site = site_factory(conf=outage_conf(), servers=1)
     tokens = [mint(site) for _ in range(3)]
     site.fb.set_mode("whoami", "status:429", retry_after=120)
     reset_counts(site)
     first = get(site, tokens[0])
-    assert first.status_code == 503
+    assert first.status_code == 429
     site.apache.wait_for_log(r"rate-limited by Bitbucket, retrying after 120 s")
     later = [get(site, t) for t in tokens[1:]]
-    assert [r.status_code for r in later] == [503, 503]
+    assert [r.status_code for r in later] == [429, 429]
     assert all(60 < int(r.headers["Retry-After"]) <= 120 for r in later)   # the 429's time, not the cool-down
     assert site.fb.calls().get("whoami") == 1
 

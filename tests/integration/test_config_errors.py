@@ -230,6 +230,7 @@ def test_secret_file_relative_to_server_root_and_env_pass(site):
     "BBAuthCache nosuchprovider:arg", "BBAuthScope REPO_READ;", "BBAuthScope repo_read", "BBAuthClientID",
     "BBAuthBitbucketMaxCalls -1", "BBAuthBitbucketMaxCalls many", "BBAuthCircuitFailures 1001",
     "BBAuthCircuitCooldown 0", "BBAuthCircuitCooldown 30s", "BBAuthStaleIfError -1", "BBAuthStaleIfError 1h",
+    "BBAuthAnonymousChecksPerMinute -1", "BBAuthAnonymousChecksPerMinute 100001", "BBAuthAnonymousChecksPerMinute 5/s",
     "<Location /x>\n    BBAuthUnauthAction foo\n</Location>",
     "<Location /x>\n    BBAuthUnauthAction\n</Location>",
     "<Location /x>\n    BBAuthHeaderPrefix X_Y\n</Location>",
@@ -260,6 +261,7 @@ BBAuthBitbucketMaxCalls 0
 BBAuthCircuitFailures 0
 BBAuthCircuitCooldown 120
 BBAuthStaleIfError 600
+BBAuthAnonymousChecksPerMinute 120
 <Location /maybe>
     AuthType Bitbucket
     BBAuthUnauthAction pass

@@ -54,3 +54,37 @@ def test_custom_prefix_and_underscore_spoofs_through_a_proxy(site_factory, echo_
     assert got.get("x-mirror-user") == "bob"
     assert "x-bitbucket-user" not in got
     assert [v for k, v in seen if k.lower().replace("_", "-") == "x-mirror-user"] == ["bob"]
+
+
+def test_headers_of_a_location_reached_by_a_fast_internal_redirect_are_stripped(site_factory):
+    # Issue 15 (5): mod_dir (DirectoryIndex) and MultiViews swap the request's per-directory configuration without
+    # a new request: the client's headers of the index's own prefix must not reach it as an identity.
+    def conf(s):
+        return bbsite.protected_conf(s) + """
+<Directory "@HTDOCS@/app">
+    Options +ExecCGI +MultiViews
+    AddHandler cgi-script .cgi
+    MultiviewsMatch Handlers
+    DirectoryIndex index.cgi
+</Directory>
+<Location /app>
+    AuthType Bitbucket
+    Require valid-user
+    BBAuthHeaderPrefix X-App-
+</Location>
+<LocationMatch "^/app/(index|page)\\.cgi">
+    BBAuthHeaderPrefix X-Idx-
+</LocationMatch>
+"""
+    site = site_factory(conf=conf, modules=("negotiation",))
+    echo = site.apache.echo_script.read_text()
+    site.apache.write_htdoc("app/index.cgi", echo, mode=0o755)
+    site.apache.write_htdoc("app/page.cgi", echo, mode=0o755)
+    s = site.session()
+    site.login(s, "/app/", user="alice")
+    spoofs = {"X-Idx-User": "admin", "X_Idx_Email": "admin@example.com", "X-App-User": "admin"}
+    for path in ("/app/", "/app/page"):                   # DirectoryIndex, MultiViews
+        headers = site.echo(s, path, headers=spoofs)["headers"]
+        seen = {k.lower().replace("_", "-"): v for k, v in headers.items()}
+        assert "admin" not in seen.values(), (path, seen)
+        assert seen.get("x-app-user") == "alice"

@@ -306,7 +306,7 @@ static void test_bearer_authorizer(void **state)
 static void test_identify_without_answer(void **state)
 {
     apr_pool_t *p = *state;
-    bb_http_opts_t http = { NULL, 2, 0, NULL, NULL, NULL, 0 };
+    bb_http_opts_t http = { NULL, 2, 0, NULL, NULL, NULL, 0, NULL };
     bb_bitbucket_t bb = { "https://127.0.0.1:1/bitbucket", &http, no_authorization, NULL };
     bb_user_t stale, *user = &stale;
     const char *errmsg = NULL;

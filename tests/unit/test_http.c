@@ -10,7 +10,7 @@
 static bb_http_response_t *get_answer(apr_pool_t *p, const char *answer, apr_size_t len, const char *path,
                                       const char **url)
 {
-    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0 };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0, NULL };
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
     server_t *s;
@@ -40,7 +40,7 @@ static void test_get_with_extra_ca(void **state)
                                  "X-AUSERNAME: jane\r\nVary: X-AUSERNAME\r\nVary: X-AUSERID\r\n"
                                  "Content-Length: 11\r\nConnection: close\r\n\r\n{\"a\":\"b\"}\r\n";
     server_t *s;
-    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0 };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0, NULL };
     apr_table_t *headers = apr_table_make(p, 2);
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
@@ -69,7 +69,7 @@ static void test_post_form(void **state)
     apr_pool_t *p = *state;
     static const char answer[] = "HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     server_t *s;
-    bb_http_opts_t opts = { NULL, 2, 0, "agent/1", NULL, NULL, 0 };
+    bb_http_opts_t opts = { NULL, 2, 0, "agent/1", NULL, NULL, 0, NULL };
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
 
@@ -109,7 +109,7 @@ static void test_headers_of_final_response(void **state)
                                  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n"
                                  "Connection: close\r\n\r\njane";
     server_t *s;
-    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0 };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0, NULL };
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
 
@@ -130,7 +130,7 @@ static bb_status_t request_to(apr_pool_t *p, X509 *cert, int trust_ca, const cha
 {
     static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     server_t *s = start_server(p, cert, answer, sizeof(answer) - 1);
-    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0 };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0, NULL };
     bb_http_response_t *resp = NULL;
     bb_status_t status;
 
@@ -191,7 +191,7 @@ static void test_host_name_mismatch(void **state)
 static void test_ca_file(void **state)
 {
     apr_pool_t *p = *state;
-    bb_http_opts_t opts = { "/etc/x/ca.pem", 2, 0, NULL, "no certificate here", NULL, 0 };
+    bb_http_opts_t opts = { "/etc/x/ca.pem", 2, 0, NULL, "no certificate here", NULL, 0, NULL };
     server_t *s;
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL, *err = NULL;
@@ -219,7 +219,7 @@ static bb_status_t capped_request(apr_pool_t *p, const char *answer, apr_size_t 
                                   const char **errmsg)
 {
     server_t *s;
-    bb_http_opts_t opts = { NULL, 2, max_body, NULL, NULL, NULL, 0 };
+    bb_http_opts_t opts = { NULL, 2, max_body, NULL, NULL, NULL, 0, NULL };
     bb_http_response_t *resp = NULL;
     bb_status_t status;
 
@@ -291,7 +291,7 @@ static void test_header_cap(void **state)
 static void test_closed_port(void **state)
 {
     apr_pool_t *p = *state;
-    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0 };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0, NULL };
     bb_http_response_t stale;
     bb_http_response_t *resp = &stale;
     const char *errmsg = NULL;
@@ -326,7 +326,7 @@ static void test_observer(void **state)
 {
     apr_pool_t *p = *state;
     static const char answer[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0 };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0, NULL };
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL, *url;
     apr_time_t before, after;
@@ -360,7 +360,7 @@ static void test_breaker_holds_calls_back(void **state)
 {
     apr_pool_t *p = *state;
     bb_breaker_state_t shared;
-    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0 };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0, NULL };
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
     apr_int64_t retry;
@@ -375,6 +375,7 @@ static void test_breaker_holds_calls_back(void **state)
     assert_true(bb_http_held_back(errmsg));
     assert_contains(errmsg, "GET https://127.0.0.1:1/b: not sent (held back): circuit open after repeated failures");
     assert_contains(errmsg, "retry after 60 s");
+    assert_false(bb_http_held_here(errmsg));                 /* Bitbucket failed: stale verdicts may be served */
     assert_int_equal(opts.breaker->in_flight, 0);
     /* A fresh breaker whose process has its 4 calls out. */
     memset(&shared, 0, sizeof(shared));
@@ -382,9 +383,19 @@ static void test_breaker_holds_calls_back(void **state)
     opts.breaker->in_flight = 4;
     assert_int_equal(bb_http_request(p, &opts, "GET", "https://127.0.0.1:1/c", NULL, NULL, NULL, &resp, &errmsg),
                      BB_UNAVAILABLE);
-    assert_contains(errmsg, "not sent (held back): 4 calls to Bitbucket are already in flight in this process "
-                            "(BBAuthBitbucketMaxCalls)");
-    assert_int_equal(bb_breaker_enter(opts.breaker, apr_time_sec(apr_time_now()), &retry), BB_BREAKER_FULL);
+    assert_contains(errmsg, "not sent (held back here, Bitbucket did not fail): 4 calls to Bitbucket are already in "
+                            "flight in this process (BBAuthBitbucketMaxCalls)");
+    assert_true(bb_http_held_back(errmsg) && bb_http_held_here(errmsg) && !bb_http_rate_limited(errmsg));
+    /* A holder a 429 held back: only its calls, said so. */
+    opts.breaker->in_flight = 0;
+    bb_breaker_leave(opts.breaker, "bob", BB_BREAKER_GO, BB_CALL_RATE_LIMITED, apr_time_sec(apr_time_now()), 600);
+    opts.holder = "bob";
+    assert_int_equal(bb_http_request(p, &opts, "GET", "https://127.0.0.1:1/d", NULL, NULL, NULL, &resp, &errmsg),
+                     BB_UNAVAILABLE);
+    assert_contains(errmsg, "not sent (held back here, Bitbucket did not fail): Bitbucket rate-limited this user's "
+                            "calls (429): retry after ");
+    assert_true(bb_http_held_here(errmsg) && bb_http_rate_limited(errmsg));
+    assert_int_equal(bb_breaker_enter(opts.breaker, NULL, apr_time_sec(apr_time_now()), &retry), BB_BREAKER_FULL);
     assert_false(bb_http_held_back(NULL));
 }
 
@@ -394,7 +405,7 @@ static void test_timeout(void **state)
     apr_pool_t *p = *state;
     int port;
     int listener = listen_on_loopback(&port);
-    bb_http_opts_t opts = { NULL, 1, 0, NULL, NULL, NULL, 0 };
+    bb_http_opts_t opts = { NULL, 1, 0, NULL, NULL, NULL, 0, NULL };
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
     apr_time_t start = apr_time_now();
@@ -423,7 +434,7 @@ static void test_once_asks_for_a_fresh_connection(void **state)
 static void test_only_https_fetched(void **state)
 {
     apr_pool_t *p = *state;
-    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0 };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0, NULL };
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
     static const char *const urls[] = { "http://127.0.0.1:1/x", "ftp://127.0.0.1:1/x", "file:///etc/passwd",
@@ -441,7 +452,7 @@ static void test_only_https_fetched(void **state)
 static void test_header_injection_refused(void **state)
 {
     apr_pool_t *p = *state;
-    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0 };
+    bb_http_opts_t opts = { NULL, 2, 0, NULL, NULL, NULL, 0, NULL };
     apr_table_t *headers = apr_table_make(p, 1);
     bb_http_response_t *resp = NULL;
     const char *errmsg = NULL;
@@ -510,6 +521,8 @@ static void test_describe_429(void **state)
                                                    "calls, or a proxy in front of it)");
     apr_table_set(resp->headers, "Retry-After", "120");
     assert_contains(bb_http_describe(p, resp), "HTTP 429: rate-limited by Bitbucket, retrying after 120 s (");
+    assert_true(bb_http_rate_limited(bb_http_describe(p, resp)));
+    assert_false(bb_http_held_here(bb_http_describe(p, resp)));
 }
 
 static void test_is_foreign_page(void **state)

@@ -586,7 +586,7 @@ static void test_www_authenticate_parser(void **state)
 static void test_access_token_denied_without_request(void **state)
 {
     apr_pool_t *p = *state;
-    bb_http_opts_t http = { NULL, 1, 0, NULL, NULL, NULL, 0 };
+    bb_http_opts_t http = { NULL, 1, 0, NULL, NULL, NULL, 0, NULL };
     bb_oauth1_client_t *client = vector_client(p, "k");
     bb_oauth1_token_t *token = NULL;
     const char *errmsg = NULL;

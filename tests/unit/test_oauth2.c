@@ -215,7 +215,7 @@ static void test_unusable_answers(void **state)
 static void test_grants_unreachable(void **state)
 {
     apr_pool_t *p = *state;
-    bb_http_opts_t http = { NULL, 2, 0, NULL, NULL, NULL, 0 };
+    bb_http_opts_t http = { NULL, 2, 0, NULL, NULL, NULL, 0, NULL };
     bb_oauth2_client_t closed = client;
     bb_oauth2_tokens_t stale;
     bb_oauth2_tokens_t *tokens = &stale;

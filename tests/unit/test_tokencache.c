@@ -364,6 +364,63 @@ static void test_memo_serves_verdicts(void **state)
     assert_int_equal(entry->validated_at, NOW + 400);
 }
 
+/* A user Bitbucket confirmed is remembered by name until the expiry given, every field kept. */
+static void test_users_are_remembered_by_name(void **state)
+{
+    apr_pool_t *p = *state;
+    fixture_t *f = fixture(p, 0x5a);
+    bb_user_t *known;
+
+    assert_null(bb_tokencache_known_user(p, &f->tc, alice.name, NOW));          /* no memo: nothing */
+    bb_tokencache_remember_user(p, &f->tc, &alice, NOW + 300);
+    f->tc.users = bb_memo_create(p, 16);
+    assert_null(bb_tokencache_known_user(p, &f->tc, alice.name, NOW));
+    bb_tokencache_remember_user(p, &f->tc, &alice, NOW + 300);
+    known = bb_tokencache_known_user(p, &f->tc, alice.name, NOW + 299);
+    assert_non_null(known);
+    assert_string_equal(known->name, alice.name);
+    assert_string_equal(known->slug, alice.slug);
+    assert_string_equal(known->display_name, alice.display_name);
+    assert_string_equal(known->email, alice.email);
+    assert_string_equal(known->type, alice.type);
+    assert_int_equal(known->id, alice.id);
+    assert_int_equal(known->active, 1);
+    assert_null(bb_tokencache_known_user(p, &f->tc, alice.name, NOW + 300));
+    assert_null(bb_tokencache_known_user(p, &f->tc, "bob", NOW));
+    assert_null(bb_tokencache_known_user(p, &f->tc, NULL, NOW));
+}
+
+/* With a memo secret the memo is keyed by SipHash of the token (a hit costs no HMAC): it serves the same verdicts,
+ * and a verdict read from the shared cache is remembered under it. */
+static void test_memo_keyed_by_a_secret_of_its_own(void **state)
+{
+    apr_pool_t *p = *state;
+    fixture_t *f = fixture(p, 0x5a);
+    static const unsigned char secret[BB_TOKENCACHE_MEMO_SECRET] = { 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+    bb_tokencache_entry_t *entry = NULL;
+
+    f->kc.key.hmac = bb_hmac_key_create(p, f->kc.secret, sizeof(f->kc.secret));
+    f->tc.memo = bb_memo_create(p, 16);
+    f->tc.memo_secret = secret;
+    assert_int_equal(bb_tokencache_store_valid(p, &f->tc, TOKEN, &alice, NOW, 300), APR_SUCCESS);
+    assert_int_equal(bb_tokencache_store_invalid(p, &f->tc, OTHER, NOW, 30), APR_SUCCESS);
+    apr_hash_clear(f->kc.fc.entries);
+    assert_int_equal(lookup(p, f, TOKEN, NOW + 1, &entry), BB_TOKENCACHE_HIT_VALID);
+    assert_int_equal(entry->from_memo, 1);
+    assert_alice_validated_at_now(entry);
+    assert_int_equal(lookup(p, f, OTHER, NOW + 1, &entry), BB_TOKENCACHE_HIT_INVALID);
+    assert_int_equal(lookup(p, f, "yet-another-token", NOW + 1, &entry), BB_TOKENCACHE_MISS);
+    /* A verdict found in the shared cache only is remembered under the memo's own key. */
+    f->tc.memo = bb_memo_create(p, 16);
+    assert_int_equal(bb_tokencache_store_valid(p, &f->tc, TOKEN, &alice, NOW, 300), APR_SUCCESS);
+    f->tc.memo = bb_memo_create(p, 16);
+    assert_int_equal(lookup(p, f, TOKEN, NOW + 1, &entry), BB_TOKENCACHE_HIT_VALID);
+    assert_int_equal(entry->from_memo, 0);
+    apr_hash_clear(f->kc.fc.entries);
+    assert_int_equal(lookup(p, f, TOKEN, NOW + 2, &entry), BB_TOKENCACHE_HIT_VALID);
+    assert_int_equal(entry->from_memo, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -378,6 +435,8 @@ int main(void)
         UNIT_TEST(test_refused_stores),
         UNIT_TEST(test_short_secret_caches_nothing),
         UNIT_TEST(test_memo_serves_verdicts),
+        UNIT_TEST(test_users_are_remembered_by_name),
+        UNIT_TEST(test_memo_keyed_by_a_secret_of_its_own),
     };
     return UNIT_RUN("tokencache", tests);
 }

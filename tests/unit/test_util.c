@@ -252,6 +252,25 @@ static void test_status_name(void **state)
     assert_string_equal(bb_status_name((bb_status_t)99), "unknown");
 }
 
+/* The SipHash paper's vectors (key 00..0f, messages 00, 00 01, ..., 00..0e), as in its reference vectors.h. */
+static void test_siphash_reference_vectors(void **state)
+{
+    unsigned char key[16], msg[64];
+    int i;
+
+    for (i = 0; i < 16; i++) {
+        key[i] = (unsigned char)i;
+    }
+    for (i = 0; i < 64; i++) {
+        msg[i] = (unsigned char)i;
+    }
+    assert_true(bb_siphash(key, msg, 0) == 0x726fdb47dd0e0e31ULL);
+    assert_true(bb_siphash(key, msg, 1) == 0x74f839c593dc67fdULL);
+    assert_true(bb_siphash(key, msg, 8) == 0x93f5f5799a932462ULL);
+    assert_true(bb_siphash(key, msg, 15) == 0xa129ca6149be45e5ULL);
+    assert_true(bb_siphash(key, msg, 63) == 0x958a324ceb064572ULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +290,7 @@ int main(void)
         UNIT_TEST(test_strip_controls),
         UNIT_TEST(test_json_parse),
         UNIT_TEST(test_status_name),
+        UNIT_TEST(test_siphash_reference_vectors),
     };
     return UNIT_RUN("util", tests);
 }
