@@ -65,6 +65,7 @@ static void bbauth_register_hooks(apr_pool_t *p)
     bbauth_register_authn_hooks();
     bbauth_register_login_hooks();
     bbauth_register_setup_hooks();
+    bbauth_register_private_hooks();
     bbauth_register_assert_hooks();
     bbauth_register_metrics_hooks();
     bbauth_register_authz_providers(p);

@@ -248,11 +248,17 @@ int bbauth_page(request_rec *r, int status, const char *title, const char *messa
 int bbauth_has_error_document(request_rec *r, int status);
 /* Answers a redirect to a local path (already checked) with no-store caching. */
 int bbauth_redirect(request_rec *r, const char *location);
-/* Adds a Set-Cookie header that survives error responses. */
+/* Adds a Set-Cookie header that survives error responses; the response is then kept out of caches. */
 void bbauth_set_cookie(request_rec *r, const char *set_cookie);
 /* Set-Cookie for the session cookie with the configured attributes (max_age 0 deletes it). */
 const char *bbauth_session_cookie(request_rec *r, const bbauth_server_conf *conf, const char *value, long max_age);
 /* The current time in whole seconds. */
 apr_int64_t bbauth_now(void);
+
+/* mod_bbauth_private.c */
+/* Responses the module authenticated get Cache-Control private (merged with the app's, never weaker). */
+void bbauth_register_private_hooks(void);
+/* This response carries a cookie of the module: no-store, and mod_cache does not keep it (r->no_cache). */
+void bbauth_no_store(request_rec *r);
 
 #endif

@@ -50,6 +50,7 @@ void bbauth_set_cookie(request_rec *r, const char *set_cookie)
 {
     if (set_cookie) {
         apr_table_addn(r->err_headers_out, "Set-Cookie", set_cookie);
+        bbauth_no_store(r);
     }
 }
 

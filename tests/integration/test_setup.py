@@ -54,7 +54,7 @@ def private_key_body(path):
 
 
 def assert_safe_page(r):
-    assert r.headers["Cache-Control"] == "no-store"
+    assert r.headers["Cache-Control"] == "private, no-store"   # an admin's page (issue 19: private)
     assert "default-src 'none'" in r.headers["Content-Security-Policy"]
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert bbsite.CLIENT_SECRET not in r.text
@@ -152,7 +152,7 @@ def test_head_runs_no_check_and_other_methods_are_refused(site_factory):
     site.login(s, "/setup", user="admin")
     site.fb.control("POST", "/_fake/calls/reset")
     r = s.head(site.url("/setup"))
-    assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "private, no-store"
     assert not site.fb.calls()
     assert s.post(site.url("/setup"), allow_redirects=False).status_code == 405
 
