@@ -244,6 +244,12 @@ void bbauth_register_setup_hooks(void);
 /* Answers a short HTML page with the status; title and message are escaped here, `again` (a local path or
  * NULL) becomes a "Try again" link. Returns OK, as a handler does. */
 int bbauth_page(request_rec *r, int status, const char *title, const char *message, const char *again);
+/* A 200 page with a form that POSTs to `action` (a local URL) with one button; everything is escaped here. */
+int bbauth_form_page(request_rec *r, const char *title, const char *message, const char *action,
+                     const char *button);
+/* 0 when a browser says another site (a sibling host too) made it send this request (Sec-Fetch-Site, else
+ * Origin against BBAuthRedirectURI's origin and this server's own); 1 otherwise, clients that are no browser too. */
+int bbauth_from_this_site(request_rec *r, const bbauth_server_conf *conf);
 /* 1 when the admin set an ErrorDocument for this status where r is: the module then leaves the page to it. */
 int bbauth_has_error_document(request_rec *r, int status);
 /* Answers a redirect to a local path (already checked) with no-store caching. */

@@ -355,19 +355,11 @@ static int login_handler(request_rec *r)
     return bbauth_start_login(r, conf, return_to);
 }
 
-/* SetHandler bbauth-logout: ends the session, deletes the cookie and goes to ?return. */
-static int logout_handler(request_rec *r)
+/* Ends the request's session (on every host sharing the cache, and its grant), deletes the cookie, goes to ?return. */
+static int log_out(request_rec *r, const bbauth_server_conf *conf)
 {
-    const bbauth_server_conf *conf;
     bb_session_t *session;
 
-    if (!r->handler || strcmp(r->handler, LOGOUT_HANDLER)) {
-        return DECLINED;
-    }
-    if (r->method_number != M_GET) {
-        return method_not_allowed(r);
-    }
-    conf = server_conf(r);
     if (!conf->missing && bbauth_request_session(r, conf, 0, &session) == OK) {
         bbauth_count(BB_M_LOGOUT);
         bbauth_grant_revoke(r, conf, session->sid);
@@ -375,6 +367,40 @@ static int logout_handler(request_rec *r)
     }
     bbauth_set_cookie(r, bbauth_session_cookie(r, conf, "", 0));
     return bbauth_redirect(r, return_parameter(r));
+}
+
+/* A page with a button that POSTs the logout from this site: what a link (or an image) from anywhere gets. */
+static int confirm_logout(request_rec *r)
+{
+    const char *action = bb_url_with_query(r->pool, r->uri, "return", return_parameter(r), NULL);
+
+    return bbauth_form_page(r, "Log out", "Log out of this site?", action, "Log out");
+}
+
+/* SetHandler bbauth-logout: a POST from this site's own pages logs out; a GET (a link, an image, another site)
+ * only shows the confirmation, so that no other site can end a session, nor chain a login after it. */
+static int logout_handler(request_rec *r)
+{
+    const bbauth_server_conf *conf;
+
+    if (!r->handler || strcmp(r->handler, LOGOUT_HANDLER)) {
+        return DECLINED;
+    }
+    conf = server_conf(r);
+    if (r->method_number == M_GET) {
+        return confirm_logout(r);
+    }
+    if (r->method_number != M_POST) {
+        apr_table_setn(r->err_headers_out, "Allow", "GET, HEAD, POST");
+        return bbauth_page(r, HTTP_METHOD_NOT_ALLOWED, "Method not allowed", "Use the Log out button.", NULL);
+    }
+    if (ap_discard_request_body(r) != OK) {
+        return HTTP_BAD_REQUEST;
+    }
+    if (!bbauth_from_this_site(r, conf)) {
+        return confirm_logout(r);
+    }
+    return log_out(r, conf);
 }
 
 void bbauth_register_login_hooks(void)

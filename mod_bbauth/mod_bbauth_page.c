@@ -6,6 +6,7 @@
 
 #include "mod_bbauth.h"
 #include "bb_cookie.h"
+#include "bb_origin.h"
 
 apr_int64_t bbauth_now(void)
 {
@@ -19,23 +20,53 @@ static void no_store(request_rec *r)
     apr_table_setn(r->err_headers_out, "Pragma", "no-cache");
 }
 
-int bbauth_page(request_rec *r, int status, const char *title, const char *message, const char *again)
+/* The page with `tail` (HTML, already escaped) after the message, under the given Content-Security-Policy. */
+static int page_with(request_rec *r, int status, const char *title, const char *message, const char *tail,
+                     const char *csp)
 {
     const char *escaped_title = ap_escape_html2(r->pool, title, 1);
-    const char *again_link = again ? apr_pstrcat(r->pool, "<p><a href=\"", ap_escape_html2(r->pool, again, 1),
-                                                 "\">Try again</a></p>\n", NULL) : "";
 
     no_store(r);
     r->status = status;
     ap_set_content_type(r, "text/html; charset=utf-8");
     apr_table_setn(r->err_headers_out, "X-Content-Type-Options", "nosniff");
-    apr_table_setn(r->err_headers_out, "Content-Security-Policy", "default-src 'none'");
+    apr_table_setn(r->err_headers_out, "Content-Security-Policy", csp);
     if (!r->header_only) {
         ap_rprintf(r, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>%d %s</title></head>\n"
                    "<body><h1>%s</h1>\n<p>%s</p>\n%s</body></html>\n",
-                   status, escaped_title, escaped_title, ap_escape_html2(r->pool, message, 1), again_link);
+                   status, escaped_title, escaped_title, ap_escape_html2(r->pool, message, 1), tail);
     }
     return OK;
+}
+
+int bbauth_page(request_rec *r, int status, const char *title, const char *message, const char *again)
+{
+    const char *again_link = again ? apr_pstrcat(r->pool, "<p><a href=\"", ap_escape_html2(r->pool, again, 1),
+                                                 "\">Try again</a></p>\n", NULL) : "";
+
+    return page_with(r, status, title, message, again_link, "default-src 'none'");
+}
+
+int bbauth_form_page(request_rec *r, const char *title, const char *message, const char *action,
+                     const char *button)
+{
+    const char *form = apr_pstrcat(r->pool, "<form method=\"post\" action=\"", ap_escape_html2(r->pool, action, 1),
+                                   "\"><button type=\"submit\">", ap_escape_html2(r->pool, button, 1),
+                                   "</button></form>\n", NULL);
+
+    /* No other site may frame the page (to make the button clicked) nor receive the form. */
+    return page_with(r, HTTP_OK, title, message, form,
+                     "default-src 'none'; form-action 'self'; frame-ancestors 'none'");
+}
+
+int bbauth_from_this_site(request_rec *r, const bbauth_server_conf *conf)
+{
+    const char *site_origins[2];
+
+    site_origins[0] = conf->redirect_origin;
+    site_origins[1] = ap_construct_url(r->pool, "", r);   /* "scheme://host[:port]" as this server names itself */
+    return bb_origin_of(apr_table_get(r->headers_in, "Sec-Fetch-Site"), apr_table_get(r->headers_in, "Origin"),
+                        site_origins, 2) != BB_ORIGIN_CROSS;
 }
 
 int bbauth_redirect(request_rec *r, const char *location)
