@@ -106,6 +106,7 @@ typedef struct {
     int needs_grant;                 /* a Require line here asks Bitbucket with a session's OAuth grant */
     int identity_assertion;          /* BBAuthIdentityAssertion: BBAUTH_UNSET (off), 0 or 1 */
     const char *assertion_path;      /* the <Location> path where it was set ("/" at server level): the aud's path */
+    int pass_authorization;          /* BBAuthPassAuthorization: BBAUTH_UNSET (off: removed upstream), 0 or 1 */
 } bbauth_dir_conf;
 
 /* mod_bbauth_config.c */
@@ -150,6 +151,8 @@ typedef struct {
 void bbauth_note_credential(request_rec *r, const char *token, const char *sid);
 /* The request's credential; both fields NULL when it has none. */
 const bbauth_credential *bbauth_request_credential(request_rec *r);
+/* 1 when this module identified the request's user (a session or an access token): the response is personal. */
+int bbauth_authenticated_here(request_rec *r);
 
 /* mod_bbauth_grant.c */
 /* Keeps a session's OAuth 2 tokens server-side (sealed, in the shared cache) for as long as the session may live. */

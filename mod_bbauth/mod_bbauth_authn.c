@@ -253,6 +253,13 @@ static int check_token(request_rec *r, const bbauth_server_conf *conf, const bba
     }
 }
 
+/* A client that sends an Authorization header where tokens are taken means it: the header alone is judged, never
+ * a session cookie beside it (which a browser adds unasked), so the answer never silently mixes the two. */
+static int sends_authorization(request_rec *r, const bbauth_dir_conf *dconf)
+{
+    return token_auth_on(dconf) && apr_table_get(r->headers_in, "Authorization") != NULL;
+}
+
 static int check_authn(request_rec *r)
 {
     const bbauth_server_conf *conf;
@@ -269,6 +276,9 @@ static int check_authn(request_rec *r)
                       "mod_bbauth: AuthType Bitbucket for %s but this server lacks %s",
                       r->uri, conf->missing);
         return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (sends_authorization(r, dconf)) {
+        return check_token(r, conf, dconf);
     }
     rc = bbauth_request_session(r, conf, ap_is_initial_req(r), &session);
     if (rc != OK && rc != DECLINED) {
@@ -293,6 +303,7 @@ static int check_authn(request_rec *r)
     }
     return unauthenticated(r, conf, dconf);
 }
+
 
 /* BBAuthUnauthAction pass with "Require all granted": httpd runs no authentication, so the identity of a
  * valid session is set here, before the handler, with the same checks as check_authn (revalidation too); a
@@ -319,6 +330,22 @@ static int fixups_pass(request_rec *r)
     if (session) {
         set_session_identity(r, conf, dconf, session);
         refresh_session_cookie(r, conf, session);
+    }
+    return DECLINED;
+}
+
+int bbauth_authenticated_here(request_rec *r)
+{
+    return r->user && r->ap_auth_type && !strcmp(r->ap_auth_type, BBAUTH_AUTH_TYPE);
+}
+
+/* Once the module has authenticated a request, the client's credentials stop here: the upstream app gets the
+ * identity, never the token or the Basic password (BBAuthPassAuthorization On keeps them for an app that needs
+ * them). Runs last among the fixups, after fixups_pass has set a pass location's identity. */
+static int strip_authorization(request_rec *r)
+{
+    if (bbauth_authenticated_here(r) && dir_conf(r)->pass_authorization != 1) {
+        apr_table_unset(r->headers_in, "Authorization");
     }
     return DECLINED;
 }
@@ -399,5 +426,6 @@ void bbauth_register_authn_hooks(void)
     ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_authn(check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_fixups(fixups_pass, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_fixups(strip_authorization, NULL, NULL, APR_HOOK_LAST);
     ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
 }

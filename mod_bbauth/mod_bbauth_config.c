@@ -99,6 +99,7 @@ void *bbauth_create_dir_conf(apr_pool_t *p, char *dir)
 
     conf->token_auth = BBAUTH_UNSET;
     conf->identity_assertion = BBAUTH_UNSET;
+    conf->pass_authorization = BBAUTH_UNSET;
     return conf;
 }
 
@@ -111,6 +112,7 @@ void *bbauth_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(header_prefix);
     MERGE_NUM(token_auth);
     merged->needs_grant = add->needs_grant || base->needs_grant;
+    MERGE_NUM(pass_authorization);
     /* The switch and the path its audience names belong together. */
     if (add->identity_assertion != BBAUTH_UNSET) {
         merged->identity_assertion = add->identity_assertion;
@@ -490,6 +492,12 @@ static const char *set_token_auth(cmd_parms *cmd, void *dconf, int on)
     return NULL;
 }
 
+static const char *set_pass_authorization(cmd_parms *cmd, void *dconf, int on)
+{
+    ((bbauth_dir_conf *)dconf)->pass_authorization = on;
+    return NULL;
+}
+
 /* Cookie names are RFC 6265 tokens; our login-state cookies append "_st_..." to it. */
 static const char *set_cookie_name(cmd_parms *cmd, void *dummy, const char *arg)
 {
@@ -687,6 +695,9 @@ const command_rec bbauth_directives[] = {
                  "On: send the upstream app <prefix>Assertion, a JWT of the identity signed with BBAuthSigningKey"),
     AP_INIT_TAKE1("BBAuthHeaderPrefix", set_header_prefix, NULL, OR_AUTHCFG,
                   "Prefix of the identity headers for the upstream app (default X-Bitbucket-)"),
+    AP_INIT_FLAG("BBAuthPassAuthorization", set_pass_authorization, NULL, OR_AUTHCFG,
+                 "On: the upstream app still receives the client's Authorization header once the module has "
+                 "authenticated the request (default Off: it is removed)"),
     { NULL }
 };
 

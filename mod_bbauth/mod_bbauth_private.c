@@ -19,12 +19,6 @@ void bbauth_no_store(request_rec *r)
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
 }
 
-/* A user (or token owner) this module identified: the response is personal. */
-static int authenticated_here(request_rec *r)
-{
-    return r->user && r->ap_auth_type && !strcmp(r->ap_auth_type, BBAUTH_AUTH_TYPE);
-}
-
 static const char *joined(apr_pool_t *p, const char *a, const char *b)
 {
     return a && b ? apr_pstrcat(p, a, ", ", b, NULL) : a ? a : b;
@@ -49,7 +43,7 @@ static apr_status_t private_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 /* Anonymous answers are left as they are: the module's own say no-store already (bbauth_no_store, pages). */
 static void insert_private_filter(request_rec *r)
 {
-    if (authenticated_here(r)) {
+    if (bbauth_authenticated_here(r)) {
         ap_add_output_filter(PRIVATE_FILTER, NULL, r, r->connection);
     }
 }
