@@ -261,6 +261,12 @@ int bbauth_redirect(request_rec *r, const char *location);
 void bbauth_set_cookie(request_rec *r, const char *set_cookie);
 /* Set-Cookie for the session cookie with the configured attributes (max_age 0 deletes it). */
 const char *bbauth_session_cookie(request_rec *r, const bbauth_server_conf *conf, const char *value, long max_age);
+/* Several cookies of the session name arrived: deletes them in every scope this host can reach (bb_cookie_scopes)
+ * but its own, and its own too on a conflict (they named different sessions; logged). */
+void bbauth_clear_other_cookies(request_rec *r, const bbauth_server_conf *conf, int conflict);
+/* 1 when bbauth_clear_other_cookies ran: the session cookie is not re-issued on this response, as the one taken
+ * may not be the one of this host and path (the next request, with one cookie, re-issues it). */
+int bbauth_other_cookies_cleared(request_rec *r);
 /* The current time in whole seconds. */
 apr_int64_t bbauth_now(void);
 

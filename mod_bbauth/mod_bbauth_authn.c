@@ -57,7 +57,8 @@ static void refresh_session_cookie(request_rec *r, const bbauth_server_conf *con
 {
     const char *value;
 
-    if (!ap_is_initial_req(r) || !bb_session_needs_refresh(&conf->policy, session, bbauth_now())) {
+    if (!ap_is_initial_req(r) || bbauth_other_cookies_cleared(r)
+        || !bb_session_needs_refresh(&conf->policy, session, bbauth_now())) {
         return;
     }
     value = bb_session_encode(r->pool, conf->session_keys, &conf->policy, session, bbauth_now());

@@ -98,6 +98,42 @@ const char *bbauth_session_cookie(request_rec *r, const bbauth_server_conf *conf
     return bb_cookie_make(r->pool, conf->cookie_name, value, &attrs);
 }
 
+#define COOKIES_CLEARED_NOTE "bbauth-cookies-cleared"
+
+void bbauth_clear_other_cookies(request_rec *r, const bbauth_server_conf *conf, int conflict)
+{
+    apr_array_header_t *scopes = bb_cookie_scopes(r->pool, conf->cookie_name, r->hostname, r->parsed_uri.path);
+    int i;
+
+    if (conflict) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mod_bbauth: the request carries cookies %s of different "
+                      "sessions, likely one set by another host under a parent domain (cookie tossing): none is "
+                      "used, and those this host can reach are deleted; use a __Host- BBAuthCookieName over HTTPS",
+                      conf->cookie_name);
+    }
+    for (i = 0; i < scopes->nelts; i++) {
+        bb_cookie_attrs_t *scope = &APR_ARRAY_IDX(scopes, i, bb_cookie_attrs_t);
+        int own = !strcmp(scope->path, conf->cookie_path)
+            && (scope->domain && conf->cookie_domain ? !strcasecmp(scope->domain, conf->cookie_domain)
+                                                     : scope->domain == conf->cookie_domain);
+
+        if (own && !conflict) {
+            continue;
+        }
+        scope->same_site = conf->cookie_samesite;
+        scope->max_age = 0;
+        scope->secure = conf->cookie_secure;
+        scope->http_only = 1;
+        bbauth_set_cookie(r, bb_cookie_make(r->pool, conf->cookie_name, "", scope));
+    }
+    apr_table_setn(r->notes, COOKIES_CLEARED_NOTE, "1");
+}
+
+int bbauth_other_cookies_cleared(request_rec *r)
+{
+    return apr_table_get(r->notes, COOKIES_CLEARED_NOTE) != NULL;
+}
+
 int bbauth_has_error_document(request_rec *r, int status)
 {
     const core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
