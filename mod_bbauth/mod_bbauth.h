@@ -30,6 +30,7 @@ APLOG_USE_MODULE(bbauth);
 #define MOD_BBAUTH_VERSION      "0.1.0"
 #define BBAUTH_AUTH_TYPE        "Bitbucket"
 #define BBAUTH_LOGIN_TTL        600          /* seconds a login attempt (state cookie) stays valid */
+#define BBAUTH_MAX_PENDING_LOGINS 4          /* login-state cookies a browser keeps; a new one replaces the oldest */
 #define BBAUTH_MEMO_SLOTS       256          /* verified cookies / token verdicts each process remembers */
 #define BBAUTH_SESSION_STATE_SLOTS 4096      /* sessions whose shared state each process remembers (~150 bytes each) */
 #define BBAUTH_DEFAULT_PREFIX   "X-Bitbucket-"

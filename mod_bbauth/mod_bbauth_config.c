@@ -10,6 +10,7 @@
 #include <util_cfgtree.h>
 
 #include "mod_bbauth.h"
+#include "bb_cookie.h"
 #include "bb_url.h"
 
 #define DEFAULT_SCOPE         "REPO_READ"
@@ -802,7 +803,28 @@ static int check_tree(apr_pool_t *ptemp, server_rec *main_server, server_rec *s,
     return OK;
 }
 
+/* Refuses a cookie name browsers would refuse with the configured attributes (a __Host- name with a domain, ...). */
+static int check_cookie_names(server_rec *main_server)
+{
+    server_rec *s;
+
+    for (s = main_server; s; s = s->next) {
+        const bbauth_server_conf *conf = ap_get_module_config(s->module_config, &bbauth_module);
+        const char *problem = bb_cookie_prefix_problem(conf->cookie_name, conf->cookie_domain, conf->cookie_path,
+                                                       conf->cookie_secure);
+        if (problem) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, main_server, "mod_bbauth: BBAuthCookieName %s in %s: %s",
+                         conf->cookie_name, s == main_server ? "the main server" : "a virtual host", problem);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    return OK;
+}
+
 int bbauth_check_uses(apr_pool_t *ptemp, server_rec *s)
 {
+    if (check_cookie_names(s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     return check_tree(ptemp, s, s, ap_conftree);
 }

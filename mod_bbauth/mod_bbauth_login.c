@@ -20,20 +20,43 @@ static const bbauth_server_conf *server_conf(request_rec *r)
     return ap_get_module_config(r->server->module_config, &bbauth_module);
 }
 
-/* Set-Cookie for one login attempt's state cookie; max_age 0 deletes it. Always SameSite=Lax: the callback
- * is a cross-site navigation from Bitbucket, which a Strict cookie would not come along with. */
-static const char *state_cookie(request_rec *r, const bbauth_server_conf *conf, const char *state,
-                                const char *value, long max_age)
+/* Set-Cookie for a login-state cookie; max_age 0 deletes it. Host-only with Path=/: a __Host- name requires it,
+ * and a login starts anywhere on the site, where the pending ones must be seen to be bounded. Always SameSite=Lax:
+ * the callback is a cross-site navigation from Bitbucket, which a Strict cookie would not come along with. */
+static const char *state_cookie_named(request_rec *r, const bbauth_server_conf *conf, const char *name,
+                                      const char *value, long max_age)
 {
     bb_cookie_attrs_t attrs;
 
-    attrs.path = conf->callback_path;
+    attrs.path = "/";
     attrs.domain = NULL;
     attrs.same_site = "Lax";
     attrs.max_age = max_age;
     attrs.secure = conf->cookie_secure;
     attrs.http_only = 1;
-    return bb_cookie_make(r->pool, bb_login_state_cookie_name(r->pool, conf->cookie_name, state), value, &attrs);
+    return bb_cookie_make(r->pool, name, value, &attrs);
+}
+
+static const char *state_cookie(request_rec *r, const bbauth_server_conf *conf, const char *state,
+                                const char *value, long max_age)
+{
+    return state_cookie_named(r, conf, bb_login_state_cookie_name(r->pool, conf->cookie_name, state), value,
+                              max_age);
+}
+
+/* At most BBAUTH_MAX_PENDING_LOGINS login-state cookies per browser: the oldest make room for a new one, so that
+ * abandoned logins never make the Cookie header too large for httpd. */
+static void evict_pending_logins(request_rec *r, const bbauth_server_conf *conf)
+{
+    apr_array_header_t *pending = bb_cookie_pairs_with_prefix(r->pool, apr_table_get(r->headers_in, "Cookie"),
+                                                              apr_pstrcat(r->pool, conf->cookie_name, "_st_", NULL));
+    apr_array_header_t *evicted = bb_login_state_evict(r->pool, conf->state_keys, pending,
+                                                       BBAUTH_MAX_PENDING_LOGINS);
+    int i;
+
+    for (i = 0; i < evicted->nelts; i++) {
+        bbauth_set_cookie(r, state_cookie_named(r, conf, APR_ARRAY_IDX(evicted, i, const char *), "", 0));
+    }
 }
 
 int bbauth_set_login_state(request_rec *r, const bbauth_server_conf *conf, const bb_login_state_t *login)
@@ -45,6 +68,7 @@ int bbauth_set_login_state(request_rec *r, const bbauth_server_conf *conf, const
                       "cannot be signed");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    evict_pending_logins(r, conf);
     bbauth_set_cookie(r, state_cookie(r, conf, login->state, value, (long)(login->exp - bbauth_now())));
     bbauth_count(BB_M_LOGIN_STARTED);
     return OK;
