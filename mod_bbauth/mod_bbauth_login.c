@@ -396,7 +396,9 @@ static int log_out(request_rec *r, const bbauth_server_conf *conf)
 /* A page with a button that POSTs the logout from this site: what a link (or an image) from anywhere gets. */
 static int confirm_logout(request_rec *r)
 {
-    const char *action = bb_url_with_query(r->pool, r->uri, "return", return_parameter(r), NULL);
+    /* r->uri is decoded: encoded again, a '?' or '#' in it stays part of the path. */
+    const char *action = bb_url_with_query(r->pool, ap_escape_uri(r->pool, r->uri), "return", return_parameter(r),
+                                           NULL);
 
     return bbauth_form_page(r, "Log out", "Log out of this site?", action, "Log out");
 }

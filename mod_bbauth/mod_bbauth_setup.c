@@ -206,7 +206,7 @@ static apr_array_header_t *live_checks(request_rec *r, const bbauth_server_conf 
 static void print_test_button(request_rec *r)
 {
     ap_rprintf(r, "<h2>Live check</h2>\n<form id=\"test\" method=\"post\" action=\"%s\"><button type=\"submit\">"
-               "Test the connection to Bitbucket</button></form>\n", esc(r, r->uri));
+               "Test the connection to Bitbucket</button></form>\n", esc(r, ap_escape_uri(r->pool, r->uri)));
 }
 
 static int setup_handler(request_rec *r)

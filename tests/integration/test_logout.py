@@ -96,3 +96,9 @@ def test_confirm_page_never_leads_off_the_site(site, value):
 def test_other_methods(site):
     r = site.session().put(site.url("/logout"), allow_redirects=False)
     assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD, POST"
+
+
+def test_the_form_posts_to_the_same_path_whatever_it_holds(site):
+    r = site.session().get(site.url("/logout/%3Fx%3C%22"), allow_redirects=False)
+    assert r.status_code == 200
+    assert form_of(r.text).lower() == "/logout/%3fx%3c%22?return=%2f"   # httpd encodes in lower case
