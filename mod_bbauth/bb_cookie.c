@@ -31,48 +31,70 @@ static const char *pair_value(apr_pool_t *p, const char *start, const char *end)
     return apr_pstrmemdup(p, start, (apr_size_t)(end - start));
 }
 
-/* The value of the pair in [pair, pair_end) when its name is exactly `name`; NULL otherwise or without '='. */
-static const char *pair_value_of(apr_pool_t *p, const char *pair, const char *pair_end, const char *name,
-                                 apr_size_t name_len)
+/* The pair in [pair, pair_end) when its name is `name` (or, with whole_name 0, starts with it and is longer);
+ * 0 otherwise or without '='. */
+static int pair_named(apr_pool_t *p, const char *pair, const char *pair_end, const char *name, apr_size_t name_len,
+                      int whole_name, bb_cookie_pair_t *out)
 {
     const char *eq = memchr(pair, '=', (apr_size_t)(pair_end - pair));
     const char *name_end = eq, *value_start = eq ? eq + 1 : NULL, *value_end = pair_end;
+    apr_size_t len;
 
     if (eq == NULL) {
-        return NULL;
+        return 0;
     }
     trim_ows(&pair, &name_end);
-    if ((apr_size_t)(name_end - pair) != name_len || memcmp(pair, name, name_len) != 0) {
-        return NULL;
+    len = (apr_size_t)(name_end - pair);
+    if ((whole_name ? len != name_len : len <= name_len) || memcmp(pair, name, name_len) != 0) {
+        return 0;
     }
     trim_ows(&value_start, &value_end);
-    return pair_value(p, value_start, value_end);
+    out->name = whole_name ? name : apr_pstrmemdup(p, pair, len);
+    out->value = pair_value(p, value_start, value_end);
+    return 1;
 }
 
-apr_array_header_t *bb_cookie_values(apr_pool_t *p, const char *cookie_header, const char *name)
+/* The pairs of the header named `name` (whole_name) or starting with it, into an array of bb_cookie_pair_t.
+ * One pass over the header: each pair is looked at once, whatever the number of cookies. */
+static apr_array_header_t *pairs_named(apr_pool_t *p, const char *cookie_header, const char *name, int whole_name)
 {
-    apr_array_header_t *values = apr_array_make(p, 1, sizeof(const char *));
+    apr_array_header_t *pairs = apr_array_make(p, 1, sizeof(bb_cookie_pair_t));
     apr_size_t name_len = name ? strlen(name) : 0;
     const char *pair = cookie_header;
 
     if (cookie_header == NULL || name_len == 0) {
-        return values;
+        return pairs;
     }
-    /* One pass over the header: each pair is looked at once, whatever the number of cookies. */
-    while (*pair && values->nelts < BB_COOKIE_MAX_SAME_NAME) {
+    while (*pair) {
         const char *pair_end = strchr(pair, ';');
-        const char *value;
+        bb_cookie_pair_t found;
 
         if (pair_end == NULL) {
             pair_end = pair + strlen(pair);
         }
-        value = pair_value_of(p, pair, pair_end, name, name_len);
-        if (value != NULL) {
-            APR_ARRAY_PUSH(values, const char *) = value;
+        if (pair_named(p, pair, pair_end, name, name_len, whole_name, &found)) {
+            APR_ARRAY_PUSH(pairs, bb_cookie_pair_t) = found;
         }
         pair = *pair_end ? pair_end + 1 : pair_end;
     }
+    return pairs;
+}
+
+apr_array_header_t *bb_cookie_values(apr_pool_t *p, const char *cookie_header, const char *name)
+{
+    apr_array_header_t *pairs = pairs_named(p, cookie_header, name, 1);
+    apr_array_header_t *values = apr_array_make(p, pairs->nelts ? pairs->nelts : 1, sizeof(const char *));
+    int i;
+
+    for (i = 0; i < pairs->nelts; i++) {
+        APR_ARRAY_PUSH(values, const char *) = APR_ARRAY_IDX(pairs, i, bb_cookie_pair_t).value;
+    }
     return values;
+}
+
+apr_array_header_t *bb_cookie_pairs_with_prefix(apr_pool_t *p, const char *cookie_header, const char *prefix)
+{
+    return pairs_named(p, cookie_header, prefix, 0);
 }
 
 /* RFC 7230 token: what a cookie name may consist of. */
@@ -124,4 +146,94 @@ char *bb_cookie_make(apr_pool_t *p, const char *name, const char *value, const b
                        a->http_only ? "; HttpOnly" : "",
                        a->same_site ? "; SameSite=" : "", a->same_site ? a->same_site : "",
                        NULL);
+}
+
+#define HOST_PREFIX   "__Host-"
+#define SECURE_PREFIX "__Secure-"
+
+static int has_prefix(const char *s, const char *prefix)
+{
+    return s && !strncmp(s, prefix, strlen(prefix));
+}
+
+const char *bb_cookie_prefix_problem(const char *name, const char *domain, const char *path, int secure)
+{
+    if (has_prefix(name, HOST_PREFIX)) {
+        if (domain) {
+            return "a __Host- cookie cannot have a Domain (BBAuthCookieDomain)";
+        }
+        if (!path || strcmp(path, "/")) {
+            return "a __Host- cookie must have Path=/ (BBAuthCookiePath /)";
+        }
+    }
+    if ((has_prefix(name, HOST_PREFIX) || has_prefix(name, SECURE_PREFIX)) && !secure) {
+        return "a __Host- or __Secure- cookie must be Secure, which needs an https BBAuthRedirectURI";
+    }
+    return NULL;
+}
+
+/* A domain name that may take a Domain attribute: not an IP address. */
+static int is_domain_name(const char *host)
+{
+    const char *c;
+
+    if (!host || !*host || *host == '[' || strchr(host, ':')) {
+        return 0;
+    }
+    for (c = host; *c; c++) {
+        if (!((*c >= '0' && *c <= '9') || *c == '.')) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void add_scope(apr_array_header_t *scopes, const char *domain, const char *path)
+{
+    bb_cookie_attrs_t *scope;
+
+    if (scopes->nelts >= BB_COOKIE_MAX_SCOPES) {
+        return;
+    }
+    scope = (bb_cookie_attrs_t *)apr_array_push(scopes);
+    memset(scope, 0, sizeof(*scope));
+    scope->domain = domain;
+    scope->path = path;
+}
+
+/* "/" and each directory prefix of path without its trailing '/': an array of const char *. */
+static apr_array_header_t *path_prefixes(apr_pool_t *p, const char *path)
+{
+    apr_array_header_t *prefixes = apr_array_make(p, 4, sizeof(const char *));
+    const char *slash;
+
+    APR_ARRAY_PUSH(prefixes, const char *) = "/";
+    for (slash = path && *path == '/' ? strchr(path + 1, '/') : NULL; slash; slash = strchr(slash + 1, '/')) {
+        if (slash[-1] != '/') {
+            APR_ARRAY_PUSH(prefixes, const char *) = apr_pstrmemdup(p, path, (apr_size_t)(slash - path));
+        }
+    }
+    return prefixes;
+}
+
+apr_array_header_t *bb_cookie_scopes(apr_pool_t *p, const char *name, const char *host, const char *path)
+{
+    apr_array_header_t *scopes = apr_array_make(p, 8, sizeof(bb_cookie_attrs_t));
+    apr_array_header_t *paths = path_prefixes(p, path);
+    const char *domain;
+    int i;
+
+    if (has_prefix(name, HOST_PREFIX)) {
+        add_scope(scopes, NULL, "/");
+        return scopes;
+    }
+    for (i = 0; i < paths->nelts; i++) {
+        add_scope(scopes, NULL, APR_ARRAY_IDX(paths, i, const char *));
+    }
+    for (domain = is_domain_name(host) ? host : NULL; domain && strchr(domain, '.'); domain = strchr(domain, '.') + 1) {
+        for (i = 0; i < paths->nelts; i++) {
+            add_scope(scopes, domain, APR_ARRAY_IDX(paths, i, const char *));
+        }
+    }
+    return scopes;
 }

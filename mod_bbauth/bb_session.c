@@ -211,6 +211,40 @@ bb_session_status_t bb_session_decode_memo(apr_pool_t *p, bb_memo_t *memo, const
     return status;
 }
 
+bb_session_pick_t bb_session_pick(apr_pool_t *p, bb_memo_t *memo, const bb_keyring_t *ring,
+                                  const bb_session_policy_t *policy, const apr_array_header_t *values,
+                                  apr_int64_t now, bb_session_seen_fn *seen, void *baton,
+                                  bb_session_t **out)
+{
+    bb_session_pick_t pick = BB_SESSION_PICK_NONE;
+    int i;
+
+    *out = NULL;
+    for (i = 0; values && i < values->nelts; i++) {
+        bb_session_t *found = NULL;
+        bb_session_status_t status = bb_session_decode_memo(p, memo, ring, policy,
+                                                            APR_ARRAY_IDX(values, i, const char *), now, &found);
+
+        if (seen) {
+            seen(baton, status);
+        }
+        if (status != BB_SESSION_VALID || pick == BB_SESSION_PICK_CONFLICT) {
+            continue;   /* the rest is still decoded, so that every value is counted */
+        }
+        if (*out && strcmp((*out)->sid, found->sid)) {
+            pick = BB_SESSION_PICK_CONFLICT;
+        }
+        else if (!*out || found->iat > (*out)->iat) {
+            *out = found;
+            pick = BB_SESSION_PICK_ONE;
+        }
+    }
+    if (pick == BB_SESSION_PICK_CONFLICT) {
+        *out = NULL;
+    }
+    return pick;
+}
+
 int bb_session_needs_refresh(const bb_session_policy_t *policy, const bb_session_t *s, apr_int64_t now)
 {
     apr_int64_t interval;

@@ -3,6 +3,7 @@
 #define BB_SESSION_H
 
 #include <apr_pools.h>
+#include <apr_tables.h>
 #include "bb_keys.h"
 #include "bb_memo.h"
 
@@ -58,6 +59,25 @@ bb_session_status_t bb_session_decode(apr_pool_t *p, const bb_keyring_t *ring, c
 bb_session_status_t bb_session_decode_memo(apr_pool_t *p, bb_memo_t *memo, const bb_keyring_t *ring,
                                            const bb_session_policy_t *policy, const char *value, apr_int64_t now,
                                            bb_session_t **out);
+
+typedef enum {
+    BB_SESSION_PICK_NONE = 0,   /* no value is a valid session */
+    BB_SESSION_PICK_ONE,        /* every valid value names the same session */
+    BB_SESSION_PICK_CONFLICT    /* valid values name different sessions */
+} bb_session_pick_t;
+
+/* Told each value's status by bb_session_pick (for counting, and for saying why no value counted). */
+typedef void bb_session_seen_fn(void *baton, bb_session_status_t status);
+
+/* The one session the values of the session cookie (bb_cookie_values: a browser sends several when another host
+ * or path set one too) name. Every value is decoded (bb_session_decode_memo), so junk values cannot hide a good
+ * one, however many; `seen` (may be NULL) is handed each value's status with `baton`. ONE sets *out to the
+ * freshest copy (latest iat). CONFLICT, with *out NULL: one of the sessions was put there by someone else (a
+ * sibling host's Domain cookie, "cookie tossing"), and which one cannot be told, so none counts. */
+bb_session_pick_t bb_session_pick(apr_pool_t *p, bb_memo_t *memo, const bb_keyring_t *ring,
+                                  const bb_session_policy_t *policy, const apr_array_header_t *values,
+                                  apr_int64_t now, bb_session_seen_fn *seen, void *baton,
+                                  bb_session_t **out);
 
 /* Seconds an identity assertion is valid. */
 #define BB_ASSERTION_LIFETIME 60

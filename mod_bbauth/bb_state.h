@@ -3,6 +3,7 @@
 #define BB_STATE_H
 
 #include <apr_pools.h>
+#include <apr_tables.h>
 #include "bb_keys.h"
 
 typedef struct {
@@ -22,7 +23,12 @@ typedef enum {
  * NULL if no randomness. */
 bb_login_state_t *bb_login_state_new(apr_pool_t *p, const char *return_to, apr_int64_t now, apr_int64_t ttl);
 
-/* JWS (typ "bbauth-state") under the state key ring; claims {"st","pv" (absent when verifier is NULL),"ret","exp"}. */
+/* Longest return path a state cookie keeps; a longer one becomes "/" (a few pending logins with long return paths
+ * must not make the browser's Cookie header too large for httpd). */
+#define BB_STATE_MAX_RETURN 256
+
+/* JWS (typ "bbauth-state") under the state key ring; claims {"st","pv" (absent when verifier is NULL),"ret" ("/" when
+ * the return path is longer than BB_STATE_MAX_RETURN),"exp"}. */
 char *bb_login_state_encode(apr_pool_t *p, const bb_keyring_t *state_ring, const bb_login_state_t *ls);
 
 /* Verifies the cookie value, then that its state equals expected_state (constant time) and it is unexpired
@@ -33,5 +39,11 @@ bb_state_status_t bb_login_state_decode(apr_pool_t *p, const bb_keyring_t *state
 /* Name of the cookie for one login attempt: "<base>_st_<first 16 characters of SHA-256(state), base64url>".
  * One cookie per attempt lets logins in parallel tabs each complete. */
 char *bb_login_state_cookie_name(apr_pool_t *p, const char *base_cookie_name, const char *state);
+
+/* Of the pending login-state cookies a browser sent (bb_cookie_pair_t, from bb_cookie_pairs_with_prefix), the names
+ * of those to delete so that at most keep - 1 remain beside a new one: the oldest (by exp; one that does not
+ * verify counts as oldest). An array of const char *, empty when there are fewer than keep. */
+apr_array_header_t *bb_login_state_evict(apr_pool_t *p, const bb_keyring_t *state_ring, const apr_array_header_t *pairs,
+                                         int keep);
 
 #endif

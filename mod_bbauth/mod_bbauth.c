@@ -67,6 +67,7 @@ static void bbauth_register_hooks(apr_pool_t *p)
     bbauth_register_login_hooks();
     bbauth_register_setup_hooks();
     bbauth_register_account_hooks();
+    bbauth_register_private_hooks();
     bbauth_register_assert_hooks();
     bbauth_register_metrics_hooks();
     bbauth_register_audit_hooks();

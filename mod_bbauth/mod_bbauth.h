@@ -34,6 +34,7 @@ APLOG_USE_MODULE(bbauth);
 #define MOD_BBAUTH_VERSION      "0.1.0"
 #define BBAUTH_AUTH_TYPE        "Bitbucket"
 #define BBAUTH_LOGIN_TTL        600          /* seconds a login attempt (state cookie) stays valid */
+#define BBAUTH_MAX_PENDING_LOGINS 4          /* login-state cookies a browser keeps; a new one replaces the oldest */
 #define BBAUTH_MEMO_SLOTS       4096         /* verified cookies / token verdicts / assertions each process remembers */
 #define BBAUTH_SESSION_STATE_SLOTS 4096      /* sessions whose shared state each process remembers (~150 bytes each) */
 #define BBAUTH_DEFAULT_PREFIX   "X-Bitbucket-"
@@ -128,6 +129,7 @@ typedef struct {
     int needs_grant;                 /* a Require line here asks Bitbucket with a session's OAuth grant */
     int identity_assertion;          /* BBAuthIdentityAssertion: BBAUTH_UNSET (off), 0 or 1 */
     const char *assertion_path;      /* the <Location> path where it was set ("/" at server level): the aud's path */
+    int pass_authorization;          /* BBAuthPassAuthorization: BBAUTH_UNSET (off: removed upstream), 0 or 1 */
 } bbauth_dir_conf;
 
 /* mod_bbauth_config.c */
@@ -180,6 +182,8 @@ typedef struct {
 void bbauth_note_credential(request_rec *r, const char *token, const char *sid);
 /* The request's credential; both fields NULL when it has none. */
 const bbauth_credential *bbauth_request_credential(request_rec *r);
+/* 1 when this module identified the request's user (a session or an access token): the response is personal. */
+int bbauth_authenticated_here(request_rec *r);
 
 /* mod_bbauth_grant.c */
 /* Keeps a session's OAuth 2 tokens server-side (sealed, in the shared cache) for as long as the session may live. */
@@ -329,15 +333,33 @@ void bbauth_register_denial_hooks(void);
 /* Answers a short HTML page with the status; title and message are escaped here, `again` (a local path or
  * NULL) becomes a "Try again" link. Returns OK, as a handler does. */
 int bbauth_page(request_rec *r, int status, const char *title, const char *message, const char *again);
+/* A 200 page with a form that POSTs to `action` (a local URL) with one button; everything is escaped here. */
+int bbauth_form_page(request_rec *r, const char *title, const char *message, const char *action,
+                     const char *button);
+/* 0 when a browser says another site (a sibling host too) made it send this request (Sec-Fetch-Site, else
+ * Origin against BBAuthRedirectURI's origin and this server's own); 1 otherwise, clients that are no browser too. */
+int bbauth_from_this_site(request_rec *r, const bbauth_server_conf *conf);
 /* 1 when the admin set an ErrorDocument for this status where r is: the module then leaves the page to it. */
 int bbauth_has_error_document(request_rec *r, int status);
 /* Answers a redirect to a local path (already checked) with no-store caching. */
 int bbauth_redirect(request_rec *r, const char *location);
-/* Adds a Set-Cookie header that survives error responses. */
+/* Adds a Set-Cookie header that survives error responses; the response is then kept out of caches. */
 void bbauth_set_cookie(request_rec *r, const char *set_cookie);
 /* Set-Cookie for the session cookie with the configured attributes (max_age 0 deletes it). */
 const char *bbauth_session_cookie(request_rec *r, const bbauth_server_conf *conf, const char *value, long max_age);
+/* Several cookies of the session name arrived: deletes them in every scope this host can reach (bb_cookie_scopes)
+ * but its own, and its own too on a conflict (they named different sessions; logged). */
+void bbauth_clear_other_cookies(request_rec *r, const bbauth_server_conf *conf, int conflict);
+/* 1 when bbauth_clear_other_cookies ran: the session cookie is not re-issued on this response, as the one taken
+ * may not be the one of this host and path (the next request, with one cookie, re-issues it). */
+int bbauth_other_cookies_cleared(request_rec *r);
 /* The current time in whole seconds. */
 apr_int64_t bbauth_now(void);
+
+/* mod_bbauth_private.c */
+/* Responses the module authenticated get Cache-Control private (merged with the app's, never weaker). */
+void bbauth_register_private_hooks(void);
+/* This response carries a cookie of the module: no-store, and mod_cache does not keep it (r->no_cache). */
+void bbauth_no_store(request_rec *r);
 
 #endif

@@ -57,7 +57,8 @@ static void refresh_session_cookie(request_rec *r, const bbauth_server_conf *con
 {
     const char *value;
 
-    if (!ap_is_initial_req(r) || !bb_session_needs_refresh(&conf->policy, session, bbauth_now())) {
+    if (!ap_is_initial_req(r) || bbauth_other_cookies_cleared(r)
+        || !bb_session_needs_refresh(&conf->policy, session, bbauth_now())) {
         return;
     }
     value = bb_session_encode(r->pool, conf->session_keys, &conf->policy, session, bbauth_now());
@@ -254,6 +255,13 @@ static int check_token(request_rec *r, const bbauth_server_conf *conf, const bba
     }
 }
 
+/* A client that sends an Authorization header where tokens are taken means it: the header alone is judged, never
+ * a session cookie beside it (which a browser adds unasked), so the answer never silently mixes the two. */
+static int sends_authorization(request_rec *r, const bbauth_dir_conf *dconf)
+{
+    return token_auth_on(dconf) && apr_table_get(r->headers_in, "Authorization") != NULL;
+}
+
 static int check_authn(request_rec *r)
 {
     const bbauth_server_conf *conf;
@@ -270,6 +278,9 @@ static int check_authn(request_rec *r)
                       "mod_bbauth: AuthType Bitbucket for %s but this server lacks %s",
                       r->uri, conf->missing);
         return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (sends_authorization(r, dconf)) {
+        return check_token(r, conf, dconf);
     }
     /* Internal requests (ErrorDocument, per-directory rewrites, SSI includes) revalidate too: after the client's
      * request did, its checked mark makes that a memo read. */
@@ -297,6 +308,7 @@ static int check_authn(request_rec *r)
     return unauthenticated(r, conf, dconf);
 }
 
+
 /* BBAuthUnauthAction pass with "Require all granted": httpd runs no authentication, so the identity of a
  * valid session is set here, before the handler, with the same checks as check_authn (revalidation too); a
  * session that fails them leaves the request anonymous, and a cache that cannot say answers 503. */
@@ -322,6 +334,22 @@ static int fixups_pass(request_rec *r)
     if (session) {
         set_session_identity(r, conf, dconf, session);
         refresh_session_cookie(r, conf, session);
+    }
+    return DECLINED;
+}
+
+int bbauth_authenticated_here(request_rec *r)
+{
+    return r->user && r->ap_auth_type && !strcmp(r->ap_auth_type, BBAUTH_AUTH_TYPE);
+}
+
+/* Once the module has authenticated a request, the client's credentials stop here: the upstream app gets the
+ * identity, never the token or the Basic password (BBAuthPassAuthorization On keeps them for an app that needs
+ * them). Runs last among the fixups, after fixups_pass has set a pass location's identity. */
+static int strip_authorization(request_rec *r)
+{
+    if (bbauth_authenticated_here(r) && dir_conf(r)->pass_authorization != 1) {
+        apr_table_unset(r->headers_in, "Authorization");
     }
     return DECLINED;
 }
@@ -426,5 +454,6 @@ void bbauth_register_authn_hooks(void)
     ap_hook_fixups(fixups_pass, NULL, NULL, APR_HOOK_FIRST);
     /* After mod_dir's fixup (APR_HOOK_LAST), which may make a fast internal redirect. */
     ap_hook_fixups(strip_after_fast_redirect, NULL, NULL, APR_HOOK_REALLY_LAST);
+    ap_hook_fixups(strip_authorization, NULL, NULL, APR_HOOK_LAST);
     ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
 }

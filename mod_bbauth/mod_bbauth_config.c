@@ -10,6 +10,7 @@
 #include <util_cfgtree.h>
 
 #include "mod_bbauth.h"
+#include "bb_cookie.h"
 #include "bb_url.h"
 #include "bb_clientsetup.h"
 
@@ -108,6 +109,7 @@ void *bbauth_create_dir_conf(apr_pool_t *p, char *dir)
 
     conf->token_auth = BBAUTH_UNSET;
     conf->identity_assertion = BBAUTH_UNSET;
+    conf->pass_authorization = BBAUTH_UNSET;
     return conf;
 }
 
@@ -120,6 +122,7 @@ void *bbauth_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(header_prefix);
     MERGE_NUM(token_auth);
     merged->needs_grant = add->needs_grant || base->needs_grant;
+    MERGE_NUM(pass_authorization);
     /* The switch and the path its audience names belong together. */
     if (add->identity_assertion != BBAUTH_UNSET) {
         merged->identity_assertion = add->identity_assertion;
@@ -515,6 +518,12 @@ static const char *set_token_auth(cmd_parms *cmd, void *dconf, int on)
     return NULL;
 }
 
+static const char *set_pass_authorization(cmd_parms *cmd, void *dconf, int on)
+{
+    ((bbauth_dir_conf *)dconf)->pass_authorization = on;
+    return NULL;
+}
+
 /* Cookie names are RFC 6265 tokens; our login-state cookies append "_st_..." to it. */
 static const char *set_cookie_name(cmd_parms *cmd, void *dummy, const char *arg)
 {
@@ -743,6 +752,9 @@ const command_rec bbauth_directives[] = {
     AP_INIT_FLAG("BBAuthHealthCircuit", bbauth_set_health_circuit, NULL, RSRC_CONF,
                  "On (default): bbauth-health answers 503 while the circuit to Bitbucket is open; Off: it only "
                  "reports it"),
+    AP_INIT_FLAG("BBAuthPassAuthorization", set_pass_authorization, NULL, OR_AUTHCFG,
+                 "On: the upstream app still receives the client's Authorization header once the module has "
+                 "authenticated the request (default Off: it is removed)"),
     { NULL }
 };
 
@@ -884,10 +896,32 @@ static int check_tree(apr_pool_t *ptemp, server_rec *main_server, server_rec *s,
     return OK;
 }
 
+/* Refuses a cookie name browsers would refuse with the configured attributes (a __Host- name with a domain, ...). */
+static int check_cookie_names(server_rec *main_server)
+{
+    server_rec *s;
+
+    for (s = main_server; s; s = s->next) {
+        const bbauth_server_conf *conf = ap_get_module_config(s->module_config, &bbauth_module);
+        const char *problem = bb_cookie_prefix_problem(conf->cookie_name, conf->cookie_domain, conf->cookie_path,
+                                                       conf->cookie_secure);
+        if (problem) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, main_server, "mod_bbauth: BBAuthCookieName %s in %s: %s",
+                         conf->cookie_name, s == main_server ? "the main server" : "a virtual host", problem);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    return OK;
+}
+
 int bbauth_check_uses(apr_pool_t *ptemp, server_rec *s)
 {
-    int rc = check_tree(ptemp, s, s, ap_conftree);
+    int rc;
 
+    if (check_cookie_names(s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rc = check_tree(ptemp, s, s, ap_conftree);
     share_account_page(s);
     return rc;
 }

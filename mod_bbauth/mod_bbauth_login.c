@@ -20,20 +20,43 @@ static const bbauth_server_conf *server_conf(request_rec *r)
     return ap_get_module_config(r->server->module_config, &bbauth_module);
 }
 
-/* Set-Cookie for one login attempt's state cookie; max_age 0 deletes it. Always SameSite=Lax: the callback
- * is a cross-site navigation from Bitbucket, which a Strict cookie would not come along with. */
-static const char *state_cookie(request_rec *r, const bbauth_server_conf *conf, const char *state,
-                                const char *value, long max_age)
+/* Set-Cookie for a login-state cookie; max_age 0 deletes it. Host-only with Path=/: a __Host- name requires it,
+ * and a login starts anywhere on the site, where the pending ones must be seen to be bounded. Always SameSite=Lax:
+ * the callback is a cross-site navigation from Bitbucket, which a Strict cookie would not come along with. */
+static const char *state_cookie_named(request_rec *r, const bbauth_server_conf *conf, const char *name,
+                                      const char *value, long max_age)
 {
     bb_cookie_attrs_t attrs;
 
-    attrs.path = conf->callback_path;
+    attrs.path = "/";
     attrs.domain = NULL;
     attrs.same_site = "Lax";
     attrs.max_age = max_age;
     attrs.secure = conf->cookie_secure;
     attrs.http_only = 1;
-    return bb_cookie_make(r->pool, bb_login_state_cookie_name(r->pool, conf->cookie_name, state), value, &attrs);
+    return bb_cookie_make(r->pool, name, value, &attrs);
+}
+
+static const char *state_cookie(request_rec *r, const bbauth_server_conf *conf, const char *state,
+                                const char *value, long max_age)
+{
+    return state_cookie_named(r, conf, bb_login_state_cookie_name(r->pool, conf->cookie_name, state), value,
+                              max_age);
+}
+
+/* At most BBAUTH_MAX_PENDING_LOGINS login-state cookies per browser: the oldest make room for a new one, so that
+ * abandoned logins never make the Cookie header too large for httpd. */
+static void evict_pending_logins(request_rec *r, const bbauth_server_conf *conf)
+{
+    apr_array_header_t *pending = bb_cookie_pairs_with_prefix(r->pool, apr_table_get(r->headers_in, "Cookie"),
+                                                              apr_pstrcat(r->pool, conf->cookie_name, "_st_", NULL));
+    apr_array_header_t *evicted = bb_login_state_evict(r->pool, conf->state_keys, pending,
+                                                       BBAUTH_MAX_PENDING_LOGINS);
+    int i;
+
+    for (i = 0; i < evicted->nelts; i++) {
+        bbauth_set_cookie(r, state_cookie_named(r, conf, APR_ARRAY_IDX(evicted, i, const char *), "", 0));
+    }
 }
 
 int bbauth_set_login_state(request_rec *r, const bbauth_server_conf *conf, const bb_login_state_t *login)
@@ -45,6 +68,7 @@ int bbauth_set_login_state(request_rec *r, const bbauth_server_conf *conf, const
                       "cannot be signed");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    evict_pending_logins(r, conf);
     bbauth_set_cookie(r, state_cookie(r, conf, login->state, value, (long)(login->exp - bbauth_now())));
     bbauth_count(BB_M_LOGIN_STARTED);
     return OK;
@@ -365,19 +389,11 @@ static int login_handler(request_rec *r)
     return bbauth_start_login(r, conf, return_to);
 }
 
-/* SetHandler bbauth-logout: ends the session, deletes the cookie and goes to ?return. */
-static int logout_handler(request_rec *r)
+/* Ends the request's session (on every host sharing the cache, and its grant), deletes the cookie, goes to ?return. */
+static int log_out(request_rec *r, const bbauth_server_conf *conf)
 {
-    const bbauth_server_conf *conf;
     bb_session_t *session;
 
-    if (!r->handler || strcmp(r->handler, LOGOUT_HANDLER)) {
-        return DECLINED;
-    }
-    if (r->method_number != M_GET) {
-        return method_not_allowed(r);
-    }
-    conf = server_conf(r);
     if (!conf->missing && bbauth_request_session(r, conf, 0, &session) == OK) {
         bbauth_count(BB_M_LOGOUT);
         bbauth_audit(r, "logout", "success", NULL, session->sub);
@@ -386,6 +402,42 @@ static int logout_handler(request_rec *r)
     }
     bbauth_set_cookie(r, bbauth_session_cookie(r, conf, "", 0));
     return bbauth_redirect(r, return_parameter(r));
+}
+
+/* A page with a button that POSTs the logout from this site: what a link (or an image) from anywhere gets. */
+static int confirm_logout(request_rec *r)
+{
+    /* r->uri is decoded: encoded again, a '?' or '#' in it stays part of the path. */
+    const char *action = bb_url_with_query(r->pool, ap_escape_uri(r->pool, r->uri), "return", return_parameter(r),
+                                           NULL);
+
+    return bbauth_form_page(r, "Log out", "Log out of this site?", action, "Log out");
+}
+
+/* SetHandler bbauth-logout: a POST from this site's own pages logs out; a GET (a link, an image, another site)
+ * only shows the confirmation, so that no other site can end a session, nor chain a login after it. */
+static int logout_handler(request_rec *r)
+{
+    const bbauth_server_conf *conf;
+
+    if (!r->handler || strcmp(r->handler, LOGOUT_HANDLER)) {
+        return DECLINED;
+    }
+    conf = server_conf(r);
+    if (r->method_number == M_GET) {
+        return confirm_logout(r);
+    }
+    if (r->method_number != M_POST) {
+        apr_table_setn(r->err_headers_out, "Allow", "GET, HEAD, POST");
+        return bbauth_page(r, HTTP_METHOD_NOT_ALLOWED, "Method not allowed", "Use the Log out button.", NULL);
+    }
+    if (ap_discard_request_body(r) != OK) {
+        return HTTP_BAD_REQUEST;
+    }
+    if (!bbauth_from_this_site(r, conf)) {
+        return confirm_logout(r);
+    }
+    return log_out(r, conf);
 }
 
 void bbauth_register_login_hooks(void)

@@ -6,6 +6,7 @@
 
 #include "mod_bbauth.h"
 #include "bb_cookie.h"
+#include "bb_origin.h"
 
 apr_int64_t bbauth_now(void)
 {
@@ -26,24 +27,54 @@ static const char *link_to(request_rec *r, const char *path, const char *text)
                               "</a></p>\n", NULL) : "";
 }
 
-int bbauth_page(request_rec *r, int status, const char *title, const char *message, const char *again)
+/* The page with `tail` (HTML, already escaped) after the message, under the given Content-Security-Policy. */
+static int page_with(request_rec *r, int status, const char *title, const char *message, const char *tail,
+                     const char *csp)
 {
     const char *escaped_title = ap_escape_html2(r->pool, title, 1);
-    const bbauth_server_conf *conf = ap_get_module_config(r->server->module_config, &bbauth_module);
-    const char *links = apr_pstrcat(r->pool, link_to(r, again, "Try again"),
-                                    link_to(r, conf->account_path, "Your account"), NULL);
 
     no_store(r);
     r->status = status;
     ap_set_content_type(r, "text/html; charset=utf-8");
     apr_table_setn(r->err_headers_out, "X-Content-Type-Options", "nosniff");
-    apr_table_setn(r->err_headers_out, "Content-Security-Policy", "default-src 'none'");
+    apr_table_setn(r->err_headers_out, "Content-Security-Policy", csp);
     if (!r->header_only) {
         ap_rprintf(r, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>%d %s</title></head>\n"
                    "<body><h1>%s</h1>\n<p>%s</p>\n%s</body></html>\n",
-                   status, escaped_title, escaped_title, ap_escape_html2(r->pool, message, 1), links);
+                   status, escaped_title, escaped_title, ap_escape_html2(r->pool, message, 1), tail);
     }
     return OK;
+}
+
+int bbauth_page(request_rec *r, int status, const char *title, const char *message, const char *again)
+{
+    const bbauth_server_conf *conf = ap_get_module_config(r->server->module_config, &bbauth_module);
+    const char *links = apr_pstrcat(r->pool, link_to(r, again, "Try again"),
+                                    link_to(r, conf->account_path, "Your account"), NULL);
+
+    return page_with(r, status, title, message, links, "default-src 'none'");
+}
+
+int bbauth_form_page(request_rec *r, const char *title, const char *message, const char *action,
+                     const char *button)
+{
+    const char *form = apr_pstrcat(r->pool, "<form method=\"post\" action=\"", ap_escape_html2(r->pool, action, 1),
+                                   "\"><button type=\"submit\">", ap_escape_html2(r->pool, button, 1),
+                                   "</button></form>\n", NULL);
+
+    /* No other site may frame the page (to make the button clicked) nor receive the form. */
+    return page_with(r, HTTP_OK, title, message, form,
+                     "default-src 'none'; form-action 'self'; frame-ancestors 'none'");
+}
+
+int bbauth_from_this_site(request_rec *r, const bbauth_server_conf *conf)
+{
+    const char *site_origins[2];
+
+    site_origins[0] = conf->redirect_origin;
+    site_origins[1] = ap_construct_url(r->pool, "", r);   /* "scheme://host[:port]" as this server names itself */
+    return bb_origin_of(apr_table_get(r->headers_in, "Sec-Fetch-Site"), apr_table_get(r->headers_in, "Origin"),
+                        site_origins, 2) != BB_ORIGIN_CROSS;
 }
 
 int bbauth_redirect(request_rec *r, const char *location)
@@ -58,6 +89,7 @@ void bbauth_set_cookie(request_rec *r, const char *set_cookie)
 {
     if (set_cookie) {
         apr_table_addn(r->err_headers_out, "Set-Cookie", set_cookie);
+        bbauth_no_store(r);
     }
 }
 
@@ -72,6 +104,42 @@ const char *bbauth_session_cookie(request_rec *r, const bbauth_server_conf *conf
     attrs.secure = conf->cookie_secure;
     attrs.http_only = 1;
     return bb_cookie_make(r->pool, conf->cookie_name, value, &attrs);
+}
+
+#define COOKIES_CLEARED_NOTE "bbauth-cookies-cleared"
+
+void bbauth_clear_other_cookies(request_rec *r, const bbauth_server_conf *conf, int conflict)
+{
+    apr_array_header_t *scopes = bb_cookie_scopes(r->pool, conf->cookie_name, r->hostname, r->parsed_uri.path);
+    int i;
+
+    if (conflict) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mod_bbauth: the request carries cookies %s of different "
+                      "sessions, likely one set by another host under a parent domain (cookie tossing): none is "
+                      "used, and those this host can reach are deleted; use a __Host- BBAuthCookieName over HTTPS",
+                      conf->cookie_name);
+    }
+    for (i = 0; i < scopes->nelts; i++) {
+        bb_cookie_attrs_t *scope = &APR_ARRAY_IDX(scopes, i, bb_cookie_attrs_t);
+        int own = !strcmp(scope->path, conf->cookie_path)
+            && (scope->domain && conf->cookie_domain ? !strcasecmp(scope->domain, conf->cookie_domain)
+                                                     : scope->domain == conf->cookie_domain);
+
+        if (own && !conflict) {
+            continue;
+        }
+        scope->same_site = conf->cookie_samesite;
+        scope->max_age = 0;
+        scope->secure = conf->cookie_secure;
+        scope->http_only = 1;
+        bbauth_set_cookie(r, bb_cookie_make(r->pool, conf->cookie_name, "", scope));
+    }
+    apr_table_setn(r->notes, COOKIES_CLEARED_NOTE, "1");
+}
+
+int bbauth_other_cookies_cleared(request_rec *r)
+{
+    return apr_table_get(r->notes, COOKIES_CLEARED_NOTE) != NULL;
 }
 
 int bbauth_has_error_document(request_rec *r, int status)

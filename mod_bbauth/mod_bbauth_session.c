@@ -75,50 +75,57 @@ static int shared_state_allows(request_rec *r, const bbauth_server_conf *conf, i
     }
 }
 
+/* bb_session_pick's view of each value: counted, and the last unusable one's reason kept for the audit line of a
+ * request in which no value counted. */
+static void seen_value(void *baton, bb_session_status_t status)
+{
+    const char **unusable = baton;
+
+    bbauth_count_session(status);
+    if (status != BB_SESSION_VALID) {
+        *unusable = status == BB_SESSION_EXPIRED ? "cookie expired or idle"
+                                                 : "cookie invalid (bad signature, key or claims)";
+    }
+}
+
 int bbauth_request_session(request_rec *r, const bbauth_server_conf *conf, int revalidate, bb_session_t **session)
 {
     const char *cookies = apr_table_get(r->headers_in, "Cookie");
     apr_array_header_t *values;
-    apr_int64_t now = bbauth_now();
     const char *unusable = NULL;     /* why a cookie of our name was not even looked up (audit) */
-    int i, refused = 0;
+    bb_session_t *found = NULL;
+    bb_session_pick_t pick;
+    int allowed;
 
     *session = NULL;
     if (!cookies || !conf->session_keys) {
         return DECLINED;
     }
-    /* Several cookies of our name can arrive (another path or a parent domain set one): any valid one counts. */
+    /* Several cookies of our name can arrive (another path, or a parent domain: set by a sibling host too): only
+     * one session may be named, and the extra cookies are deleted where this host can reach them. */
     values = bb_cookie_values(r->pool, cookies, conf->cookie_name);
-    for (i = 0; i < values->nelts; i++) {
-        bb_session_t *found = NULL;
-        const char *value = APR_ARRAY_IDX(values, i, const char *);
-        bb_session_status_t status;
-        int allowed;
-
-        status = bbauth_count_session(bb_session_decode_memo(r->pool, conf->session_memo, conf->session_keys,
-                                                             &conf->policy, value, now, &found));
-        if (status != BB_SESSION_VALID) {
-            unusable = status == BB_SESSION_EXPIRED ? "cookie expired or idle"
-                                                    : "cookie invalid (bad signature, key or claims)";
-            continue;
-        }
-        allowed = shared_state_allows(r, conf, revalidate, found);
-        if (allowed == OK) {
-            *session = found;
-            return OK;
-        }
-        if (allowed != DECLINED) {
-            return allowed;
-        }
-        refused = 1;
+    pick = bb_session_pick(r->pool, conf->session_memo, conf->session_keys, &conf->policy, values, bbauth_now(),
+                           seen_value, &unusable, &found);
+    if (values->nelts > 1) {
+        bbauth_clear_other_cookies(r, conf, pick == BB_SESSION_PICK_CONFLICT);
     }
-    if (refused && revalidate) {
+    if (pick != BB_SESSION_PICK_ONE) {
+        if (pick == BB_SESSION_PICK_CONFLICT) {
+            unusable = "cookies of different sessions (one set by another host?)";
+        }
+        if (unusable) {
+            bbauth_audit(r, "session.refused", "refused", unusable, NULL);
+        }
+        return DECLINED;
+    }
+    allowed = shared_state_allows(r, conf, revalidate, found);
+    if (allowed == OK) {
+        *session = found;
+    }
+    else if (allowed == DECLINED && revalidate) {
         bbauth_set_cookie(r, bbauth_session_cookie(r, conf, "", 0));
     }
-    if (unusable) {
-        bbauth_audit(r, "session.refused", "refused", unusable, NULL);
-    }
-    return DECLINED;
+    return allowed;
 }
 
 void bbauth_session_before_new(request_rec *r, const bbauth_server_conf *conf)

@@ -1,4 +1,4 @@
-/* mod_bbauth_setup.c: SetHandler bbauth-setup: the admin's page with what Bitbucket's forms ask for this integration, and a live check. */
+/* mod_bbauth_setup.c: SetHandler bbauth-setup: the admin's page with what Bitbucket's forms ask for this integration, and a live check on request; 403 unless a Require line that authenticates protects it. */
 #include <apr_strings.h>
 #include <apr_uri.h>
 #include <http_protocol.h>
@@ -167,19 +167,62 @@ static int print_version_advice(request_rec *r, const bbauth_server_conf *conf, 
     return has_oauth2;
 }
 
+/* The page shows the integration's settings and calls Bitbucket: only for an admin an access rule authenticated
+ * (a Require other than "all granted"), never for anyone who finds the URL. */
+static int admin_authenticated(request_rec *r)
+{
+    char *user = r->user;
+    int required;
+
+    /* Asked with the user set, the Require lines that want one pass; asked without it, they say they need one,
+     * where "all granted" does not. */
+    r->user = NULL;
+    required = user && ap_some_authn_required(r);
+    r->user = user;
+    if (required) {
+        return 1;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mod_bbauth: the setup page (SetHandler bbauth-setup) at %s "
+                  "answers 403: no Require line that authenticates protects it; add AuthType Bitbucket and "
+                  "Require bitbucket-user <an administrator> to its <Location>", ap_escape_logitem(r->pool, r->uri));
+    return 0;
+}
+
+/* Bitbucket is called only when an admin presses "Test the connection" (a POST from this site), so that the page
+ * is no amplifier: three calls to Bitbucket for every GET. */
+static apr_array_header_t *live_checks(request_rec *r, const bbauth_server_conf *conf, const char **version)
+{
+    apr_array_header_t *probes = apr_array_make(r->pool, 5, sizeof(bb_probe_t *));
+
+    APR_ARRAY_PUSH(probes, bb_probe_t *) = bb_probe_base(r->pool, conf->bitbucket_url, &conf->http, version);
+    apr_array_cat(probes, bb_probe_oauth_endpoints(r->pool, conf->bitbucket_url, &conf->http,
+                                                   conf->oauth_version));
+    if (conf->oauth_version == 1) {
+        APR_ARRAY_PUSH(probes, bb_probe_t *) = probe_oauth1_keys(r, conf);
+    }
+    return probes;
+}
+
+static void print_test_button(request_rec *r)
+{
+    ap_rprintf(r, "<h2>Live check</h2>\n<form id=\"test\" method=\"post\" action=\"%s\"><button type=\"submit\">"
+               "Test the connection to Bitbucket</button></form>\n", esc(r, ap_escape_uri(r->pool, r->uri)));
+}
+
 static int setup_handler(request_rec *r)
 {
     const bbauth_server_conf *conf;
-    apr_array_header_t *probes;
+    apr_array_header_t *probes = NULL;
     const char *version = NULL;
-    int has_oauth2;
+    int has_oauth2 = -1;
 
     if (!r->handler || strcmp(r->handler, SETUP_HANDLER)) {
         return DECLINED;
     }
-    if (r->method_number != M_GET) {
-        apr_table_setn(r->err_headers_out, "Allow", "GET, HEAD");
-        return bbauth_page(r, HTTP_METHOD_NOT_ALLOWED, "Method not allowed", "Only GET is answered here.", NULL);
+    if (r->method_number != M_GET && r->method_number != M_POST) {
+        apr_table_setn(r->err_headers_out, "Allow", "GET, HEAD, POST");
+        return bbauth_page(r, HTTP_METHOD_NOT_ALLOWED, "Method not allowed", "Only GET and POST are answered here.",
+                           NULL);
     }
     conf = ap_get_module_config(r->server->module_config, &bbauth_module);
     if (conf->missing) {
@@ -187,33 +230,44 @@ static int setup_handler(request_rec *r)
                       conf->missing);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (ap_discard_request_body(r) != OK) {
+        return HTTP_BAD_REQUEST;
+    }
+    if (!admin_authenticated(r)) {
+        return bbauth_page(r, HTTP_FORBIDDEN, "Forbidden", "This page is for the administrators of this site, and "
+                           "must be protected by a Require line that authenticates them.", NULL);
+    }
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
     apr_table_setn(r->err_headers_out, "X-Content-Type-Options", "nosniff");
-    apr_table_setn(r->err_headers_out, "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+    apr_table_setn(r->err_headers_out, "Content-Security-Policy",
+                   "default-src 'none'; form-action 'self'; frame-ancestors 'none'");
     apr_table_setn(r->err_headers_out, "Referrer-Policy", "no-referrer");
     ap_set_content_type(r, "text/html; charset=utf-8");
     if (r->header_only) {
         return OK;
     }
-    probes = apr_array_make(r->pool, 5, sizeof(bb_probe_t *));
-    APR_ARRAY_PUSH(probes, bb_probe_t *) = bb_probe_base(r->pool, conf->bitbucket_url, &conf->http, &version);
-    apr_array_cat(probes, bb_probe_oauth_endpoints(r->pool, conf->bitbucket_url, &conf->http,
-                                                   conf->oauth_version));
-    if (conf->oauth_version == 1) {
-        APR_ARRAY_PUSH(probes, bb_probe_t *) = probe_oauth1_keys(r, conf);
+    if (r->method_number == M_POST && bbauth_from_this_site(r, conf)) {
+        probes = live_checks(r, conf, &version);
     }
     ap_rputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>mod_bbauth setup</title></head>\n<body>\n"
              "<h1>mod_bbauth setup</h1>\n<p>What Bitbucket's forms ask for this server's configuration, and whether "
              "Bitbucket answers. This page shows no secret; keep it for administrators (Require).</p>\n", r);
     print_settings(r, conf);
-    has_oauth2 = print_version_advice(r, conf, version);
+    if (probes) {
+        has_oauth2 = print_version_advice(r, conf, version);
+    }
     if (conf->oauth_version == 1) {
         print_oauth1_steps(r, conf, has_oauth2);
     }
     else {
         print_oauth2_steps(r, conf);
     }
-    print_checks(r, probes);
+    if (probes) {
+        print_checks(r, probes);
+    }
+    else {
+        print_test_button(r);
+    }
     ap_rputs("</body></html>\n", r);
     return OK;
 }

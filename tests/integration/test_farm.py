@@ -60,7 +60,7 @@ def test_login_on_a_works_on_b_and_logout_on_b_ends_it_on_a(farm):
     a.login(s, "/packages/echo", user="alice")
     on_b = moved(s, a, b)
     assert b.echo(on_b)["remote_user"] == "alice"
-    assert on(b, on_b, "/logout").status_code == 302
+    assert b.logout(on_b).status_code == 302
     s.headers["Accept"] = "application/json"
     assert on(a, s).status_code == 401
 

@@ -60,7 +60,7 @@ def test_logout_revokes_the_grant_at_bitbucket(site_factory):
     s = logged_in(site)
     assert len(oauth2_tokens(site)) == 2
     site.fb.control("POST", "/_fake/calls/reset")
-    assert get(site, s, "/logout").status_code == 302
+    assert site.logout(s).status_code == 302
     assert site.fb.calls().get("revoke") == 1
     assert oauth2_tokens(site) == []              # the access and the refresh token are gone at Bitbucket
     form = site.fb.control("GET", "/_fake/log?endpoint=revoke")["entries"][-1]["form"]
@@ -72,7 +72,7 @@ def test_logout_goes_on_when_bitbucket_cannot_revoke(site_factory):
     s = logged_in(site)
     copy = copy_of(site, s)
     site.fb.set_mode("revoke", "down")
-    r = get(site, s, "/logout")
+    r = site.logout(s)
     assert r.status_code == 302 and "bbauth_session=;" in r.headers["Set-Cookie"]
     site.apache.wait_for_log(r"logout: the session's grant stays valid at Bitbucket until it expires: ")
     assert_sent_to_login(site, get(site, copy, "/packages/echo"))

@@ -34,7 +34,8 @@ def test_authorize_redirect_has_every_parameter_and_a_state_cookie(site):
     name = [c.name for c in s.cookies if c.name.startswith("bbauth_session_st_")]
     assert len(name) == 1
     attrs = cookie_attrs(r.headers["Set-Cookie"], name[0])
-    assert attrs["httponly"] is True and attrs["path"] == bbsite.CALLBACK_PATH
+    # issue 19: Path=/, so that the pending ones are seen (and bounded) wherever a login starts
+    assert attrs["httponly"] is True and attrs["path"] == "/"
     assert 0 < int(attrs["max-age"]) <= 600
     assert q["state"] not in site.apache.error_log()
 

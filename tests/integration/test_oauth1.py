@@ -109,7 +109,8 @@ def test_authorize_redirect_and_state_cookie(site):
     names = [c.name for c in s.cookies if c.name.startswith("bbauth_session_st_")]
     assert len(names) == 1
     attrs = cookie_attrs(r.headers["Set-Cookie"], names[0])
-    assert attrs["httponly"] is True and attrs["path"] == bbsite.CALLBACK_PATH
+    # issue 19: Path=/, so that the pending ones are seen (and bounded) wherever a login starts
+    assert attrs["httponly"] is True and attrs["path"] == "/"
     assert 0 < int(attrs["max-age"]) <= 600
     assert query_of(location)["oauth_token"] not in site.apache.error_log()
 

@@ -1,11 +1,15 @@
 """Issue 3: the admin's setup helpers: the bbauth-setup page (what Bitbucket's forms ask for OAuth 2 and OAuth 1,
 a live check, never a secret) and build/bbauth-keygen (a key pair whose printed public key Bitbucket takes)."""
 
+import base64
+import hashlib
 import html
 import os
 import re
 import stat
 import subprocess
+
+import pytest
 
 from cryptography.hazmat.primitives import serialization
 
@@ -29,12 +33,31 @@ def with_setup(conf):
     return lambda site: conf(site) + SETUP
 
 
+def press_test_button(site, s, **kw):
+    """The page's "Test the connection" button: a POST from the page itself (issue 19: a GET calls no one)."""
+    return s.post(site.url("/setup"), headers={"Origin": site.apache.base_url}, allow_redirects=False, **kw)
+
+
 def setup_page(site):
     s = site.session()
     site.login(s, "/setup", user="admin")
-    r = s.get(site.url("/setup"), allow_redirects=False)
+    r = press_test_button(site, s)
     assert r.status_code == 200, r.text[:300]
     return r
+
+
+ADMIN_PASSWORD = "setup-admin-password"
+
+
+def basic_auth_setup(tmp_serverroot):
+    """The setup page behind httpd's own Basic authentication: for a Bitbucket the admin cannot log in with."""
+    path = tmp_serverroot / "setup.htpasswd"
+    digest = base64.b64encode(hashlib.sha1(ADMIN_PASSWORD.encode()).digest()).decode()
+    path.write_text(f"admin:{{SHA}}{digest}\n")
+    os.chmod(path, 0o644)
+    return SETUP.replace("AuthType Bitbucket\n    Require bitbucket-user admin",
+                         f"AuthType Basic\n    AuthName setup\n    AuthBasicProvider file\n    AuthUserFile {path}\n"
+                         "    Require valid-user")
 
 
 def by_id(page, element_id):
@@ -54,7 +77,7 @@ def private_key_body(path):
 
 
 def assert_safe_page(r):
-    assert r.headers["Cache-Control"] == "no-store"
+    assert r.headers["Cache-Control"] == "private, no-store"   # an admin's page (issue 19: private)
     assert "default-src 'none'" in r.headers["Content-Security-Policy"]
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert bbsite.CLIENT_SECRET not in r.text
@@ -106,13 +129,13 @@ def test_oauth1_page_shows_link_type_consumer_key_public_key_and_empty_callback(
 
 def test_oauth1_page_says_when_the_link_has_another_public_key(site_factory, tmp_serverroot):
     other = testca.make_rsa_keypair(str(tmp_serverroot / "other"), "other")[1]
-    site = make_oauth1_site(site_factory, tmp_serverroot, conf=with_setup(oauth1_conf), public_key=other)
+    site = make_oauth1_site(site_factory, tmp_serverroot, conf=with_setup(oauth1_conf), public_key=other,
+                            modules=("authn_file",))
     s = site.session()
     r = s.get(site.url("/setup"), allow_redirects=False)
     assert r.status_code == 502  # the admin cannot even log in with these keys ...
-    site.apache.restart(extra_conf=oauth1_conf(site) + SETUP.replace(
-        "AuthType Bitbucket\n    Require bitbucket-user admin", "Require all granted"))
-    r = s.get(site.url("/setup"), allow_redirects=False)  # ... but the page tells why
+    site.apache.restart(extra_conf=oauth1_conf(site) + basic_auth_setup(tmp_serverroot))
+    r = press_test_button(site, s, auth=("admin", ADMIN_PASSWORD))  # ... but the page tells why
     rows = checks(r.text)
     assert [ok for ok, _, _ in rows] == [True, True, True, True, False], rows
     assert "oauth_problem=signature_invalid" in rows[-1][2]
@@ -125,7 +148,7 @@ def test_page_reports_missing_oauth2_endpoints(site_factory):
     site.login(s, "/setup", user="admin")
     for endpoint in ("authorize", "token"):
         site.fb.set_mode(endpoint, "status:404")
-    rows = checks(s.get(site.url("/setup")).text)
+    rows = checks(press_test_button(site, s).text)
     assert rows[0][0] and not rows[1][0] and not rows[2][0], rows
     assert "7.21" in rows[1][2] and "BBAuthOAuthVersion 1" in rows[1][2]
 
@@ -137,9 +160,9 @@ def test_page_reports_an_untrusted_certificate(site_factory, tmp_serverroot):
 
     def conf(site):
         return bbsite.protected_conf(site).replace(f"BBAuthCAFile {site.pki['ca']}", f"BBAuthCAFile {other['ca']}") \
-            + SETUP.replace("AuthType Bitbucket\n    Require bitbucket-user admin", "Require all granted")
-    site = site_factory(conf=conf)
-    r = site.session().get(site.url("/setup"), allow_redirects=False)
+            + basic_auth_setup(tmp_serverroot)
+    site = site_factory(conf=conf, modules=("authn_file",))
+    r = press_test_button(site, site.session(), auth=("admin", ADMIN_PASSWORD))
     rows = checks(r.text)
     assert rows and not any(ok for ok, _, _ in rows), rows
     assert "certificate" in rows[0][2].lower()
@@ -152,9 +175,44 @@ def test_head_runs_no_check_and_other_methods_are_refused(site_factory):
     site.login(s, "/setup", user="admin")
     site.fb.control("POST", "/_fake/calls/reset")
     r = s.head(site.url("/setup"))
-    assert r.status_code == 200 and r.headers["Cache-Control"] == "no-store"
+    assert r.status_code == 200 and r.headers["Cache-Control"] == "private, no-store"
     assert not site.fb.calls()
-    assert s.post(site.url("/setup"), allow_redirects=False).status_code == 405
+    assert s.put(site.url("/setup"), allow_redirects=False).status_code == 405
+
+
+def test_get_and_cross_site_post_call_no_one(site_factory):
+    """Issue 19: Bitbucket is called only when the admin presses the button: a GET shows it, and a POST another
+    site made the admin's browser send shows the page without calling."""
+    site = site_factory(conf=with_setup(bbsite.protected_conf))
+    s = site.session()
+    site.login(s, "/setup", user="admin")
+    site.fb.control("POST", "/_fake/calls/reset")
+    r = s.get(site.url("/setup"), allow_redirects=False)
+    assert r.status_code == 200 and 'id="test" method="post" action="/setup"' in r.text
+    assert by_id(r.text, "client-id") == bbsite.CLIENT_ID and not checks(r.text)
+    r = s.post(site.url("/setup"), headers={"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example.test"},
+               allow_redirects=False)
+    assert r.status_code == 200 and not checks(r.text)
+    assert not site.fb.calls()
+    assert len(checks(press_test_button(site, s).text)) == 3
+
+
+@pytest.mark.parametrize("protection", ["", "Require all granted\n", "AuthType Bitbucket\n    BBAuthUnauthAction pass\n"
+                                        "    Require all granted\n"])
+def test_unprotected_page_is_forbidden(site_factory, protection):
+    """Issue 19: without a Require line that authenticates, nobody gets the settings, and Bitbucket is not called
+    (GET or POST), even for a logged-in user where the location lets anyone pass."""
+    site = site_factory(conf=lambda s: bbsite.protected_conf(s)
+                        + f"<Location /setup>\n    SetHandler bbauth-setup\n    {protection}</Location>\n")
+    s = site.session()
+    site.login(s, "/packages/echo", user="admin")
+    site.fb.control("POST", "/_fake/calls/reset")
+    for r in (s.get(site.url("/setup"), allow_redirects=False), press_test_button(site, s),
+              site.session().get(site.url("/setup"), allow_redirects=False)):
+        assert r.status_code == 403, (protection, r.status_code)
+        assert bbsite.CLIENT_ID not in r.text and site.fb.base_url not in r.text and "0.1" not in r.text
+    assert not site.fb.calls()
+    assert "answers 403: no Require line that authenticates protects it" in site.apache.error_log()
 
 
 def test_setup_handler_needs_the_server_settings(site_factory):

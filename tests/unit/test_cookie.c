@@ -84,18 +84,78 @@ static void test_values_odd_pairs(void **state)
     assert_int_equal(count_of(p, ";", "a"), 0);
 }
 
-static void test_values_same_name_in_order_and_capped(void **state)
+/* Junk values of the name, however many, never hide the last one (issue 19: no cap on their number). */
+static void test_values_same_name_in_order_all_of_them(void **state)
 {
     apr_pool_t *p = *state;
     const char *header = "";
     int i;
 
     assert_string_equal(values_of(p, "s=1; t=x; s=2; s=3", "s"), "1|2|3");
-    for (i = 0; i < 20; i++) {
+    for (i = 0; i < 500; i++) {
         header = apr_psprintf(p, "%ss=%d; ", header, i);
     }
-    assert_int_equal(count_of(p, header, "s"), BB_COOKIE_MAX_SAME_NAME);
-    assert_string_equal(values_of(p, header, "s"), "0|1|2|3|4|5|6|7");
+    assert_int_equal(count_of(p, header, "s"), 500);
+    assert_string_equal(APR_ARRAY_IDX(bb_cookie_values(p, header, "s"), 499, const char *), "499");
+}
+
+static void test_pairs_with_prefix(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_array_header_t *pairs = bb_cookie_pairs_with_prefix(p, "s_st_a=1; s=2; s_st_=3; x_st_b=4; s_st_b = \"5\"",
+                                                            "s_st_");
+
+    assert_int_equal(pairs->nelts, 2);
+    assert_string_equal(APR_ARRAY_IDX(pairs, 0, bb_cookie_pair_t).name, "s_st_a");
+    assert_string_equal(APR_ARRAY_IDX(pairs, 0, bb_cookie_pair_t).value, "1");
+    assert_string_equal(APR_ARRAY_IDX(pairs, 1, bb_cookie_pair_t).name, "s_st_b");
+    assert_string_equal(APR_ARRAY_IDX(pairs, 1, bb_cookie_pair_t).value, "5");
+    assert_int_equal(bb_cookie_pairs_with_prefix(p, NULL, "s")->nelts, 0);
+    assert_int_equal(bb_cookie_pairs_with_prefix(p, "s=1", "")->nelts, 0);
+}
+
+/* "domain|path, ..." of the scopes, host-only written as "-". */
+static const char *scopes_of(apr_pool_t *p, const char *name, const char *host, const char *path)
+{
+    apr_array_header_t *scopes = bb_cookie_scopes(p, name, host, path);
+    const char *joined = "";
+    int i;
+
+    for (i = 0; i < scopes->nelts; i++) {
+        const bb_cookie_attrs_t *scope = &APR_ARRAY_IDX(scopes, i, bb_cookie_attrs_t);
+        joined = apr_pstrcat(p, joined, i ? ", " : "", scope->domain ? scope->domain : "-", "|", scope->path, NULL);
+    }
+    return joined;
+}
+
+static void test_scopes(void **state)
+{
+    apr_pool_t *p = *state;
+
+    assert_string_equal(scopes_of(p, "s", "mirror.example.test", "/packages/x.tgz"),
+                        "-|/, -|/packages, mirror.example.test|/, mirror.example.test|/packages, "
+                        "example.test|/, example.test|/packages");
+    assert_string_equal(scopes_of(p, "s", "mirror.example.test", "/packages/"),
+                        "-|/, -|/packages, mirror.example.test|/, mirror.example.test|/packages, "
+                        "example.test|/, example.test|/packages");
+    assert_string_equal(scopes_of(p, "s", "127.0.0.1", "/a//b/c"), "-|/, -|/a, -|/a//b");
+    assert_string_equal(scopes_of(p, "s", "[::1]", "/"), "-|/");
+    assert_string_equal(scopes_of(p, "s", "localhost", "/"), "-|/");
+    assert_string_equal(scopes_of(p, "s", NULL, NULL), "-|/");
+    assert_string_equal(scopes_of(p, "__Host-s", "mirror.example.test", "/packages/x"), "-|/");
+    assert_int_equal(bb_cookie_scopes(p, "s", "a.b.c.d.e.f.g", "/1/2/3/4/5/6/7/8/9")->nelts, BB_COOKIE_MAX_SCOPES);
+}
+
+static void test_prefix_problem(void **state)
+{
+    (void)state;
+    assert_null(bb_cookie_prefix_problem("bbauth_session", "example.test", "/x", 0));
+    assert_null(bb_cookie_prefix_problem("__Host-bbauth", NULL, "/", 1));
+    assert_null(bb_cookie_prefix_problem("__Secure-bbauth", "example.test", "/x", 1));
+    assert_non_null(bb_cookie_prefix_problem("__Host-bbauth", "example.test", "/", 1));
+    assert_non_null(bb_cookie_prefix_problem("__Host-bbauth", NULL, "/packages", 1));
+    assert_non_null(bb_cookie_prefix_problem("__Host-bbauth", NULL, "/", 0));
+    assert_non_null(bb_cookie_prefix_problem("__Secure-bbauth", NULL, "/", 0));
 }
 
 /* n cookies c0=v0 .. c<n-1>=v<n-1>, then the given tail. */
@@ -234,7 +294,7 @@ int main(void)
         UNIT_TEST(test_values_exact_names),
         UNIT_TEST(test_values_quoted),
         UNIT_TEST(test_values_odd_pairs),
-        UNIT_TEST(test_values_same_name_in_order_and_capped),
+        UNIT_TEST(test_values_same_name_in_order_all_of_them),
         UNIT_TEST(test_values_many_cookies),
         UNIT_TEST(test_values_huge_headers),
         UNIT_TEST(test_make_full),
@@ -243,6 +303,9 @@ int main(void)
         UNIT_TEST(test_make_refuses_bad_values),
         UNIT_TEST(test_make_refuses_bad_names),
         UNIT_TEST(test_make_refuses_bad_attributes),
+        UNIT_TEST(test_pairs_with_prefix),
+        UNIT_TEST(test_scopes),
+        UNIT_TEST(test_prefix_problem),
     };
     return UNIT_RUN("cookie", tests);
 }

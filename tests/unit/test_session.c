@@ -388,6 +388,81 @@ static void test_needs_refresh(void **state)
     assert_false(bb_session_needs_refresh(&policy_no_idle, &s, NOW + MAX_AGE - 1));
 }
 
+static int statuses_seen;
+
+static void count_seen(void *baton, bb_session_status_t status)
+{
+    (void)baton;
+    (void)status;
+    statuses_seen++;
+}
+
+static apr_array_header_t *values_of(apr_pool_t *p, const char *const *values, int n)
+{
+    apr_array_header_t *array = apr_array_make(p, n, sizeof(const char *));
+    int i;
+
+    for (i = 0; i < n; i++) {
+        APR_ARRAY_PUSH(array, const char *) = values[i];
+    }
+    return array;
+}
+
+static void test_pick(void **state)
+{
+    apr_pool_t *p = *state;
+    bb_keyring_t *ring = ring_of(p, K11_HEX);
+    bb_session_t *alice = bb_session_new(p, "alice", 1, "Alice", "", NOW);
+    bb_session_t *bob = bb_session_new(p, "bob", 2, "Bob", "", NOW);
+    const char *alice_old = bb_session_encode(p, ring, &policy, alice, NOW);
+    const char *alice_new = bb_session_encode(p, ring, &policy, alice, NOW + 400);
+    const char *bob_value = bb_session_encode(p, ring, &policy, bob, NOW);
+    const char *junk[40];
+    bb_session_t *out = NULL;
+    int i;
+
+    for (i = 0; i < 39; i++) {
+        junk[i] = i % 2 ? "junk" : "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.d4ggkVJZI4dFZRFghg6lEllobNLSS6cru9lXbXYI8lE";
+    }
+    junk[39] = alice_old;
+    /* Any number of junk values cannot hide a good one. */
+    statuses_seen = 0;
+    assert_int_equal(bb_session_pick(p, NULL, ring, &policy, values_of(p, junk, 40), NOW + 500, count_seen, NULL,
+                                     &out), BB_SESSION_PICK_ONE);
+    assert_string_equal(out->sub, "alice");
+    assert_int_equal(statuses_seen, 40);
+    /* Copies of one session: the freshest, in either order. */
+    {
+        const char *both[] = { alice_old, alice_new };
+        const char *reversed[] = { alice_new, alice_old };
+        assert_int_equal(bb_session_pick(p, NULL, ring, &policy, values_of(p, both, 2), NOW + 500, NULL, NULL,
+                                         &out), BB_SESSION_PICK_ONE);
+        assert_int_equal(out->iat, NOW + 400);
+        assert_int_equal(bb_session_pick(p, NULL, ring, &policy, values_of(p, reversed, 2), NOW + 500, NULL,
+                                         NULL, &out), BB_SESSION_PICK_ONE);
+        assert_int_equal(out->iat, NOW + 400);
+    }
+    /* Two sessions, in either order, with copies and junk around: none. */
+    {
+        const char *tossed[] = { bob_value, "junk", alice_old, alice_new };
+        const char *tossed_after[] = { alice_old, bob_value, alice_new };
+        statuses_seen = 0;
+        assert_int_equal(bb_session_pick(p, NULL, ring, &policy, values_of(p, tossed, 4), NOW + 500, count_seen, NULL,
+                                         &out), BB_SESSION_PICK_CONFLICT);
+        assert_null(out);
+        assert_int_equal(statuses_seen, 4);
+        assert_int_equal(bb_session_pick(p, NULL, ring, &policy, values_of(p, tossed_after, 3), NOW + 500, NULL, NULL,
+                                         &out), BB_SESSION_PICK_CONFLICT);
+        assert_null(out);
+    }
+    /* Nothing valid, or nothing at all. */
+    assert_int_equal(bb_session_pick(p, NULL, ring, &policy, values_of(p, junk, 39), NOW, NULL, NULL, &out),
+                     BB_SESSION_PICK_NONE);
+    assert_null(out);
+    assert_int_equal(bb_session_pick(p, NULL, ring, &policy, values_of(p, junk, 0), NOW, NULL, NULL, &out),
+                     BB_SESSION_PICK_NONE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +483,7 @@ int main(void)
         UNIT_TEST(test_state_cookie_is_not_a_session),
         UNIT_TEST(test_garbage),
         UNIT_TEST(test_needs_refresh),
+        UNIT_TEST(test_pick),
     };
     return UNIT_RUN("session", tests);
 }

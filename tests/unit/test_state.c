@@ -5,6 +5,7 @@
 #include "bb_jws.h"
 #include "bb_pkce.h"
 #include "bb_session.h"
+#include "bb_cookie.h"
 #include "bb_state.h"
 
 #define NOW         1700000000
@@ -225,9 +226,73 @@ static void test_cookie_name(void **state)
     assert_null(bb_login_state_cookie_name(p, NULL, "abc"));
 }
 
+/* The return path kept is capped: a longer one goes back to "/". */
+static void test_return_path_capped(void **state)
+{
+    fixture_t f = fixture(*state);
+    char longest[BB_STATE_MAX_RETURN + 2];
+    bb_login_state_t *ls, *out = NULL;
+
+    memset(longest, 'a', sizeof(longest));
+    longest[0] = '/';
+    longest[BB_STATE_MAX_RETURN] = '\0';
+    ls = bb_login_state_new(f.p, longest, NOW, TTL);
+    assert_int_equal(bb_login_state_decode(f.p, f.state_ring, bb_login_state_encode(f.p, f.state_ring, ls),
+                                           ls->state, NOW, &out), BB_STATE_VALID);
+    assert_string_equal(out->return_to, longest);
+    longest[BB_STATE_MAX_RETURN] = 'a';
+    longest[BB_STATE_MAX_RETURN + 1] = '\0';
+    ls = bb_login_state_new(f.p, longest, NOW, TTL);
+    assert_int_equal(bb_login_state_decode(f.p, f.state_ring, bb_login_state_encode(f.p, f.state_ring, ls),
+                                           ls->state, NOW, &out), BB_STATE_VALID);
+    assert_string_equal(out->return_to, "/");
+}
+
+static void push_pair(apr_array_header_t *pairs, const char *name, const char *value)
+{
+    bb_cookie_pair_t *pair = (bb_cookie_pair_t *)apr_array_push(pairs);
+    pair->name = name;
+    pair->value = value;
+}
+
+static const char *joined(apr_pool_t *p, const apr_array_header_t *names)
+{
+    const char *s = "";
+    int i;
+
+    for (i = 0; i < names->nelts; i++) {
+        s = apr_pstrcat(p, s, i ? "|" : "", APR_ARRAY_IDX(names, i, const char *), NULL);
+    }
+    return s;
+}
+
+static void test_evict_oldest(void **state)
+{
+    fixture_t f = fixture(*state);
+    apr_array_header_t *pairs = apr_array_make(f.p, 6, sizeof(bb_cookie_pair_t));
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        bb_login_state_t *ls = bb_login_state_new(f.p, "/", NOW + 10 * (3 - i), TTL);
+        push_pair(pairs, apr_psprintf(f.p, "s_st_%d", i), bb_login_state_encode(f.p, f.state_ring, ls));
+    }
+    /* Fewer than `keep`: nothing to evict. */
+    assert_string_equal(joined(f.p, bb_login_state_evict(f.p, f.state_ring, pairs, 4)), "");
+    /* At `keep` already: the oldest one makes room. */
+    assert_string_equal(joined(f.p, bb_login_state_evict(f.p, f.state_ring, pairs, 3)), "s_st_2");
+    /* Ones that do not verify go first. */
+    push_pair(pairs, "s_st_junk", "junk");
+    push_pair(pairs, "s_st_forged", forge(&f, "{\"st\":\"x\",\"ret\":\"/\"}"));
+    assert_string_equal(joined(f.p, bb_login_state_evict(f.p, f.state_ring, pairs, 3)),
+                        "s_st_junk|s_st_forged|s_st_2");
+    assert_string_equal(joined(f.p, bb_login_state_evict(f.p, f.state_ring, NULL, 3)), "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        UNIT_TEST(test_return_path_capped),
+        UNIT_TEST(test_evict_oldest),
         UNIT_TEST(test_new),
         UNIT_TEST(test_roundtrip),
         UNIT_TEST(test_encoded_claims),
