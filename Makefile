@@ -16,6 +16,14 @@ MODULES_DIR = $(shell $(APXS) -q LIBEXECDIR)
 PYTHON  ?= /usr/bin/python3
 BUILD   := .build
 PYTEST_ARGS ?=
+# The version is written once, on the first line of debian/changelog ("libapache2-mod-bbauth (0.1.0) ..."); the
+# module gets it as MOD_BBAUTH_VERSION (apxs runs its compiler through one more shell, hence the two quotings).
+VERSION := $(shell sed -n '1s/^[^ ]* (\([0-9A-Za-z.+~-]*\)).*/\1/p' debian/changelog)
+CC_VERSION   := -DMOD_BBAUTH_VERSION='"$(VERSION)"'
+APXS_VERSION := -DMOD_BBAUTH_VERSION='\"$(VERSION)\"'
+ifeq ($(VERSION),)
+$(error debian/changelog: no version on its first line)
+endif
 
 CORE_SRC := $(sort $(wildcard mod_bbauth/bb_*.c))
 GLUE_SRC := $(sort $(wildcard mod_bbauth/mod_bbauth*.c))
@@ -46,10 +54,10 @@ deps:
 	build/deps.sh
 
 # apxs/libtool leave their objects beside the sources (ignored by git); the finished module is copied out.
-$(BUILD)/mod_bbauth.so: $(CORE_SRC) $(GLUE_SRC) $(HEADERS)
+$(BUILD)/mod_bbauth.so: $(CORE_SRC) $(GLUE_SRC) $(HEADERS) debian/changelog
 	@mkdir -p $(BUILD)
 	$(APXS) -c -o mod_bbauth.la \
-	  -Wc,"$(WARNINGS) -Werror $(OPT_CFLAGS) $(SAN_FLAGS) $(DEPS_CFLAGS)" -Wl,"$(SAN_FLAGS)" \
+	  -Wc,"$(WARNINGS) -Werror $(OPT_CFLAGS) $(SAN_FLAGS) $(DEPS_CFLAGS) $(APXS_VERSION)" -Wl,"$(SAN_FLAGS)" \
 	  $(GLUE_SRC) $(CORE_SRC) $(DEPS_LIBS)
 	cp .libs/mod_bbauth.so $@
 
@@ -106,9 +114,9 @@ $(ASAN_BUILD)/core/%.o: mod_bbauth/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(ASAN_CC) $(WARNINGS) -Werror $(ASAN_CFLAGS) $(APR_CFLAGS) $(DEPS_CFLAGS) -c -o $@ $<
 
-$(ASAN_BUILD)/glue/%.o: mod_bbauth/%.c $(HEADERS)
+$(ASAN_BUILD)/glue/%.o: mod_bbauth/%.c $(HEADERS) debian/changelog
 	@mkdir -p $(dir $@)
-	$(ASAN_CC) $(WARNINGS) -Werror $(ASAN_CFLAGS) $(HTTPD_CFLAGS) $(APR_CFLAGS) $(DEPS_CFLAGS) -c -o $@ $<
+	$(ASAN_CC) $(WARNINGS) -Werror $(ASAN_CFLAGS) $(HTTPD_CFLAGS) $(APR_CFLAGS) $(DEPS_CFLAGS) $(CC_VERSION) -c -o $@ $<
 
 $(ASAN_BUILD)/mod_bbauth.so: $(ASAN_GLUE_OBJ) $(ASAN_CORE_OBJ)
 	$(ASAN_CC) -shared $(ASAN_SAN) -o $@ $^ $(DEPS_LIBS)
