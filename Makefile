@@ -1,5 +1,6 @@
 # mod_bbauth: build, test and demo.
 #   make            build the module (.build/mod_bbauth.so) with apxs
+#   make deb        the Debian package: libapache2-mod-bbauth_<version>_<arch>.deb here (then: apt install ./<it>)
 #   make install    install it with the Debian .load/.conf files (then: a2enmod bbauth) and bbauth-keygen
 #   make test       unit tests (cmocka) and integration tests (pytest, real Apache, fake Bitbucket)
 #   make demo       run the module in front of a sample package mirror and the bundled fake Bitbucket
@@ -44,7 +45,7 @@ SAN_FLAGS    ?=
 # Keep the core objects: the unit tests and the next link reuse them.
 .SECONDARY: $(CORE_OBJ)
 
-.PHONY: all module install unit integration test demo bench deps clean fuzz test-asan soak
+.PHONY: all module install unit integration test demo bench deps clean fuzz test-asan soak deb
 
 all: module
 
@@ -77,18 +78,24 @@ integration: module
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/fakebb
 	BBAUTH_MODULE=$(CURDIR)/$(BUILD)/mod_bbauth.so $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
-test: unit integration
+# The README's commands install what they need first (build/deps.sh: idempotent, a second when all is there), or
+# stop at once naming the command to run; the sub-make then finds the -dev packages it reads the flags from.
+test:
+	build/deps.sh
+	$(MAKE) unit integration
 
 demo: deps module
 	$(PYTHON) build/demo.py
 
-bench: module
+bench:
 	build/deps.sh --bench
+	$(MAKE) module
 	BBAUTH_MODULE=$(CURDIR)/$(BUILD)/mod_bbauth.so $(PYTHON) tests/bench/bench.py
 	BBAUTH_MODULE=$(CURDIR)/$(BUILD)/mod_bbauth.so $(PYTHON) tests/bench/bitbucket.py
 
-soak: module
+soak:
 	build/deps.sh --bench
+	$(MAKE) module
 	BBAUTH_MODULE=$(CURDIR)/$(BUILD)/mod_bbauth.so $(PYTHON) tests/bench/soak.py
 
 # Sanitizers: the core, the unit tests and the module built again with ASan and UBSan in $(ASAN_BUILD) (not with
@@ -164,6 +171,11 @@ fuzz:
 	    || { tail -n 60 $(FUZZ_BUILD)/fuzz_$$t.log; echo "fuzz_$$t: crash (input: $(FUZZ_BUILD)/crash-$$t-*)"; exit 1; }; \
 	  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+.*DONE)' $(FUZZ_BUILD)/fuzz_$$t.log || true; \
 	done
+
+# The Debian source and binary packages (debian/), checked by lintian; the .deb is copied here.
+deb:
+	build/deps.sh --deb
+	build/deb.sh
 
 install: module
 	install -d $(DESTDIR)$(MODULES_DIR)
