@@ -45,7 +45,7 @@ SAN_FLAGS    ?=
 # Keep the core objects: the unit tests and the next link reuse them.
 .SECONDARY: $(CORE_OBJ)
 
-.PHONY: all module install unit integration test demo bench deps clean fuzz test-asan soak deb
+.PHONY: all module install unit integration test demo bench deps clean fuzz test-asan soak deb test-package
 
 all: module
 
@@ -176,6 +176,11 @@ fuzz:
 deb:
 	build/deps.sh --deb
 	build/deb.sh
+
+# The package installed into this machine's system Apache, used and purged (tests/package: root, BBAUTH_PACKAGE_TEST=1;
+# .ci/run's disposable machine). It leaves /etc/apache2 and the package database as it found them.
+test-package: deb
+	BBAUTH_PACKAGE_TEST=1 $(PYTHON) -m pytest -q -p no:cacheprovider tests/package
 
 install: module
 	install -d $(DESTDIR)$(MODULES_DIR)
