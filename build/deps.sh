@@ -46,10 +46,10 @@ if [ "$(id -u)" -eq 0 ]; then
 elif command -v sudo >/dev/null 2>&1 && { sudo -n true 2>/dev/null || [ -t 0 ]; }; then
   SUDO=sudo
 elif [ -z "$missing" ]; then
-  echo "build/deps.sh: optional packages not installed:$optional (as root: build/deps.sh ${1:-})"
+  echo "build/deps.sh: optional packages not installed:$optional (as root: build/deps.sh${1:+ $1})"
   exit 0
 else
-  echo "build/deps.sh: missing Debian packages:$missing; run as root first: build/deps.sh ${1:-}" >&2
+  echo "build/deps.sh: missing Debian packages:$missing; run as root first: build/deps.sh${1:+ $1}" >&2
   exit 1
 fi
 echo "build/deps.sh: installing:$missing$optional"
