@@ -190,4 +190,4 @@ install: module
 	install -D -m 0755 build/bbauth-keygen $(DESTDIR)$(SBINDIR)/bbauth-keygen
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) mod_bbauth/*.lo mod_bbauth/*.slo mod_bbauth/*.o mod_bbauth/*.la mod_bbauth/.libs mod_bbauth.la .libs
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) libapache2-mod-bbauth_*.deb mod_bbauth/*.lo mod_bbauth/*.slo mod_bbauth/*.o mod_bbauth/*.la mod_bbauth/.libs mod_bbauth.la .libs
