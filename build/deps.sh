@@ -9,8 +9,9 @@ TEST_PKGS="libcmocka-dev openssl curl python3 python3-pytest python3-requests py
  python3-cryptography python3-selenium python3-prometheus-client chromium chromium-driver"
 CLIENT_PKGS="composer php-cli python3-pip memcached redis-server"
 BENCH_PKGS="wrk valgrind clang libclang-rt-14-dev"
-# make deb: debian/control's Build-Depends (dh_apache2 comes with apache2-dev), dpkg-buildpackage and lintian.
-DEB_PKGS="dpkg-dev debhelper lintian libcmocka-dev"
+# make deb: debian/control's Build-Depends (dh_apache2 comes with apache2-dev), build-essential (which
+# dpkg-buildpackage always asks for), dpkg-buildpackage and lintian.
+DEB_PKGS="build-essential dpkg-dev debhelper lintian libcmocka-dev"
 
 wanted="$BUILD_PKGS $TEST_PKGS $CLIENT_PKGS"
 case "${1:-}" in

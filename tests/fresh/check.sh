@@ -2,7 +2,8 @@
 # tests/fresh/check.sh: the README's test command on a clean Debian 12 root (debootstrap --variant=minbase from this
 # machine's apt mirror, entered with chroot in a mount namespace of its own). In that root, with only `make` added:
 #   1. as a user without sudo, `make test` stops at once, with one line naming the command to run;
-#   2. as root, `make test` installs what it needs (build/deps.sh) and runs: the unit tests, the fake Bitbucket's
+#   2. as root, `make deb` installs only what building the package needs and builds it, lintian passing;
+#   3. as root, `make test` installs what it needs (build/deps.sh) and runs: the unit tests, the fake Bitbucket's
 #      tests and the integration tests that FRESH_PYTEST_ARGS selects (default: the logins and make install).
 # Services installed there never start (policy-rc.d), so nothing listens on this machine's ports but the tests'.
 #
@@ -24,10 +25,9 @@ printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
 chmod 0755 "$root/usr/sbin/policy-rc.d"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 
-# The tree as deb.sh copies it: without build output.
+# The tree as a checkout has it: without build output.
 rm -rf "$root/src"
-mkdir "$root/src"
-sed 's#/$##' .gitignore | tar -c --exclude-vcs --exclude='./libapache2-mod-bbauth_*' -X - . | tar -x -C "$root/src"
+build/copy-tree.sh "$root/src"
 
 in_root() {
     unshare --mount --fork sh -c 'mount -t proc proc "$0/proc" && mount -t tmpfs tmpfs "$0/dev/shm" &&
@@ -53,6 +53,10 @@ else
     [ "$(grep -vc '^make' "$root/user-make-test.log")" -eq 2 ] \
         || { echo "FAIL: more than the command and one line"; exit 1; }
 fi
+
+echo "== make deb as root: installs its tools, builds the package, lintian passes"
+in_root sh -c 'cd /src && make deb'
+in_root dpkg-deb -I /src/libapache2-mod-bbauth_*.deb control
 
 echo "== make test as root: installs what it needs, then tests ($pytest_args)"
 in_root sh -c "cd /src && make test PYTEST_ARGS='$pytest_args'"
