@@ -56,7 +56,7 @@ fi
 
 echo "== make deb as root: installs its tools, builds the package, lintian passes"
 in_root sh -c 'cd /src && make deb'
-in_root dpkg-deb -I /src/libapache2-mod-bbauth_*.deb control
+in_root sh -c 'dpkg-deb -I /src/libapache2-mod-bbauth_*.deb control'
 
 echo "== make test as root: installs what it needs, then tests ($pytest_args)"
 in_root sh -c "cd /src && make test PYTEST_ARGS='$pytest_args'"
