@@ -1,5 +1,6 @@
 # mod_bbauth: build, test and demo.
 #   make            build the module (.build/mod_bbauth.so) with apxs
+#   make deb        the Debian package: libapache2-mod-bbauth_<version>_<arch>.deb here (then: apt install ./<it>)
 #   make install    install it with the Debian .load/.conf files (then: a2enmod bbauth) and bbauth-keygen
 #   make test       unit tests (cmocka) and integration tests (pytest, real Apache, fake Bitbucket)
 #   make demo       run the module in front of a sample package mirror and the bundled fake Bitbucket
@@ -17,6 +18,14 @@ MODULES_DIR = $(shell $(APXS) -q LIBEXECDIR)
 PYTHON  ?= /usr/bin/python3
 BUILD   := .build
 PYTEST_ARGS ?=
+# The version is written once, on the first line of debian/changelog ("libapache2-mod-bbauth (0.1.0) ..."); the
+# module gets it as MOD_BBAUTH_VERSION (apxs runs its compiler through one more shell, hence the two quotings).
+VERSION := $(shell sed -n '1s/^[^ ]* (\([0-9A-Za-z.+~-]*\)).*/\1/p' debian/changelog)
+CC_VERSION   := -DMOD_BBAUTH_VERSION='"$(VERSION)"'
+APXS_VERSION := -DMOD_BBAUTH_VERSION='\"$(VERSION)\"'
+ifeq ($(VERSION),)
+$(error debian/changelog: no version on its first line)
+endif
 
 CORE_SRC := $(sort $(wildcard mod_bbauth/bb_*.c))
 GLUE_SRC := $(sort $(wildcard mod_bbauth/mod_bbauth*.c))
@@ -38,7 +47,8 @@ SAN_FLAGS    ?=
 # Keep the core objects: the unit tests and the next link reuse them.
 .SECONDARY: $(CORE_OBJ)
 
-.PHONY: all module install unit integration test demo bench deps clean fuzz test-asan soak fuzz-smoke fuzz-run
+.PHONY: all module install unit integration test demo bench deps clean fuzz test-asan soak fuzz-smoke fuzz-run \
+        deb test-package
 
 all: module
 
@@ -48,10 +58,10 @@ deps:
 	build/deps.sh
 
 # apxs/libtool leave their objects beside the sources (ignored by git); the finished module is copied out.
-$(BUILD)/mod_bbauth.so: $(CORE_SRC) $(GLUE_SRC) $(HEADERS)
+$(BUILD)/mod_bbauth.so: $(CORE_SRC) $(GLUE_SRC) $(HEADERS) debian/changelog
 	@mkdir -p $(BUILD)
 	$(APXS) -c -o mod_bbauth.la \
-	  -Wc,"$(WARNINGS) -Werror $(OPT_CFLAGS) $(SAN_FLAGS) $(DEPS_CFLAGS)" -Wl,"$(SAN_FLAGS)" \
+	  -Wc,"$(WARNINGS) -Werror $(OPT_CFLAGS) $(SAN_FLAGS) $(DEPS_CFLAGS) $(APXS_VERSION)" -Wl,"$(SAN_FLAGS)" \
 	  $(GLUE_SRC) $(CORE_SRC) $(DEPS_LIBS)
 	cp .libs/mod_bbauth.so $@
 
@@ -71,19 +81,25 @@ integration: module
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/fakebb
 	BBAUTH_MODULE=$(CURDIR)/$(BUILD)/mod_bbauth.so $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
-test: unit integration
+# The README's commands install what they need first (build/deps.sh: idempotent, a second when all is there), or
+# stop at once naming the command to run; the sub-make then finds the -dev packages it reads the flags from.
+test:
+	build/deps.sh
+	$(MAKE) unit integration
 
 demo: deps module
 	$(PYTHON) build/demo.py
 
-bench: module
+bench:
 	build/deps.sh --bench
+	$(MAKE) module
 	BBAUTH_MODULE=$(CURDIR)/$(BUILD)/mod_bbauth.so $(PYTHON) tests/bench/bench.py
 	BBAUTH_MODULE=$(CURDIR)/$(BUILD)/mod_bbauth.so $(PYTHON) tests/bench/many_sessions.py
 	BBAUTH_MODULE=$(CURDIR)/$(BUILD)/mod_bbauth.so $(PYTHON) tests/bench/bitbucket.py
 
-soak: module
+soak:
 	build/deps.sh --bench
+	$(MAKE) module
 	BBAUTH_MODULE=$(CURDIR)/$(BUILD)/mod_bbauth.so $(PYTHON) tests/bench/soak.py
 
 # Sanitizers: the core, the unit tests and the module built again with ASan and UBSan in $(ASAN_BUILD) (not with
@@ -109,9 +125,9 @@ $(ASAN_BUILD)/core/%.o: mod_bbauth/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(ASAN_CC) $(WARNINGS) -Werror $(ASAN_CFLAGS) $(APR_CFLAGS) $(DEPS_CFLAGS) -c -o $@ $<
 
-$(ASAN_BUILD)/glue/%.o: mod_bbauth/%.c $(HEADERS)
+$(ASAN_BUILD)/glue/%.o: mod_bbauth/%.c $(HEADERS) debian/changelog
 	@mkdir -p $(dir $@)
-	$(ASAN_CC) $(WARNINGS) -Werror $(ASAN_CFLAGS) $(HTTPD_CFLAGS) $(APR_CFLAGS) $(DEPS_CFLAGS) -c -o $@ $<
+	$(ASAN_CC) $(WARNINGS) -Werror $(ASAN_CFLAGS) $(HTTPD_CFLAGS) $(APR_CFLAGS) $(DEPS_CFLAGS) $(CC_VERSION) -c -o $@ $<
 
 $(ASAN_BUILD)/mod_bbauth.so: $(ASAN_GLUE_OBJ) $(ASAN_CORE_OBJ)
 	$(ASAN_CC) -shared $(ASAN_SAN) -o $@ $^ $(DEPS_LIBS)
@@ -173,6 +189,16 @@ fuzz-run: $(FUZZ_BIN)
 	  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+.*DONE)' $(FUZZ_BUILD)/fuzz_$$t.log || true; \
 	done
 
+# The Debian source and binary packages (debian/), checked by lintian; the .deb is copied here.
+deb:
+	build/deps.sh --deb
+	build/deb.sh
+
+# The package installed into this machine's system Apache, used and purged (tests/package: root, BBAUTH_PACKAGE_TEST=1;
+# .ci/run's disposable machine). It leaves /etc/apache2 and the package database as it found them.
+test-package: deb
+	BBAUTH_PACKAGE_TEST=1 $(PYTHON) -m pytest -q -p no:cacheprovider tests/package
+
 install: module
 	install -d $(DESTDIR)$(MODULES_DIR)
 	$(APXS) -i -S LIBEXECDIR=$(DESTDIR)$(MODULES_DIR) -n bbauth $(BUILD)/mod_bbauth.so
@@ -181,4 +207,4 @@ install: module
 	install -D -m 0755 build/bbauth-keygen $(DESTDIR)$(SBINDIR)/bbauth-keygen
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) mod_bbauth/*.lo mod_bbauth/*.slo mod_bbauth/*.o mod_bbauth/*.la mod_bbauth/.libs mod_bbauth.la .libs
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) libapache2-mod-bbauth_*.deb mod_bbauth/*.lo mod_bbauth/*.slo mod_bbauth/*.o mod_bbauth/*.la mod_bbauth/.libs mod_bbauth.la .libs

@@ -348,6 +348,31 @@ char *bb_metrics_prometheus(apr_pool_t *p, const bb_metrics_t *m)
     return apr_array_pstrcat(p, out, 0);
 }
 
+/* A label value of the text format: backslash, double quote and line feed escaped. */
+static const char *label_value(apr_pool_t *p, const char *value)
+{
+    char *out = apr_palloc(p, 2 * strlen(value) + 1), *o = out;
+
+    for (; *value; value++) {
+        if (*value == '\\' || *value == '"' || *value == '\n') {
+            *o++ = '\\';
+        }
+        *o++ = *value == '\n' ? 'n' : *value;
+    }
+    *o = '\0';
+    return out;
+}
+
+char *bb_metrics_build_info(apr_pool_t *p, const char *version)
+{
+    apr_array_header_t *out = apr_array_make(p, 2, sizeof(const char *));
+    const char *labels = apr_pstrcat(p, "version=\"", label_value(p, version), "\"", NULL);
+
+    header(p, out, "build_info", "gauge", "The version of mod_bbauth that answers (always 1).");
+    push(out, apr_pstrcat(p, sample(p, "build_info", labels, NULL), " 1\n", NULL));
+    return apr_array_pstrcat(p, out, 0);
+}
+
 static void add_line(apr_array_header_t *lines, const char *key, const char *value)
 {
     bb_metrics_line_t *line = &APR_ARRAY_PUSH(lines, bb_metrics_line_t);

@@ -130,6 +130,8 @@ bb_metric_id bb_metrics_cache_result(bb_cache_op op, apr_status_t rv);
 
 /* The Prometheus text exposition format 0.0.4: HELP and TYPE for every family, names prefixed bbauth_. */
 char *bb_metrics_prometheus(apr_pool_t *p, const bb_metrics_t *m);
+/* The bbauth_build_info gauge (always 1) whose version label says which module answers, in the same format. */
+char *bb_metrics_build_info(apr_pool_t *p, const char *version);
 
 /* One "key: value" line of the mod_status section. */
 typedef struct {

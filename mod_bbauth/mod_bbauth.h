@@ -31,7 +31,10 @@ extern module AP_MODULE_DECLARE_DATA bbauth_module;
 APLOG_USE_MODULE(bbauth);
 #endif
 
-#define MOD_BBAUTH_VERSION      "0.1.0"
+/* The version is written in one place, the first line of debian/changelog; the Makefile passes it to the compiler. */
+#ifndef MOD_BBAUTH_VERSION
+#error "MOD_BBAUTH_VERSION comes from debian/changelog through the Makefile: build with make"
+#endif
 #define BBAUTH_AUTH_TYPE        "Bitbucket"
 #define BBAUTH_LOGIN_TTL        600          /* seconds a login attempt (state cookie) stays valid */
 #define BBAUTH_MAX_PENDING_LOGINS 4          /* login-state cookies a browser keeps; a new one replaces the oldest */

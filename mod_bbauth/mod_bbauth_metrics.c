@@ -99,6 +99,7 @@ static int metrics_handler(request_rec *r)
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     if (!r->header_only) {
         ap_rputs(bb_metrics_prometheus(r->pool, metrics), r);
+        ap_rputs(bb_metrics_build_info(r->pool, MOD_BBAUTH_VERSION), r);
     }
     return OK;
 }

@@ -7,6 +7,8 @@ import stat
 import subprocess
 from pathlib import Path
 
+import requests
+
 import bbsite
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,3 +49,17 @@ def test_install_puts_every_file_under_destdir_and_the_module_works(site_factory
     s = site.session()
     site.login(s, "/packages/echo", user="bob")
     assert site.echo(s)["remote_user"] == "bob"
+
+
+def test_loaded_without_any_bbauth_directive_apache_serves_as_before(apache_factory):
+    """Issue 17: installing the package enables the module in an Apache whose configuration does not use it (no key,
+    no BBAuth line): the configuration still passes and the sites are served as before, with nothing logged."""
+    a = apache_factory(start=False)
+    a.write_htdoc("index.html", "plain\n")
+    assert a.configtest()[0] == 0
+    a.start()
+    a.restart(graceful=True)
+    r = requests.get(a.url("/index.html"), headers={"Authorization": "Bearer BBDC-notChecked"})
+    assert r.status_code == 200 and r.text == "plain\n" and "Set-Cookie" not in r.headers
+    log = a.error_log_since(a.start_mark)
+    assert "mod_bbauth/" in log and not re.search(r"\[bbauth:|mod_bbauth: ", log)

@@ -6,12 +6,14 @@ no user name, token or secret appears in them."""
 import os
 import re
 import time
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import bbsite
 
+REPO = Path(__file__).resolve().parents[2]
 ALICE = "BBDC-alicePersonalReadToken0000000000000000001"
 UNKNOWN = "BBDC-nobodyKnowsThisToken000000000000000000099"
 
@@ -328,3 +330,19 @@ def test_metrics_handler_answers_get_only(site_factory):
     assert r.status_code == 405 and "GET" in r.headers["Allow"] and "POST" not in r.headers["Allow"]
     r = site.session().head(site.url("/bbauth-metrics"))
     assert r.status_code == 200 and r.text == ""
+
+
+def changelog_version():
+    """The version on debian/changelog's first line: the one place it is written (issue 17)."""
+    first = (REPO / "debian" / "changelog").read_text().splitlines()[0]
+    return re.fullmatch(r"libapache2-mod-bbauth \(([0-9A-Za-z.+~-]+)\) .*", first).group(1)
+
+
+def test_the_version_from_debian_changelog_in_build_info_and_the_startup_line(site_factory):
+    site = make(site_factory)
+    version = changelog_version()
+    samples, _ = scrape(site)
+    assert [(labels, v) for (name, labels), v in samples.items() if name == "bbauth_build_info"] == \
+        [(frozenset({("version", version)}), 1.0)]
+    assert re.search(rf"mod_bbauth/{re.escape(version)}\b.* configured -- resuming normal operations",
+                     site.apache.error_log_since(site.apache.start_mark))

@@ -235,6 +235,21 @@ static void test_status_lines(void **state)
                         "1.500000");
 }
 
+/* The version label of bbauth_build_info: as given, escaped where the text format needs it. */
+static void test_build_info(void **state)
+{
+    apr_pool_t *p = *state;
+
+    assert_string_equal(bb_metrics_build_info(p, "0.1.0"),
+                        "# HELP bbauth_build_info The version of mod_bbauth that answers (always 1).\n"
+                        "# TYPE bbauth_build_info gauge\n"
+                        "bbauth_build_info{version=\"0.1.0\"} 1\n");
+    assert_non_null(strstr(bb_metrics_build_info(p, "1.0~rc1+dfsg-2"),
+                           "\nbbauth_build_info{version=\"1.0~rc1+dfsg-2\"} 1\n"));
+    assert_non_null(strstr(bb_metrics_build_info(p, "a\"b\\c\nd"),
+                           "\nbbauth_build_info{version=\"a\\\"b\\\\c\\nd\"} 1\n"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -247,6 +262,7 @@ int main(void)
         UNIT_TEST(test_prometheus_counters),
         UNIT_TEST(test_prometheus_histogram),
         UNIT_TEST(test_status_lines),
+        UNIT_TEST(test_build_info),
     };
     return UNIT_RUN("metrics", tests);
 }
