@@ -24,6 +24,7 @@
 #include "mod_bbauth_metrics.h"
 #include "bb_audit.h"
 #include "bb_cutoff.h"
+#include "bb_origin.h"
 
 extern module AP_MODULE_DECLARE_DATA bbauth_module;
 /* Log lines name the module ([bbauth:...]); mod_bbauth.c gets this from AP_DECLARE_MODULE instead. */
@@ -339,8 +340,15 @@ int bbauth_page(request_rec *r, int status, const char *title, const char *messa
 /* A 200 page with a form that POSTs to `action` (a local URL) with one button; everything is escaped here. */
 int bbauth_form_page(request_rec *r, const char *title, const char *message, const char *action,
                      const char *button);
-/* 0 when a browser says another site (a sibling host too) made it send this request (Sec-Fetch-Site, else
- * Origin against BBAuthRedirectURI's origin and this server's own); 1 otherwise, clients that are no browser too. */
+/* The start of a handler of the module's own pages that answer GET and POST: 1 with *conf set when the request is
+ * for `handler` and may go on; 0 when the handler must return *rc (DECLINED for another handler, OK after a 405
+ * page, or 500, logged, where this server lacks the directives a login needs). */
+int bbauth_page_handler_begin(request_rec *r, const char *handler, const bbauth_server_conf **conf, int *rc);
+/* Where the request came from (bb_origin_of: Sec-Fetch-Site, else Origin against BBAuthRedirectURI's origin and this
+ * server's own): SAME for this site's pages, CROSS for another site (a sibling host too), UNKNOWN for a client that
+ * sent neither (no browser). Forms that change something accept SAME only. */
+bb_origin_t bbauth_request_origin(request_rec *r, const bbauth_server_conf *conf);
+/* 0 when a browser says another site made it send this request; 1 otherwise, clients that are no browser too. */
 int bbauth_from_this_site(request_rec *r, const bbauth_server_conf *conf);
 /* 1 when the admin set an ErrorDocument for this status where r is: the module then leaves the page to it. */
 int bbauth_has_error_document(request_rec *r, int status);

@@ -65,18 +65,6 @@ const char *bbauth_account_form_token(request_rec *r, const bbauth_server_conf *
     return bb_base64url_encode(r->pool, mac, sizeof(mac));
 }
 
-/* A post comes from this site's own pages: Sec-Fetch-Site says so, or else Origin is this site's. */
-static int same_origin(request_rec *r, const bbauth_server_conf *conf)
-{
-    const char *fetch_site = apr_table_get(r->headers_in, "Sec-Fetch-Site");
-    const char *origin = apr_table_get(r->headers_in, "Origin");
-
-    if (fetch_site) {
-        return !strcmp(fetch_site, "same-origin");
-    }
-    return origin && !strcasecmp(origin, conf->redirect_origin);
-}
-
 /* The form body (application/x-www-form-urlencoded, at most MAX_FORM_BODY bytes) as a table; NULL when there is
  * none, it is too long or cannot be read. */
 static apr_table_t *read_form(request_rec *r)
@@ -393,7 +381,7 @@ static int handle_post(request_rec *r, const bbauth_server_conf *conf, const bb_
     apr_table_t *form;
     const char *action, *sent, *token;
 
-    if (!same_origin(r, conf)) {
+    if (bbauth_request_origin(r, conf) != BB_ORIGIN_SAME) {
         return forbidden_post(r, "not from this site (Origin / Sec-Fetch-Site)");
     }
     form = read_form(r);
@@ -435,19 +423,8 @@ static int account_handler(request_rec *r)
     bb_session_t *session;
     int rc;
 
-    if (!r->handler || strcmp(r->handler, ACCOUNT_HANDLER)) {
-        return DECLINED;
-    }
-    if (r->method_number != M_GET && r->method_number != M_POST) {
-        apr_table_setn(r->err_headers_out, "Allow", "GET, HEAD, POST");
-        return bbauth_page(r, HTTP_METHOD_NOT_ALLOWED, "Method not allowed", "Only GET and POST are answered here.",
-                           NULL);
-    }
-    conf = ap_get_module_config(r->server->module_config, &bbauth_module);
-    if (conf->missing) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: SetHandler bbauth-account but this server lacks %s",
-                      conf->missing);
-        return HTTP_INTERNAL_SERVER_ERROR;
+    if (!bbauth_page_handler_begin(r, ACCOUNT_HANDLER, &conf, &rc)) {
+        return rc;
     }
     if (r->method_number == M_GET && r->args && !strcmp(r->args, SCRIPT_QUERY)) {
         return serve_script(r);

@@ -58,24 +58,6 @@ static apr_int64_t longest_life(const bbauth_server_conf *conf)
     return longest + conf->session_recheck;
 }
 
-/* A cross-site page must not make an admin's browser cut someone off: the POST's Origin must be this site's (the
- * public origin of BBAuthRedirectURI, or the one the request was sent to). Browsers always send Origin with a POST;
- * a script (curl) sends the site's origin with -H. */
-static int same_origin(request_rec *r, const bbauth_server_conf *conf)
-{
-    const char *origin = apr_table_get(r->headers_in, "Origin");
-    const char *own = ap_construct_url(r->pool, "", r);
-    apr_size_t own_len = strlen(own) - 1;   /* without its trailing '/' */
-
-    if (origin == NULL) {
-        return 0;
-    }
-    if (conf->redirect_origin && !strcasecmp(origin, conf->redirect_origin)) {
-        return 1;
-    }
-    return strlen(origin) == own_len && !strncasecmp(origin, own, own_len);
-}
-
 static int plain_answer(request_rec *r, int status, const char *text)
 {
     r->status = status;
@@ -187,7 +169,8 @@ static int admin_handler(request_rec *r)
         ap_allow_methods(r, REPLACE_ALLOW, "GET", "POST", NULL);
         return HTTP_METHOD_NOT_ALLOWED;
     }
-    if (!same_origin(r, conf)) {
+    /* A cross-site page must not make an admin's browser cut someone off; a script (curl) sends -H 'Origin: ...'. */
+    if (bbauth_request_origin(r, conf) != BB_ORIGIN_SAME) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "mod_bbauth: bbauth-admin refused a POST whose Origin is not "
                       "this site's (a cross-site form, or a script without -H 'Origin: ...')");
         return plain_answer(r, HTTP_FORBIDDEN, "Not done: the request's Origin header must be this site's.\n");

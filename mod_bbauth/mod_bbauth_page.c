@@ -6,7 +6,6 @@
 
 #include "mod_bbauth.h"
 #include "bb_cookie.h"
-#include "bb_origin.h"
 
 apr_int64_t bbauth_now(void)
 {
@@ -67,14 +66,41 @@ int bbauth_form_page(request_rec *r, const char *title, const char *message, con
                      "default-src 'none'; form-action 'self'; frame-ancestors 'none'");
 }
 
-int bbauth_from_this_site(request_rec *r, const bbauth_server_conf *conf)
+int bbauth_page_handler_begin(request_rec *r, const char *handler, const bbauth_server_conf **conf, int *rc)
+{
+    if (!r->handler || strcmp(r->handler, handler)) {
+        *rc = DECLINED;
+        return 0;
+    }
+    if (r->method_number != M_GET && r->method_number != M_POST) {
+        apr_table_setn(r->err_headers_out, "Allow", "GET, HEAD, POST");
+        *rc = bbauth_page(r, HTTP_METHOD_NOT_ALLOWED, "Method not allowed", "Only GET and POST are answered here.",
+                          NULL);
+        return 0;
+    }
+    *conf = ap_get_module_config(r->server->module_config, &bbauth_module);
+    if ((*conf)->missing) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: SetHandler %s but this server lacks %s", handler,
+                      (*conf)->missing);
+        *rc = HTTP_INTERNAL_SERVER_ERROR;
+        return 0;
+    }
+    return 1;
+}
+
+bb_origin_t bbauth_request_origin(request_rec *r, const bbauth_server_conf *conf)
 {
     const char *site_origins[2];
 
     site_origins[0] = conf->redirect_origin;
     site_origins[1] = ap_construct_url(r->pool, "", r);   /* "scheme://host[:port]" as this server names itself */
     return bb_origin_of(apr_table_get(r->headers_in, "Sec-Fetch-Site"), apr_table_get(r->headers_in, "Origin"),
-                        site_origins, 2) != BB_ORIGIN_CROSS;
+                        site_origins, 2);
+}
+
+int bbauth_from_this_site(request_rec *r, const bbauth_server_conf *conf)
+{
+    return bbauth_request_origin(r, conf) != BB_ORIGIN_CROSS;
 }
 
 int bbauth_redirect(request_rec *r, const char *location)

@@ -214,21 +214,10 @@ static int setup_handler(request_rec *r)
     const bbauth_server_conf *conf;
     apr_array_header_t *probes = NULL;
     const char *version = NULL;
-    int has_oauth2 = -1;
+    int has_oauth2 = -1, rc;
 
-    if (!r->handler || strcmp(r->handler, SETUP_HANDLER)) {
-        return DECLINED;
-    }
-    if (r->method_number != M_GET && r->method_number != M_POST) {
-        apr_table_setn(r->err_headers_out, "Allow", "GET, HEAD, POST");
-        return bbauth_page(r, HTTP_METHOD_NOT_ALLOWED, "Method not allowed", "Only GET and POST are answered here.",
-                           NULL);
-    }
-    conf = ap_get_module_config(r->server->module_config, &bbauth_module);
-    if (conf->missing) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: SetHandler bbauth-setup but this server lacks %s",
-                      conf->missing);
-        return HTTP_INTERNAL_SERVER_ERROR;
+    if (!bbauth_page_handler_begin(r, SETUP_HANDLER, &conf, &rc)) {
+        return rc;
     }
     if (ap_discard_request_body(r) != OK) {
         return HTTP_BAD_REQUEST;
