@@ -18,7 +18,7 @@ BODY = "package bytes\n"
 
 def cache_conf(quick_handler, store_private):
     def conf(site):
-        return bbsite.protected_conf(site) + f"""
+        return bbsite.protected_conf(site) + IDLE + f"""
 CacheSocache shmcb
 CacheEnable socache /packages
 CacheHeader on
@@ -28,12 +28,18 @@ CacheStorePrivate {store_private}
     return conf
 
 
+IDLE = "BBAuthSessionIdleTimeout 20\n"
+
+
 def cookie(site, user, uid, issued_ago):
-    """A session cookie of `user` issued `issued_ago` seconds ago: past a tenth of the idle timeout (360 s), the
-    module re-issues it on the next request."""
-    now = int(time.time())
+    """A session cookie of `user` whose login was `issued_ago` seconds ago, waited for: a session from before the
+    Apache started must log in again (its logout may be in what the cache lost, test_state_survives.py). Past a tenth
+    of the idle timeout (IDLE, 20 s here: 2 s), the module re-issues it on the next request."""
+    began = int(time.time())
+    while time.time() < began + issued_ago:
+        time.sleep(0.05)
     claims = claims_for(site, sub=user, uid=uid, name=user.title(), email=f"{user}@example.com",
-                        sid=f"c2lk-{user}-{issued_ago}", auth_time=now - issued_ago, iat=now - issued_ago)
+                        sid=f"c2lk-{user}-{issued_ago}", auth_time=began, iat=began, exp=began + 20)
     return jwt.encode(claims, site.keys[0], algorithm="HS256", headers={"kid": kid_of(site.keys[0]), "typ": "JWT"})
 
 
@@ -62,7 +68,7 @@ def cached_site(request, site_factory):
 
 def test_no_client_gets_another_ones_cookie_or_content(cached_site):
     site, quick = cached_site
-    alice_old = cookie(site, "alice", 101, issued_ago=600)
+    alice_old = cookie(site, "alice", 101, issued_ago=3)
     bob = cookie(site, "bob", 102, issued_ago=0)
 
     refreshed = get(site, alice_old)
@@ -98,7 +104,7 @@ printf 'Content-Type: text/plain\\r\\nCache-Control: public, max-age=600, immuta
 
 
 def test_app_cache_control_is_merged_never_weakened(site_factory):
-    site = site_factory(conf=lambda s: bbsite.protected_conf(s) + "ScriptAlias /packages/app @CGIBIN@/app\n",
+    site = site_factory(conf=lambda s: bbsite.protected_conf(s) + IDLE + "ScriptAlias /packages/app @CGIBIN@/app\n",
                         start=False)
     site.apache.write_cgi("app", APP_CGI)
     site.apache.start()
@@ -109,6 +115,6 @@ def test_app_cache_control_is_merged_never_weakened(site_factory):
     assert r.headers["Cache-Control"] == "private, max-age=600, immutable"
     r = s.get(site.url("/packages/echo"), allow_redirects=False)   # the echo CGI says no-store itself
     assert r.headers["Cache-Control"] == "private, no-store"
-    s.cookies.set("bbauth_session", cookie(site, "alice", 101, issued_ago=600))
+    s.cookies.set("bbauth_session", cookie(site, "alice", 101, issued_ago=3))
     r = s.get(site.url("/packages/app"), allow_redirects=False)
     assert r.headers["Cache-Control"] == "private, no-store, max-age=600, immutable"

@@ -81,7 +81,7 @@ def test_audit_lines_of_a_scripted_day(audited):
     site.login(s, "/packages/echo", user="alice")
     assert site.echo(s)["remote_user"] == "alice"
     old_cookie = site.session_cookie(s)
-    assert s.get(site.url("/logout"), allow_redirects=False).status_code == 302
+    assert site.logout(s).status_code == 302
     again = site.session()
     again.headers["Accept"] = "application/json"
     again.cookies.set("bbauth_session", old_cookie)

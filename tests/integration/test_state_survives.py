@@ -35,7 +35,7 @@ def live_and_logged_out(site):
     site.login(bob, "/packages/echo", user="bob")
     live, logged_out = copy_of(site, alice), copy_of(site, bob)
     assert get(site, live).status_code == 200
-    assert get(site, bob, "/logout").status_code == 302
+    assert site.logout(bob).status_code == 302
     assert get(site, logged_out).status_code == 401
     return live, logged_out
 
@@ -102,7 +102,7 @@ def test_an_emptied_shmcb_forgets_no_logout(site_factory, revalidate):
     bob = site.session()
     site.login(bob, "/packages/echo", user="bob")
     logged_out = copy_of(site, bob)
-    assert get(site, bob, "/logout").status_code == 302
+    assert site.logout(bob).status_code == 302
     mark = site.apache.log_mark()
     next_second()
     site.apache.graceful()
