@@ -455,5 +455,4 @@ void bbauth_register_authn_hooks(void)
     /* After mod_dir's fixup (APR_HOOK_LAST), which may make a fast internal redirect. */
     ap_hook_fixups(strip_after_fast_redirect, NULL, NULL, APR_HOOK_REALLY_LAST);
     ap_hook_fixups(strip_authorization, NULL, NULL, APR_HOOK_LAST);
-    ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
 }
