@@ -192,6 +192,9 @@ def write_simple_index(a, src):
                   f'<!doctype html><title>Simple index</title><a href="{PACKAGE}/">{PACKAGE}</a>\n')
 
 
+PUBLISHED = "2024-01-01T00:00:00.000Z"
+
+
 def write_npm_registry(a, base_url, src):
     package_json = {"name": PACKAGE, "version": VERSION, "main": "index.js"}
     files = dict(src, **{"package.json": json.dumps(package_json, indent=2).encode()})
@@ -199,7 +202,9 @@ def write_npm_registry(a, base_url, src):
     a.write_htdoc(f"packages/npm/-/{PACKAGE}-{VERSION}.tgz", tarball)
     packument = {"name": PACKAGE, "dist-tags": {"latest": VERSION}, "versions": {VERSION: dict(package_json, dist={
         "tarball": f"{base_url}/packages/npm/-/{PACKAGE}-{VERSION}.tgz",
-        "shasum": hashlib.sha1(tarball).hexdigest()})}}
+        "shasum": hashlib.sha1(tarball).hexdigest()})},
+        # As every registry serves it: Yarn 4.10+ sets aside a version without a publish time (npmMinimalAgeGate).
+        "time": {"created": PUBLISHED, "modified": PUBLISHED, VERSION: PUBLISHED}}
     a.write_htdoc(f"packages/npm/{PACKAGE}", json.dumps(packument, indent=2))
 
 

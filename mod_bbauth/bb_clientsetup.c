@@ -84,9 +84,12 @@ static const char *npmrc_lines(apr_pool_t *p, const mirror_t *m, const char *use
                        "\n", NULL);
 }
 
+/* Yarn 2+: without npmAlwaysAuth it asks for an unscoped package without the token and takes the 401 as "not found"
+ * (Yarn 1 likewise without always-auth=true, which is not in the npm lines because npm 9+ warns about it). */
 static const char *yarnrc_lines(apr_pool_t *p, const mirror_t *m, const char *username)
 {
-    return apr_pstrcat(p, "npmRegistryServer: \"", m->url, "\"\nnpmAuthToken: \"" BB_CLIENTSETUP_PLACEHOLDER "\"\n",
+    return apr_pstrcat(p, "npmRegistryServer: \"", m->url, "\"\nnpmAuthToken: \"" BB_CLIENTSETUP_PLACEHOLDER "\"\n"
+                       "npmAlwaysAuth: true\n",
                        m->insecure ? apr_pstrcat(p, "unsafeHttpWhitelist:\n  - \"", m->hostname, "\"\n", NULL) : "",
                        NULL);
 }
@@ -101,7 +104,8 @@ static const struct {
     { "uv", "a shell, or your CI's environment", uv_lines },
     { "poetry", "a shell, in your project (Poetry 1.5 or later)", poetry_lines },
     { "npm", "~/.npmrc", npmrc_lines },
-    { "yarn", "~/.yarnrc.yml (Yarn 2 or later; Yarn 1 reads the npm lines from ~/.npmrc)", yarnrc_lines },
+    { "yarn", "~/.yarnrc.yml (Yarn 2 or later; Yarn 1 reads the npm lines from ~/.npmrc and also wants always-auth=true"
+              " there)", yarnrc_lines },
     { "pnpm", "~/.npmrc", npmrc_lines },
 };
 

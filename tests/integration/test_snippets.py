@@ -1,7 +1,7 @@
 """Issue 16: the account page's lines work verbatim. A browser logs in, reads each client's block off the page,
 puts a token where the placeholder is, writes it where the page says (a file under a fresh HOME, or a shell), and
-runs the real client (Debian's composer and pip, npm; others when installed) against the demo's mirror: the
-install succeeds."""
+runs the real client (Debian's composer and pip, npm; pnpm, Yarn 4 and Yarn 1 installed now from the npm registry)
+against the demo's mirror: the install succeeds."""
 
 import json
 import shutil
@@ -80,21 +80,94 @@ def test_pip_lines_install(mirror, page_snippets, tmp_path):
     assert_token_kept_out_of_logs(mirror)
 
 
-@pytest.mark.parametrize("client,command", [
-    ("npm", ["npm", "install", "hello-bbauth@1.0.0", "--no-audit", "--no-fund", "--fetch-retries", "0"]),
-    ("pnpm", ["pnpm", "add", "hello-bbauth@1.0.0"]),
-], ids=["npm", "pnpm"])
-def test_npm_family_lines_install(mirror, page_snippets, tmp_path, client, command):
-    if not shutil.which(command[0]):
-        pytest.skip(f"{command[0]} is not installed")
+# Installed now from the npm registry (pinned; the page's lines are what is tested, not the newest client), each into
+# its own directory under the test's temporary directory.
+NPM_CLIENTS = {
+    "pnpm": ("pnpm@10.34.9", "pnpm/bin/pnpm.cjs"),
+    "yarn": ("@yarnpkg/cli-dist@4.18.1", "@yarnpkg/cli-dist/bin/yarn.js"),  # Yarn Berry: the page's ~/.yarnrc.yml
+    "yarn1": ("yarn@1.22.22", "yarn/bin/yarn.js"),  # Yarn 1: the npm lines, and what the yarn block's place adds
+}
+INSTALL_TIMEOUT = 180
+
+
+def npm_registry_unreachable():
+    """Why the npm registry (this machine's npm settings) cannot be reached, or None."""
+    try:
+        r = subprocess.run(["npm", "ping"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return "npm ping timed out after 60 s"
+    if r.returncode == 0:
+        return None
+    lines = [line.removeprefix("npm error ") for line in (r.stdout + r.stderr).splitlines()]
+    return next((line for line in lines if "failed, reason:" in line), None) or (lines or ["npm ping failed"])[-1]
+
+
+@pytest.fixture(scope="module")
+def npm_client_dir(tmp_path_factory):
+    """client -> the JavaScript file to run with node, installed on first use; skips only when the registry is
+    unreachable (an install that fails with the registry up is a failure)."""
+    root = tmp_path_factory.mktemp("npm-clients")
+    installed = {}
+
+    def get(client):
+        if client not in installed:
+            spec, script = NPM_CLIENTS[client]
+            prefix = root / client
+            cmd = ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--no-save",
+                   "--no-package-lock", spec]
+            try:
+                r = subprocess.run(cmd, capture_output=True, text=True, timeout=INSTALL_TIMEOUT,
+                                   stdin=subprocess.DEVNULL)
+                failure = None if r.returncode == 0 else r.stdout + r.stderr
+            except subprocess.TimeoutExpired:
+                failure = f"npm install {spec} took more than {INSTALL_TIMEOUT} s"
+            if failure:
+                why = npm_registry_unreachable()
+                if why:
+                    pytest.skip(f"the npm registry cannot be reached to install {spec}: {why}")
+                pytest.fail(f"npm install {spec} failed with the registry reachable: {failure}")
+            installed[client] = prefix / "node_modules" / script
+            assert installed[client].is_file(), installed[client]
+        return installed[client]
+    return get
+
+
+@pytest.mark.parametrize("client,snippet,command", [
+    ("npm", "npm", ["install", "hello-bbauth@1.0.0", "--no-audit", "--no-fund", "--fetch-retries", "0"]),
+    ("pnpm", "pnpm", ["add", "hello-bbauth@1.0.0"]),
+    ("yarn", "yarn", ["add", "hello-bbauth@1.0.0"]),
+    ("yarn1", "npm", ["add", "hello-bbauth@1.0.0", "--non-interactive", "--no-lockfile"]),
+], ids=["npm", "pnpm", "yarn-berry", "yarn1"])
+def test_npm_family_lines_install(mirror, page_snippets, npm_client_dir, tmp_path, client, snippet, command):
+    if not shutil.which("npm"):
+        pytest.skip("npm is not installed (build/deps.sh installs it)")
     home = tmp_path / "home"
     home.mkdir()
-    apply(page_snippets, client, home)
+    apply(page_snippets, snippet, home)
+    if client == "yarn1":
+        # The yarn block's place says what Yarn 1 wants besides the npm lines in ~/.npmrc: do that too.
+        where = page_snippets["yarn"][0]
+        assert "Yarn 1 reads the npm lines from ~/.npmrc and also wants always-auth=true there" in where, where
+        with open(home / ".npmrc", "a") as f:
+            f.write("always-auth=true\n")
     project = tmp_path / "project"
     project.mkdir()
     (project / "package.json").write_text(json.dumps({"name": "consumer", "version": "1.0.0", "private": True}))
-    r = run(command + ["--cache", str(tmp_path / "cache")] if client == "npm" else command, project,
-            clean_env(home))
+    env = clean_env(home)
+    if client == "npm":
+        argv = ["npm"] + command + ["--cache", str(tmp_path / "cache")]
+    else:
+        argv = ["node", str(npm_client_dir(client))] + command
+    if client == "pnpm":
+        env["npm_config_update_notifier"] = "false"
+    if client == "yarn":
+        # Not registry settings: a project of its own (an empty yarn.lock), node_modules rather than Plug'n'Play so
+        # that the installed file can be looked at, and nothing sent home.
+        (project / "yarn.lock").write_text("")
+        env.update(YARN_NODE_LINKER="node-modules", YARN_ENABLE_TELEMETRY="0", YARN_ENABLE_PROGRESS_BARS="0")
+    if client == "yarn1":
+        env.update(YARN_CACHE_FOLDER=str(tmp_path / "cache"), YARN_DISABLE_SELF_UPDATE_CHECK="true")
+    r = run(argv, project, env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (project / "node_modules" / "hello-bbauth" / "index.js").is_file()
     assert_token_kept_out_of_logs(mirror)

@@ -65,9 +65,9 @@ static void test_yarn_whitelists_plain_http(void **state)
     apr_pool_t *p = *state;
 
     assert_string_equal(lines(p, "yarn", "https://m.example/npm/", "alice"),
-                        "npmRegistryServer: \"https://m.example/npm/\"\nnpmAuthToken: \"<token>\"\n");
+                        "npmRegistryServer: \"https://m.example/npm/\"\nnpmAuthToken: \"<token>\"\nnpmAlwaysAuth: true\n");
     assert_string_equal(lines(p, "yarn", "http://m.example/npm/", "alice"),
-                        "npmRegistryServer: \"http://m.example/npm/\"\nnpmAuthToken: \"<token>\"\n"
+                        "npmRegistryServer: \"http://m.example/npm/\"\nnpmAuthToken: \"<token>\"\nnpmAlwaysAuth: true\n"
                         "unsafeHttpWhitelist:\n  - \"m.example\"\n");
 }
 
