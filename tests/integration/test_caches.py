@@ -6,11 +6,10 @@ is Cache-Control private, one that carries a (re)issued session cookie is no-sto
 import os
 import time
 
-import jwt
 import pytest
 
 import bbsite
-from test_session import claims_for, kid_of
+from test_cookie_tossing import cookie     # aged cookies wait for their age: due for a refresh under IDLE
 
 PACKAGE = "/packages/demo-1.0.tar.gz"
 BODY = "package bytes\n"
@@ -29,18 +28,6 @@ CacheStorePrivate {store_private}
 
 
 IDLE = "BBAuthSessionIdleTimeout 20\n"
-
-
-def cookie(site, user, uid, issued_ago):
-    """A session cookie of `user` whose login was `issued_ago` seconds ago, waited for: a session from before the
-    Apache started must log in again (its logout may be in what the cache lost, test_state_survives.py). Past a tenth
-    of the idle timeout (IDLE, 20 s here: 2 s), the module re-issues it on the next request."""
-    began = int(time.time())
-    while time.time() < began + issued_ago:
-        time.sleep(0.05)
-    claims = claims_for(site, sub=user, uid=uid, name=user.title(), email=f"{user}@example.com",
-                        sid=f"c2lk-{user}-{issued_ago}", auth_time=began, iat=began, exp=began + 20)
-    return jwt.encode(claims, site.keys[0], algorithm="HS256", headers={"kid": kid_of(site.keys[0]), "typ": "JWT"})
 
 
 def get(site, value=None):

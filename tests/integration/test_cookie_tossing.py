@@ -21,7 +21,7 @@ NAME = "bbauth_session"
 def cookie(site, user, uid, issued_ago=0):
     """A session cookie of `user` whose login was `issued_ago` seconds ago, waited for: a session from before the
     Apache started must log in again (its logout may be in what the cache lost, test_state_survives.py). Past a tenth
-    of the idle timeout (IDLE, 20 s here: 2 s), the module re-issues it on the next request."""
+    of the idle timeout (BBAuthSessionIdleTimeout 20: 2 s), the module re-issues it on the next request."""
     began = int(time.time())
     while time.time() < began + issued_ago:
         time.sleep(0.05)
