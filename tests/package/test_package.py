@@ -213,12 +213,17 @@ def work(request):
         shutil.rmtree(d, ignore_errors=True)
 
 
+# What bbauth.load's "# Depends:" enables that a purge leaves enabled (the socache providers; the authn/authz
+# modules are enabled on every Debian Apache already): put back as found.
+DEPENDENCIES = {"socache_shmcb", "socache_dbm"}
+
+
 class Machine:
     """The machine as found (/etc/apache2, /var/lib/apache2, the package database) and what puts it back."""
 
     def __init__(self, work):
         self.found = machine_state()
-        self.shmcb_was_enabled = (ETC / "mods-enabled" / "socache_shmcb.load").exists()
+        self.enabled_before = {name for name in DEPENDENCIES if (ETC / "mods-enabled" / f"{name}.load").exists()}
         self.apache = SystemApache(work)
 
     def put_back(self):
@@ -230,9 +235,10 @@ class Machine:
         run("find", str(STATE), "-type", "f", "-name", SITE_NAME, "-delete", check=False)
         if installed() or any(line.startswith(PACKAGE + " ") for line in package_database()):
             run("apt-get", "purge", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", PACKAGE, check=False)
-        if not self.shmcb_was_enabled and (ETC / "mods-enabled" / "socache_shmcb.load").exists():
-            # a2enmod bbauth enabled it as a dependency; a2dismod bbauth leaves it (README.Debian says so)
-            run("a2dismod", "-q", "-p", "socache_shmcb", check=False)
+        for name in DEPENDENCIES - self.enabled_before:
+            if (ETC / "mods-enabled" / f"{name}.load").exists():
+                # a2enmod bbauth enabled it as a dependency; a2dismod bbauth leaves it (README.Debian says so)
+                run("a2dismod", "-q", "-p", name, check=False)
         # State directories of a2enmod that appeared empty (disabled_by_maint, ...): made by apache2's scripts
         for d in sorted(STATE.rglob("*"), reverse=True):
             if d.is_dir() and not any(d.iterdir()) and str(d.relative_to(STATE)) not in self.found["state"]:
@@ -257,7 +263,7 @@ def test_install_enable_login_purge(machine, work):
     assert apache.configured_count() == 1
     plain_status = bbsite.Site.session().get(apache.url("/")).status_code
 
-    # apt installs it; dh_apache2's postinst enables it (with socache_shmcb and the authn/authz modules)
+    # apt installs it; dh_apache2's postinst enables it (with the socache providers and the authn/authz modules)
     run("apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", str(deb))
     assert installed()
     files = run("dpkg-query", "-L", PACKAGE).stdout.split()
@@ -267,7 +273,8 @@ def test_install_enable_login_purge(machine, work):
         assert f in files
     conffiles = run("dpkg-query", "-W", "-f", "${Conffiles}", PACKAGE).stdout
     assert "/etc/apache2/mods-available/bbauth.conf" in conffiles
-    for name in ("bbauth.load", "bbauth.conf", "socache_shmcb.load", "authn_core.load", "authz_user.load"):
+    for name in ("bbauth.load", "bbauth.conf", "socache_shmcb.load", "socache_dbm.load", "authn_core.load",
+                 "authz_user.load"):
         assert (ETC / "mods-enabled" / name).exists(), name
 
     # Enabled without a key or a BBAuth line, the module cannot break the running Apache: it still serves.
