@@ -4,6 +4,7 @@ session, once with OAuth 2 and once with OAuth 1.0a (issue 3). Chromium trusts e
 its public key), nothing else."""
 
 import base64
+import contextlib
 import hashlib
 import os
 import shutil
@@ -39,17 +40,20 @@ def site(request, site_factory, tmp_serverroot):
     return site_factory()
 
 
-@pytest.fixture
-def chromium(site):
+@contextlib.contextmanager
+def headless_chromium(certs, *extra_args):
+    """Debian's Chromium, headless, with a profile of its own, trusting the test servers' certificates `certs` (PEM
+    paths) by their SPKI; ended on leaving: the browser, then chromedriver (the one process started here)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     profile = tempfile.mkdtemp(prefix="bbauth-chromium-")
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
+    spkis = ",".join(spki_sha256_b64(cert) for cert in certs)
     for arg in ("--headless", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--disable-gpu", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-                f"--ignore-certificate-errors-spki-list={spki_sha256_b64(site.pki['cert'])}"):
+                f"--ignore-certificate-errors-spki-list={spkis}", *extra_args):
         opts.add_argument(arg)
     service = Service(CHROMEDRIVER, port=free_port())
     driver = webdriver.Chrome(service=service, options=opts)
@@ -57,9 +61,15 @@ def chromium(site):
     try:
         yield driver
     finally:
-        driver.quit()  # ends the browser it started; then chromedriver, the one process we started, by its PID
+        driver.quit()
         service.stop()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def chromium(site):
+    with headless_chromium([site.pki["cert"]]) as driver:
+        yield driver
 
 
 def test_chromium_logs_in_through_bitbucket_form(site, chromium):

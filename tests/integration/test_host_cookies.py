@@ -9,7 +9,7 @@ import re
 import pytest
 
 import bbsite
-from test_browser import CHROMEDRIVER, CHROMIUM, spki_sha256_b64
+from test_browser import CHROMEDRIVER, CHROMIUM, headless_chromium
 
 NAME = "__Host-bbauth"
 
@@ -47,29 +47,12 @@ def test_https_site_passes_apachectl(site_factory, tmp_serverroot):
 @pytest.mark.skipif(not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)),
                     reason="chromium and chromium-driver are not installed")
 def test_chromium_logs_in_with_a_host_cookie(site_factory, tmp_serverroot):
-    import shutil
-    import tempfile
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from apache import free_port
-
     site, pki = https_site(site_factory, tmp_serverroot)
-    profile = tempfile.mkdtemp(prefix="bbauth-chromium-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    spkis = ",".join(spki_sha256_b64(c) for c in (site.pki["cert"], pki["cert"]))
-    for arg in ("--headless", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--disable-gpu", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-                f"--ignore-certificate-errors-spki-list={spkis}"):
-        opts.add_argument(arg)
-    service = Service(CHROMEDRIVER, port=free_port())
-    driver = webdriver.Chrome(service=service, options=opts)
-    driver.set_page_load_timeout(30)
-    try:
+    with headless_chromium([site.pki["cert"], pki["cert"]]) as driver:
         driver.get(site.url("/packages/echo"))
         WebDriverWait(driver, 20).until(ec.presence_of_element_located((By.NAME, "j_username")))
         states = [c for c in driver.get_cookies() if c["name"].startswith(NAME + "_st_")]
@@ -85,7 +68,3 @@ def test_chromium_logs_in_with_a_host_cookie(site_factory, tmp_serverroot):
         assert "domain" not in session or not session["domain"].startswith(".")
         assert not [n for n in cookies if n.startswith(NAME + "_st_")]
         assert re.match(r"^[\w-]+\.[\w-]+\.[\w-]+$", session["value"])
-    finally:
-        driver.quit()
-        service.stop()
-        shutil.rmtree(profile, ignore_errors=True)

@@ -2,16 +2,14 @@
 screenshots the README shows (docs/account-page.png, docs/denial-page.png), so that they stay current. Chromium
 trusts exactly the fake's certificate."""
 
+import contextlib
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from apache import free_port
-from test_browser import CHROMEDRIVER, CHROMIUM, spki_sha256_b64
+from test_browser import CHROMEDRIVER, CHROMIUM, headless_chromium
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
@@ -30,37 +28,11 @@ def mirror(site_factory):
     return site
 
 
-def browser(site):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="bbauth-chromium-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-                "--window-size=1000,1500", f"--user-data-dir={profile}",
-                f"--ignore-certificate-errors-spki-list={spki_sha256_b64(site.pki['cert'])}"):
-        opts.add_argument(arg)
-    service = Service(CHROMEDRIVER, port=free_port())
-    driver = webdriver.Chrome(service=service, options=opts)
-    driver.set_page_load_timeout(30)
-    return driver, service, profile
-
-
 @pytest.fixture
 def chromium(mirror):
-    started = []
-
-    def make():
-        started.append(browser(mirror))
-        return started[-1][0]
-
-    yield make
-    for driver, service, profile in started:
-        driver.quit()  # the browser it started; then chromedriver, the process we started, by its PID
-        service.stop()
-        shutil.rmtree(profile, ignore_errors=True)
+    with contextlib.ExitStack() as started:
+        yield lambda: started.enter_context(headless_chromium([mirror.pki["cert"]], "--hide-scrollbars",
+                                                              "--window-size=1000,1500"))
 
 
 def log_in(site, driver, path, user):
