@@ -60,5 +60,9 @@ const char *bb_cache_control_private(apr_pool_t *p, const char *current, int no_
         has_no_store |= is_directive(start, end, "no-store");
         kept = apr_pstrcat(p, kept, ", ", apr_pstrmemdup(p, start, (apr_size_t)(end - start)), NULL);
     }
+    if (!*kept) {
+        /* Nothing of the app's: a literal, no allocation (the usual answer, on every authenticated response). */
+        return no_store ? "private, no-store" : "private";
+    }
     return apr_pstrcat(p, "private", no_store && !has_no_store ? ", no-store" : "", kept, NULL);
 }

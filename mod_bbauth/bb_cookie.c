@@ -54,47 +54,56 @@ static int pair_named(apr_pool_t *p, const char *pair, const char *pair_end, con
     return 1;
 }
 
-/* The pairs of the header named `name` (whole_name) or starting with it, into an array of bb_cookie_pair_t.
- * One pass over the header: each pair is looked at once, whatever the number of cookies. */
-static apr_array_header_t *pairs_named(apr_pool_t *p, const char *cookie_header, const char *name, int whole_name)
+/* The next pair at or after *cursor in the header that is named `name` (whole_name) or starts with it, moving
+ * *cursor past it: 1 with *out filled, 0 at the end of the header. Each pair is looked at once, whatever the
+ * number of cookies. */
+static int next_pair_named(apr_pool_t *p, const char **cursor, const char *name, apr_size_t name_len,
+                           int whole_name, bb_cookie_pair_t *out)
 {
-    apr_array_header_t *pairs = apr_array_make(p, 1, sizeof(bb_cookie_pair_t));
-    apr_size_t name_len = name ? strlen(name) : 0;
-    const char *pair = cookie_header;
+    const char *pair = *cursor;
 
-    if (cookie_header == NULL || name_len == 0) {
-        return pairs;
-    }
     while (*pair) {
         const char *pair_end = strchr(pair, ';');
-        bb_cookie_pair_t found;
+        int found;
 
         if (pair_end == NULL) {
             pair_end = pair + strlen(pair);
         }
-        if (pair_named(p, pair, pair_end, name, name_len, whole_name, &found)) {
-            APR_ARRAY_PUSH(pairs, bb_cookie_pair_t) = found;
-        }
+        found = pair_named(p, pair, pair_end, name, name_len, whole_name, out);
         pair = *pair_end ? pair_end + 1 : pair_end;
+        if (found) {
+            *cursor = pair;
+            return 1;
+        }
     }
-    return pairs;
+    *cursor = pair;
+    return 0;
 }
 
 apr_array_header_t *bb_cookie_values(apr_pool_t *p, const char *cookie_header, const char *name)
 {
-    apr_array_header_t *pairs = pairs_named(p, cookie_header, name, 1);
-    apr_array_header_t *values = apr_array_make(p, pairs->nelts ? pairs->nelts : 1, sizeof(const char *));
-    int i;
+    apr_array_header_t *values = apr_array_make(p, 1, sizeof(const char *));
+    apr_size_t name_len = name ? strlen(name) : 0;
+    const char *cursor = cookie_header;
+    bb_cookie_pair_t found;
 
-    for (i = 0; i < pairs->nelts; i++) {
-        APR_ARRAY_PUSH(values, const char *) = APR_ARRAY_IDX(pairs, i, bb_cookie_pair_t).value;
+    while (cursor && name_len && next_pair_named(p, &cursor, name, name_len, 1, &found)) {
+        APR_ARRAY_PUSH(values, const char *) = found.value;
     }
     return values;
 }
 
 apr_array_header_t *bb_cookie_pairs_with_prefix(apr_pool_t *p, const char *cookie_header, const char *prefix)
 {
-    return pairs_named(p, cookie_header, prefix, 0);
+    apr_array_header_t *pairs = apr_array_make(p, 1, sizeof(bb_cookie_pair_t));
+    apr_size_t prefix_len = prefix ? strlen(prefix) : 0;
+    const char *cursor = cookie_header;
+    bb_cookie_pair_t found;
+
+    while (cursor && prefix_len && next_pair_named(p, &cursor, prefix, prefix_len, 0, &found)) {
+        APR_ARRAY_PUSH(pairs, bb_cookie_pair_t) = found;
+    }
+    return pairs;
 }
 
 /* RFC 7230 token: what a cookie name may consist of. */

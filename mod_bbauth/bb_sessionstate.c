@@ -132,7 +132,7 @@ apr_status_t bb_sessionstate_epoch(apr_pool_t *p, const bb_sessionstate_t *ss, a
 }
 
 bb_session_liveness_t bb_sessionstate_liveness(apr_pool_t *p, const bb_sessionstate_t *ss, const char *sid,
-                                               apr_int64_t began, apr_int64_t now)
+                                               apr_int64_t began, apr_int64_t now, int *checked)
 {
     apr_int64_t epoch;
     remembered_t rec;
@@ -142,6 +142,9 @@ bb_session_liveness_t bb_sessionstate_liveness(apr_pool_t *p, const bb_sessionst
     apr_status_t rv;
 
     recall(p, ss, sid, now, &rec);
+    if (checked) {
+        *checked = rec.checked_until > now;
+    }
     if (rec.ended_until > now) {
         return BB_SESSION_ENDED;
     }

@@ -32,9 +32,11 @@ typedef enum {
 /* Whether the session that began (logged in) at `began` was ended, at unix time now: from the memo while its
  * answer is younger than ss->recheck (and no session ended on this host since), else from the cache: its ended
  * mark and, when there is none, the cache's epoch (bb_sessionstate_epoch): "not found" only counts as "not ended"
- * when the cache can be seen and was not emptied since the session began. */
+ * when the cache can be seen and was not emptied since the session began. *checked (unless NULL) tells what
+ * bb_sessionstate_checked would from this process's memo alone, in the same lookup: 1 when the session is known
+ * to have been checked at Bitbucket until later than now, 0 when it is not known (ask bb_sessionstate_checked). */
 bb_session_liveness_t bb_sessionstate_liveness(apr_pool_t *p, const bb_sessionstate_t *ss, const char *sid,
-                                               apr_int64_t began, apr_int64_t now);
+                                               apr_int64_t began, apr_int64_t now, int *checked);
 
 /* The cache's epoch for this integration: the unix time at which its canary entry was written into a cache that
  * did not have it (first start, or the cache was emptied: a restart of memcached, a reload with shmcb). A cache

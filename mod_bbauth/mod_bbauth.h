@@ -211,9 +211,10 @@ typedef enum {
 } bbauth_grant_verdict;
 /* BBAuthSessionRevalidate: whether Bitbucket still accepts the session's grant, asked at most once per period per
  * session (on any host); ACCEPTED when revalidation is off or the integration keeps no grants (OAuth 1). A session
- * whose login kept no grant (no "grant" claim) is ACCEPTED for one period from its login, then GONE. */
+ * whose login kept no grant (no "grant" claim) is ACCEPTED for one period from its login, then GONE. known_checked:
+ * the session is already known to be checked (bb_sessionstate_liveness said so): no second lookup. */
 bbauth_grant_verdict bbauth_grant_revalidate(request_rec *r, const bbauth_server_conf *conf,
-                                             const bb_session_t *session, const char **errmsg);
+                                             const bb_session_t *session, int known_checked, const char **errmsg);
 
 /* mod_bbauth_breaker.c */
 /* Gives every server's calls to Bitbucket their limit and circuit breaker (state shared by the processes of the
@@ -287,14 +288,15 @@ int bbauth_oauth1_start_login(request_rec *r, const bbauth_server_conf *conf, co
 int bbauth_oauth1_callback(request_rec *r, const bbauth_server_conf *conf);
 
 /* mod_bbauth_assert.c */
-/* BBAuthIdentityAssertion: sets <prefix>Assertion to a JWT of the identity `who` (a session, or a token owner with
- * sid NULL) signed with the first BBAuthSigningKey. memo_id names the credential (the session id, or the token's
- * cache key): the signed assertion is reused for it in this process while more than 30 s of validity remain. */
-void bbauth_assertion_set(request_rec *r, const bbauth_server_conf *conf, const bbauth_dir_conf *dconf,
-                          const bb_session_t *who, const char *memo_id);
+/* BBAuthIdentityAssertion: the value of <prefix>Assertion, a JWT of the identity `who` (a session, or a token owner
+ * with sid NULL) signed with the first BBAuthSigningKey; NULL when the location sends none, or it cannot be signed
+ * (logged). memo_id names the credential (the session id, or the token's cache key): the signed assertion is reused
+ * for it in this process while more than 30 s of validity remain. */
+const char *bbauth_assertion(request_rec *r, const bbauth_server_conf *conf, const bbauth_dir_conf *dconf,
+                             const bb_session_t *who, const char *memo_id);
 /* The same for an access token's owner (the memo is keyed by the token's cache key, never by the token). */
-void bbauth_assertion_set_for_token(request_rec *r, const bbauth_server_conf *conf, const bbauth_dir_conf *dconf,
-                                    const bb_user_t *owner, const char *token);
+const char *bbauth_assertion_for_token(request_rec *r, const bbauth_server_conf *conf, const bbauth_dir_conf *dconf,
+                                       const bb_user_t *owner, const char *token);
 void bbauth_register_assert_hooks(void);
 
 /* mod_bbauth_audit.c: BBAuthAuditLog, one JSON line per authentication decision (bb_audit_line). */

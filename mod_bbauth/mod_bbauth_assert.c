@@ -20,11 +20,13 @@ static const bbauth_server_conf *server_conf(request_rec *r)
     return ap_get_module_config(r->server->module_config, &bbauth_module);
 }
 
-/* The assertion for who at this audience: from the memo while it has margin left, else signed now and kept. */
-static const char *assertion_for(request_rec *r, const bbauth_server_conf *conf, const char *audience,
+/* The assertion for who at this location: from the memo while it has margin left, else signed now and kept. The memo
+ * belongs to this server's configuration, whose origin is fixed: the location's path tells its audiences apart, and
+ * the audience is only spelled out for a signature. */
+static const char *assertion_for(request_rec *r, const bbauth_server_conf *conf, const bbauth_dir_conf *dconf,
                                  const bb_session_t *who, const char *memo_id)
 {
-    const char *memo_key = apr_pstrcat(r->pool, memo_id, "\n", audience, NULL);
+    const char *memo_key = apr_pstrcat(r->pool, memo_id, "\n", dconf->assertion_path, NULL);
     apr_int64_t now = bbauth_now();
     bb_memo_value_t value;
     char *assertion;
@@ -32,7 +34,9 @@ static const char *assertion_for(request_rec *r, const bbauth_server_conf *conf,
     if (bb_memo_get(conf->assertion_memo, r->pool, memo_key, strlen(memo_key), now, &value)) {
         return value.s[0];
     }
-    assertion = bb_session_assertion(r->pool, conf->session_keys, conf->redirect_origin, audience, who, now);
+    assertion = bb_session_assertion(r->pool, conf->session_keys, conf->redirect_origin,
+                                     apr_pstrcat(r->pool, conf->redirect_origin, dconf->assertion_path, NULL),
+                                     who, now);
     if (assertion) {
         memset(&value, 0, sizeof(value));
         value.s[0] = assertion;
@@ -42,33 +46,30 @@ static const char *assertion_for(request_rec *r, const bbauth_server_conf *conf,
     return assertion;
 }
 
-void bbauth_assertion_set(request_rec *r, const bbauth_server_conf *conf, const bbauth_dir_conf *dconf,
-                          const bb_session_t *who, const char *memo_id)
+const char *bbauth_assertion(request_rec *r, const bbauth_server_conf *conf, const bbauth_dir_conf *dconf,
+                             const bb_session_t *who, const char *memo_id)
 {
-    const char *prefix = dconf->header_prefix ? dconf->header_prefix : BBAUTH_DEFAULT_PREFIX;
     const char *assertion;
 
     if (dconf->identity_assertion != 1 || !conf->signing_keys || !memo_id) {
-        return;
+        return NULL;
     }
-    assertion = assertion_for(r, conf, apr_pstrcat(r->pool, conf->redirect_origin, dconf->assertion_path, NULL),
-                              who, memo_id);
+    assertion = assertion_for(r, conf, dconf, who, memo_id);
     if (!assertion) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "mod_bbauth: cannot sign the identity assertion for %s (the "
                       "name or e-mail address Bitbucket gave is not UTF-8?): the header is not sent",
                       bb_strip_controls(r->pool, who->sub));
-        return;
     }
-    apr_table_setn(r->headers_in, apr_pstrcat(r->pool, prefix, "Assertion", NULL), assertion);
+    return assertion;
 }
 
-void bbauth_assertion_set_for_token(request_rec *r, const bbauth_server_conf *conf, const bbauth_dir_conf *dconf,
-                                    const bb_user_t *owner, const char *token)
+const char *bbauth_assertion_for_token(request_rec *r, const bbauth_server_conf *conf, const bbauth_dir_conf *dconf,
+                                       const bb_user_t *owner, const char *token)
 {
     bb_session_t who;
 
     if (dconf->identity_assertion != 1 || !conf->signing_keys) {
-        return;
+        return NULL;
     }
     memset(&who, 0, sizeof(who));
     who.sub = owner->name;
@@ -77,7 +78,7 @@ void bbauth_assertion_set_for_token(request_rec *r, const bbauth_server_conf *co
     who.email = owner->email ? owner->email : "";
     /* A token has no login: it was "authenticated" when Bitbucket last vouched for it, here and now. */
     who.auth_time = bbauth_now();
-    bbauth_assertion_set(r, conf, dconf, &who, bbauth_token_cache_key(r, conf, token));
+    return bbauth_assertion(r, conf, dconf, &who, bbauth_token_cache_key(r, conf, token));
 }
 
 /* SetHandler bbauth-jwks: the public signing keys as a JWK Set (RFC 7517), for upstream apps to verify with. */

@@ -7,6 +7,7 @@
 #include <mod_auth.h>
 
 #include "mod_bbauth.h"
+#include "bb_table.h"
 
 /* The request's last audit event, for BBAUTH_DECISION. */
 #define DECISION_NOTE "bbauth-decision"
@@ -204,17 +205,23 @@ static int set_log_env(request_rec *r)
 {
     const bbauth_credential *cred = bbauth_request_credential(r);
     const char *decision = apr_is_empty_table(r->notes) ? NULL : apr_table_get(r->notes, DECISION_NOTE);
+    const char *names[3], *values[3];
+    int n = 0;
 
     if (cred->token || cred->sid) {
-        apr_table_setn(r->subprocess_env, "BBAUTH_METHOD", cred->token ? "token" : "session");
-        apr_table_setn(r->subprocess_env, "BBAUTH_USER", r->user ? r->user : "-");
+        names[n] = "BBAUTH_METHOD";
+        values[n++] = cred->token ? "token" : "session";
+        names[n] = "BBAUTH_USER";
+        values[n++] = r->user ? r->user : "-";
         if (decision == NULL) {
             decision = cred->token ? "token.accepted" : "session.accepted";
         }
     }
     if (decision) {
-        apr_table_setn(r->subprocess_env, "BBAUTH_DECISION", decision);
+        names[n] = "BBAUTH_DECISION";
+        values[n++] = decision;
     }
+    bb_table_setn_prefixed(r->subprocess_env, "BBAUTH_", n, names, values);
     return DECLINED;
 }
 

@@ -7,6 +7,7 @@
 
 #include "mod_bbauth.h"
 #include "bb_cookie.h"
+#include "bb_table.h"
 #include "bb_url.h"
 
 static int uses_bitbucket_auth(request_rec *r)
@@ -88,34 +89,41 @@ static const char *identity_header(request_rec *r, const bbauth_dir_conf *dconf,
     return dconf->header_prefix ? apr_pstrcat(r->pool, dconf->header_prefix, field, NULL) : default_name;
 }
 
-/* Hands the identity to the upstream app: r->user, headers with the configured prefix, CGI variables. */
+/* Hands the identity to the upstream app: r->user, headers with the configured prefix (the signed assertion among
+ * them when there is one), CGI variables. The client's headers of the prefix were stripped before (see
+ * strip_identity_headers), so each table is scanned once for them, not once per entry: this runs on every
+ * authenticated request. */
 static void set_identity(request_rec *r, const bbauth_dir_conf *dconf, const char *username,
-                         const char *display_name, const char *email_address, apr_int64_t user_id)
+                         const char *display_name, const char *email_address, apr_int64_t user_id,
+                         const char *assertion)
 {
-    const char *uid = apr_psprintf(r->pool, "%" APR_INT64_T_FMT, user_id);
+    static const char *const env_names[] = { "BITBUCKET_USER", "BITBUCKET_NAME", "BITBUCKET_EMAIL", "BITBUCKET_ID" };
+    const char *user = without_controls(r->pool, username);
     const char *name = without_controls(r->pool, display_name);
     const char *email = without_controls(r->pool, email_address);
-    const char *user = without_controls(r->pool, username);
+    const char *uid = apr_off_t_toa(r->pool, (apr_off_t)user_id);
+    const char *values[] = { user, name, email, uid, assertion };
+    const char *headers[] = {
+        identity_header(r, dconf, "User", BBAUTH_DEFAULT_PREFIX "User"),
+        identity_header(r, dconf, "Name", BBAUTH_DEFAULT_PREFIX "Name"),
+        identity_header(r, dconf, "Email", BBAUTH_DEFAULT_PREFIX "Email"),
+        identity_header(r, dconf, "Id", BBAUTH_DEFAULT_PREFIX "Id"),
+        assertion ? identity_header(r, dconf, "Assertion", BBAUTH_DEFAULT_PREFIX "Assertion") : NULL
+    };
 
     r->user = (char *)user;
     r->ap_auth_type = (char *)BBAUTH_AUTH_TYPE;
-    /* setn: names and values already live in r->pool (or are literals). */
-    apr_table_setn(r->headers_in, identity_header(r, dconf, "User", BBAUTH_DEFAULT_PREFIX "User"), user);
-    apr_table_setn(r->headers_in, identity_header(r, dconf, "Name", BBAUTH_DEFAULT_PREFIX "Name"), name);
-    apr_table_setn(r->headers_in, identity_header(r, dconf, "Email", BBAUTH_DEFAULT_PREFIX "Email"), email);
-    apr_table_setn(r->headers_in, identity_header(r, dconf, "Id", BBAUTH_DEFAULT_PREFIX "Id"), uid);
-    apr_table_setn(r->subprocess_env, "BITBUCKET_USER", user);
-    apr_table_setn(r->subprocess_env, "BITBUCKET_NAME", name);
-    apr_table_setn(r->subprocess_env, "BITBUCKET_EMAIL", email);
-    apr_table_setn(r->subprocess_env, "BITBUCKET_ID", uid);
+    /* Names and values already live in r->pool (or are literals): nothing is copied. */
+    bb_table_setn_prefixed(r->headers_in, header_prefix(dconf), assertion ? 5 : 4, headers, values);
+    bb_table_setn_prefixed(r->subprocess_env, "BITBUCKET_", 4, env_names, values);
 }
 
 static void set_session_identity(request_rec *r, const bbauth_server_conf *conf, const bbauth_dir_conf *dconf,
                                  const bb_session_t *session)
 {
-    set_identity(r, dconf, session->sub, session->name, session->email, session->uid);
+    set_identity(r, dconf, session->sub, session->name, session->email, session->uid,
+                 bbauth_assertion(r, conf, dconf, session, session->sid));
     bbauth_note_credential(r, NULL, session->sid);
-    bbauth_assertion_set(r, conf, dconf, session, session->sid);
 }
 
 static int token_auth_on(const bbauth_dir_conf *dconf)
@@ -239,9 +247,9 @@ static int check_token(request_rec *r, const bbauth_server_conf *conf, const bba
 
     switch (status) {
     case OK:
-        set_identity(r, dconf, owner->name, owner->display_name, owner->email, owner->id);
+        set_identity(r, dconf, owner->name, owner->display_name, owner->email, owner->id,
+                     bbauth_assertion_for_token(r, conf, dconf, owner, token));
         bbauth_note_credential(r, token, NULL);
-        bbauth_assertion_set_for_token(r, conf, dconf, owner, token);
         return OK;
     case DECLINED:
         return unauthenticated(r, conf, dconf);

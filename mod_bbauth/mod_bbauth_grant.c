@@ -164,7 +164,7 @@ static bbauth_grant_verdict ask_about_grant(request_rec *r, const bbauth_server_
 }
 
 bbauth_grant_verdict bbauth_grant_revalidate(request_rec *r, const bbauth_server_conf *conf,
-                                             const bb_session_t *session, const char **errmsg)
+                                             const bb_session_t *session, int known_checked, const char **errmsg)
 {
     bbauth_grant_verdict verdict;
 
@@ -177,7 +177,7 @@ bbauth_grant_verdict bbauth_grant_revalidate(request_rec *r, const bbauth_server
          * logs in again (quietly), which makes a grant. */
         return session->auth_time + conf->revalidate > bbauth_now() ? BBAUTH_GRANT_ACCEPTED : BBAUTH_GRANT_GONE;
     }
-    if (bb_sessionstate_checked(r->pool, &conf->session_state, session->sid, bbauth_now())) {
+    if (known_checked || bb_sessionstate_checked(r->pool, &conf->session_state, session->sid, bbauth_now())) {
         return BBAUTH_GRANT_ACCEPTED;
     }
     verdict = ask_about_grant(r, conf, session->sid, errmsg);

@@ -11,11 +11,12 @@ static const char *user_of(request_rec *r, const bb_session_t *session)
 }
 
 /* BBAuthSessionRevalidate, when due: OK, or DECLINED when the session must not go on. */
-static int revalidated(request_rec *r, const bbauth_server_conf *conf, const bb_session_t *session)
+static int revalidated(request_rec *r, const bbauth_server_conf *conf, const bb_session_t *session,
+                       int known_checked)
 {
     const char *errmsg = "";
 
-    switch (bbauth_grant_revalidate(r, conf, session, &errmsg)) {
+    switch (bbauth_grant_revalidate(r, conf, session, known_checked, &errmsg)) {
     case BBAUTH_GRANT_REFUSED:
         bbauth_count(BB_M_SESSION_REFUSED_REVALIDATION);
         bbauth_audit(r, "session.ended", "refused", "Bitbucket no longer accepts its grant", session->sub);
@@ -46,8 +47,10 @@ static int revalidated(request_rec *r, const bbauth_server_conf *conf, const bb_
 static int shared_state_allows(request_rec *r, const bbauth_server_conf *conf, int revalidate,
                                const bb_session_t *session)
 {
+    int checked = 0;
+
     switch (bb_sessionstate_liveness(r->pool, &conf->session_state, session->sid, session->auth_time,
-                                     bbauth_now())) {
+                                     bbauth_now(), &checked)) {
     case BB_SESSION_ENDED:
         bbauth_count(BB_M_SESSION_REFUSED_LOGGED_OUT);
         bbauth_audit(r, "session.refused", "refused", "logged out", session->sub);
@@ -71,7 +74,7 @@ static int shared_state_allows(request_rec *r, const bbauth_server_conf *conf, i
         if (bbauth_cut_off(r, conf, session->sub, session->auth_time)) {
             return DECLINED;
         }
-        return revalidate ? revalidated(r, conf, session) : OK;
+        return revalidate ? revalidated(r, conf, session, checked) : OK;
     }
 }
 

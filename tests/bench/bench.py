@@ -60,8 +60,18 @@ MODULE_HOOKS = ("strip_identity_headers", "check_authn", "fixups_pass")
 
 # (target, reference, goal ratio of requests/s) as the issue sets them
 GOALS = [("cookie", "floor", 0.95), ("token", "floor", 0.90), ("cookie-es256", "floor", 0.95),
-         ("cookie-assert", "floor", 0.95), ("cookie", "oidc-shm", 2.0),
+         ("cookie-assert", "floor", 0.95), ("cookie-es256", "floor-es256", 0.95),
+         ("cookie-assert", "floor-assert", 0.95), ("cookie", "oidc-shm", 2.0),
          ("cookie", "oidc-cookie", 2.0)]
+# Each target's own floor: the same server or virtual host and the same configuration around the check (a virtual
+# host's location walk and merges cost more than the main server's; cookie-assert's Header line is the bench's).
+FLOOR_OF = {"cookie": "floor", "token": "floor", "cookie-es256": "floor-es256", "cookie-assert": "floor-assert",
+            "cookie-assert-bare": "floor-es256"}
+# Instructions per request a hit may cost over its own floor (issue 21), for the module's own paths: cookie-assert's
+# Header line is the bench's, and costs more where the header it looks up is there (cookie-assert-bare is the
+# assertion without it).
+CG_GOAL = 5000
+CG_GOAL_TARGETS = ("cookie", "token", "cookie-es256", "cookie-assert-bare")
 
 
 def machine():
@@ -229,14 +239,16 @@ def run_callgrind(site):
         return None, "valgrind is not installed (build/deps.sh --bench)"
     site.apache.stop()
     results = {}
-    plan = [(name, name, False) for name in ("open", "floor", "cookie", "token", "cookie-es256", "cookie-assert")]
+    plan = [(name, name, False) for name in ("open", "floor", "cookie", "token", "floor-es256", "cookie-es256",
+                                             "floor-assert", "cookie-assert", "cookie-assert-bare")]
     if "oidc-cookie" in site.targets:
         plan += [("cookie", "cookie, mod_auth_openidc loaded", True), ("oidc-cookie", "oidc-cookie", True)]
     for name, label, oidc in plan:
         site.load_oidc(oidc)
         t = site.targets[name]
         fresh = {"cookie": site.session_headers, "cookie-es256": site.es256_session_headers,
-                 "cookie-assert": site.es256_session_headers}.get(name)
+                 "cookie-assert": site.es256_session_headers,
+                 "cookie-assert-bare": site.es256_session_headers}.get(name)
         short_total, short_hooks = callgrind_once(site.apache, t, CG_SHORT, "short", fresh)
         long_total, long_hooks = callgrind_once(site.apache, t, CG_LONG, "long", fresh)
         n = CG_LONG - CG_SHORT
@@ -305,9 +317,15 @@ def report(info, rounds, rows, cg, cg_note, notes, farm):
                   f"unless the target says so. \"module hooks\": inclusive instructions of mod_bbauth's hooks "
                   f"({', '.join(MODULE_HOOKS)}). Valgrind hides the CPU's SHA extensions, so HMAC counts more "
                   f"here than it costs on the machine.", "",
-                  "| target | instructions/request | of which module hooks | vs floor |", "|---|---:|---:|---:|"]
+                  f"\"vs its floor\": over the floor of the same shape (FLOOR_OF in bench.py); goal: at most "
+                  f"+{CG_GOAL:,}.", "",
+                  "| target | instructions/request | of which module hooks | vs floor | vs its floor | goal met |",
+                  "|---|---:|---:|---:|---:|---|"]
         for name, (total, hooks) in cg.items():
-            lines.append(f"| {name} | {total:,.0f} | {hooks:,.0f} | {total - cg['floor'][0]:+,.0f} |")
+            own = FLOOR_OF.get(name)
+            over = f"{total - cg[own][0]:+,.0f} ({own})" if own in cg else ""
+            met = ("yes" if total - cg[own][0] <= CG_GOAL else "NO") if own in cg and name in CG_GOAL_TARGETS else ""
+            lines.append(f"| {name} | {total:,.0f} | {hooks:,.0f} | {total - cg['floor'][0]:+,.0f} | {over} | {met} |")
     else:
         lines.append(f"Not measured: {cg_note}.")
     lines += farm_report(farm)

@@ -40,6 +40,11 @@ cookie      AuthType Bitbucket, Require valid-user, a valid session cookie (from
 cookie-es256  the same in a virtual host with BBAuthSigningKey (P-256): the session's claims signed ES256
 cookie-assert cookie-es256 with BBAuthIdentityAssertion On (a signed assertion for the upstream, memoized per
             process), plus `Header ... X-Has-Assertion yes "expr=-n %{req:X-Bitbucket-Assertion}"` to check it
+floor-es256   the floor in the virtual host of cookie-es256 (a virtual host's location walk and merges cost more
+            than the main server's), with the same ES256 cookie
+floor-assert  floor-es256 plus cookie-assert's `Header ... X-Has-Assertion` line: the floor of cookie-assert
+cookie-assert-bare  cookie-assert without the Header line (the module's own cost of the assertion, over
+            floor-es256: mod_headers pays more when the header it looks up is there, and sets one more header)
 token       AuthType Bitbucket with BBAuthTokenAuth On, Authorization: Bearer <token>: a token-cache hit
 oidc-shm    mod_auth_openidc, Require valid-user, a valid session in its shm cache (OIDCSessionType server-cache)
 oidc-cookie mod_auth_openidc with OIDCSessionType client-cookie (the session in an encrypted cookie)"""
@@ -176,6 +181,19 @@ Listen 127.0.0.1:{port}
         BBAuthIdentityAssertion On
         Header always set X-Has-Assertion yes "expr=-n %{{req:X-Bitbucket-Assertion}}"
     </Location>
+    <Location /assert-bare>
+        AuthType Bitbucket
+        Require valid-user
+        BBAuthIdentityAssertion On
+    </Location>
+    # The floors of the targets above: the same virtual host, and the same Header line.
+    <Location /floor>
+        Require expr "%{{HTTP_COOKIE}} =~ /bbauth_session=/"
+    </Location>
+    <Location /floor-assert>
+        Require expr "%{{HTTP_COOKIE}} =~ /bbauth_session=/"
+        Header always set X-Has-Assertion yes "expr=-n %{{req:X-Bitbucket-Assertion}}"
+    </Location>
 </VirtualHost>
 """
 
@@ -266,7 +284,7 @@ class BenchSite:
         self.site = bbsite.make_site(self._factory, self.workdir, conf=lambda s: bench_conf(s, vhosts()),
                                      start=False, cgi=False, servers=self.servers, threads=self.threads,
                                      log_level="warn", modules=tuple(modules))
-        for d in ("open", "floor", "cookie", "token", "oidc", "assert"):
+        for d in ("open", "floor", "floor-assert", "cookie", "token", "oidc", "assert", "assert-bare"):
             self.apache.write_htdoc(f"{d}/file.txt", PAYLOAD)
         self.apache.start()
         a = self.apache
@@ -277,8 +295,11 @@ class BenchSite:
         self.targets["token"] = Target("token", a.url("/token/file.txt"),
                                        {"Authorization": "Bearer " + ALICE_TOKEN}, "alice")
         es256 = self.es256_session_headers(self.targets["cookie"].headers)
-        for name, path in (("cookie-es256", "/cookie/file.txt"), ("cookie-assert", "/assert/file.txt")):
+        for name, path in (("cookie-es256", "/cookie/file.txt"), ("cookie-assert", "/assert/file.txt"),
+                           ("cookie-assert-bare", "/assert-bare/file.txt")):
             self.targets[name] = Target(name, f"http://127.0.0.1:{signing_port}{path}", es256, self.cookie_user)
+        for name, path in (("floor-es256", "/floor/file.txt"), ("floor-assert", "/floor-assert/file.txt")):
+            self.targets[name] = Target(name, f"http://127.0.0.1:{signing_port}{path}", es256)
         for mode, name in (("server-cache", "oidc-shm"), ("client-cookie", "oidc-cookie")):
             if mode in oidc_ports:
                 url = f"http://127.0.0.1:{oidc_ports[mode]}/oidc/file.txt"

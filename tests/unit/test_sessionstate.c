@@ -30,8 +30,8 @@ static void test_live_until_ended_everywhere(void **state)
     a1 = process(p, &kc, &host_a);
     a2 = process(p, &kc, &host_a);
     b1 = process(p, &kc, &host_b);
-    assert_int_equal(bb_sessionstate_liveness(p, &a2, SID, NOW, NOW), BB_SESSION_LIVE);
-    assert_int_equal(bb_sessionstate_liveness(p, &b1, SID, NOW, NOW), BB_SESSION_LIVE);
+    assert_int_equal(bb_sessionstate_liveness(p, &a2, SID, NOW, NOW, NULL), BB_SESSION_LIVE);
+    assert_int_equal(bb_sessionstate_liveness(p, &b1, SID, NOW, NOW, NULL), BB_SESSION_LIVE);
 
     assert_int_equal(bb_sessionstate_end(p, &a1, SID, NOW, NOW + 28800), APR_SUCCESS);
     /* The mark lives until the session's own end. */
@@ -39,12 +39,12 @@ static void test_live_until_ended_everywhere(void **state)
                                                    bb_cache_name(p, "staging", "ended", SID),
                                                    APR_HASH_KEY_STRING))->expiry, apr_time_from_sec(NOW + 28800));
     /* This process and every other process of this host: at once. */
-    assert_int_equal(bb_sessionstate_liveness(p, &a1, SID, NOW, NOW), BB_SESSION_ENDED);
-    assert_int_equal(bb_sessionstate_liveness(p, &a2, SID, NOW, NOW), BB_SESSION_ENDED);
+    assert_int_equal(bb_sessionstate_liveness(p, &a1, SID, NOW, NOW, NULL), BB_SESSION_ENDED);
+    assert_int_equal(bb_sessionstate_liveness(p, &a2, SID, NOW, NOW, NULL), BB_SESSION_ENDED);
     /* Another host believes its memo for `recheck` seconds, then reads the mark. */
-    assert_int_equal(bb_sessionstate_liveness(p, &b1, SID, NOW, NOW + 4), BB_SESSION_LIVE);
-    assert_int_equal(bb_sessionstate_liveness(p, &b1, SID, NOW, NOW + 5), BB_SESSION_ENDED);
-    assert_int_equal(bb_sessionstate_liveness(p, &b1, SID, NOW, NOW + 28000), BB_SESSION_ENDED);
+    assert_int_equal(bb_sessionstate_liveness(p, &b1, SID, NOW, NOW + 4, NULL), BB_SESSION_LIVE);
+    assert_int_equal(bb_sessionstate_liveness(p, &b1, SID, NOW, NOW + 5, NULL), BB_SESSION_ENDED);
+    assert_int_equal(bb_sessionstate_liveness(p, &b1, SID, NOW, NOW + 28000, NULL), BB_SESSION_ENDED);
 }
 
 /* "Not ended" comes from the memo for `recheck` seconds: one cache lookup per session per process per period. */
@@ -56,17 +56,17 @@ static void test_memo_spares_the_cache(void **state)
 
     keyed_cache_init(&kc, p, NOW, 0x42);
     ss = process(p, &kc, NULL);
-    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW, NOW), BB_SESSION_LIVE);
+    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW, NOW, NULL), BB_SESSION_LIVE);
     kc.fc.retrieve_fails_with = APR_EGENERAL;        /* any lookup now would fail */
-    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW, NOW + 4), BB_SESSION_LIVE);
+    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW, NOW + 4, NULL), BB_SESSION_LIVE);
     /* Past the period the cache is asked, and an error is no "not ended". */
-    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW, NOW + 5), BB_SESSION_UNKNOWN);
+    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW, NOW + 5, NULL), BB_SESSION_UNKNOWN);
     ss.recheck = 0;
     ss.memo = NULL;
     kc.fc.retrieve_fails_with = APR_SUCCESS;
-    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW, NOW), BB_SESSION_LIVE);
+    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW, NOW, NULL), BB_SESSION_LIVE);
     kc.fc.retrieve_fails_with = APR_ETIMEDOUT;
-    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW, NOW), BB_SESSION_UNKNOWN);
+    assert_int_equal(bb_sessionstate_liveness(p, &ss, SID, NOW, NOW, NULL), BB_SESSION_UNKNOWN);
 }
 
 /* Two integrations sharing a cache (and a key file) share no mark. */
@@ -83,7 +83,7 @@ static void test_integrations_apart(void **state)
     prod = process(p, &production, NULL);
     assert_int_equal(bb_sessionstate_end(p, &s, SID, NOW, NOW + 60), APR_SUCCESS);
     assert_int_equal(bb_sessionstate_mark_checked(p, &s, SID, NOW, NOW + 900), APR_SUCCESS);
-    assert_int_equal(bb_sessionstate_liveness(p, &prod, SID, NOW, NOW), BB_SESSION_LIVE);
+    assert_int_equal(bb_sessionstate_liveness(p, &prod, SID, NOW, NOW, NULL), BB_SESSION_LIVE);
     assert_false(bb_sessionstate_checked(p, &prod, SID, NOW));
 }
 
@@ -104,7 +104,7 @@ static void test_marks_outlive_a_key_rotation(void **state)
     assert_int_equal(bb_sessionstate_save_grant(p, &before, SID, &grant, NOW, NOW + 600), APR_SUCCESS);
     assert_non_null(bb_sessionstate_load_grant(p, &after, SID, NOW));
     assert_int_equal(bb_sessionstate_end(p, &before, "another-session-id", NOW, NOW + 600), APR_SUCCESS);
-    assert_int_equal(bb_sessionstate_liveness(p, &after, "another-session-id", NOW, NOW), BB_SESSION_ENDED);
+    assert_int_equal(bb_sessionstate_liveness(p, &after, "another-session-id", NOW, NOW, NULL), BB_SESSION_ENDED);
 }
 
 static void test_checked_marks(void **state)
@@ -128,6 +128,32 @@ static void test_checked_marks(void **state)
                (const unsigned char *)"1800000000", 10, p);
     b = process(p, &kc, NULL);
     assert_false(bb_sessionstate_checked(p, &b, SID, NOW));
+}
+
+/* Liveness tells, in its one memo lookup, what this process knows of the checked mark; never more. */
+static void test_liveness_tells_what_the_memo_knows_of_checks(void **state)
+{
+    apr_pool_t *p = *state;
+    keyed_cache_t kc;
+    bb_sessionstate_t a, b;
+    int checked = -1;
+
+    keyed_cache_init(&kc, p, NOW, 0x42);
+    a = process(p, &kc, NULL);
+    b = process(p, &kc, NULL);
+    assert_int_equal(bb_sessionstate_liveness(p, &a, SID, NOW, NOW, &checked), BB_SESSION_LIVE);
+    assert_int_equal(checked, 0);
+    assert_int_equal(bb_sessionstate_mark_checked(p, &a, SID, NOW, NOW + 900), APR_SUCCESS);
+    assert_int_equal(bb_sessionstate_liveness(p, &a, SID, NOW, NOW + 1, &checked), BB_SESSION_LIVE);
+    assert_int_equal(checked, 1);
+    assert_int_equal(bb_sessionstate_liveness(p, &a, SID, NOW, NOW + 900, &checked), BB_SESSION_LIVE);
+    assert_int_equal(checked, 0);
+    /* Another process has not seen the mark yet: "not known", and bb_sessionstate_checked asks the cache. */
+    assert_int_equal(bb_sessionstate_liveness(p, &b, SID, NOW, NOW + 1, &checked), BB_SESSION_LIVE);
+    assert_int_equal(checked, 0);
+    assert_true(bb_sessionstate_checked(p, &b, SID, NOW + 1));
+    assert_int_equal(bb_sessionstate_liveness(p, &b, SID, NOW, NOW + 2, &checked), BB_SESSION_LIVE);
+    assert_int_equal(checked, 1);
 }
 
 static void test_grants(void **state)
@@ -172,12 +198,12 @@ static void test_an_emptied_cache_is_no_not_logged_out(void **state)
     assert_int_equal(bb_sessionstate_end(p, &a, SID, NOW + 1, NOW + 28800), APR_SUCCESS);
     apr_hash_clear(kc.fc.entries);                  /* the restart */
     b = process(p, &kc, NULL);
-    assert_int_equal(bb_sessionstate_liveness(p, &b, SID, NOW, NOW + 10), BB_SESSION_UNVERIFIED);
+    assert_int_equal(bb_sessionstate_liveness(p, &b, SID, NOW, NOW + 10, NULL), BB_SESSION_UNVERIFIED);
     assert_int_equal(bb_sessionstate_epoch(p, &b, NOW + 20, &epoch), APR_SUCCESS);
     assert_int_equal(epoch, NOW + 10);
     /* Not remembered as live: asked again, still unverified. */
-    assert_int_equal(bb_sessionstate_liveness(p, &b, SID, NOW, NOW + 11), BB_SESSION_UNVERIFIED);
-    assert_int_equal(bb_sessionstate_liveness(p, &b, "a-later-session", NOW + 10, NOW + 11), BB_SESSION_LIVE);
+    assert_int_equal(bb_sessionstate_liveness(p, &b, SID, NOW, NOW + 11, NULL), BB_SESSION_UNVERIFIED);
+    assert_int_equal(bb_sessionstate_liveness(p, &b, "a-later-session", NOW + 10, NOW + 11, NULL), BB_SESSION_LIVE);
 }
 
 /* mod_socache_memcache once it marked the server dead: "not found" for every read, an error for every write. The
@@ -193,14 +219,14 @@ static void test_a_blind_cache_is_unknown_until_it_sees_again(void **state)
     keyed_cache_init(&kc, p, NOW, 0x42);
     a = process(p, &kc, NULL);
     a.memo = NULL;
-    assert_int_equal(bb_sessionstate_liveness(p, &a, SID, NOW, NOW), BB_SESSION_LIVE);
+    assert_int_equal(bb_sessionstate_liveness(p, &a, SID, NOW, NOW, NULL), BB_SESSION_LIVE);
     kc.fc.retrieve_fails_with = APR_NOTFOUND;
     kc.fc.store_fails_with = APR_EGENERAL;
-    assert_int_equal(bb_sessionstate_liveness(p, &a, SID, NOW, NOW + 100), BB_SESSION_UNKNOWN);
+    assert_int_equal(bb_sessionstate_liveness(p, &a, SID, NOW, NOW + 100, NULL), BB_SESSION_UNKNOWN);
     assert_int_not_equal(bb_sessionstate_epoch(p, &a, NOW + 100, &epoch), APR_SUCCESS);
     kc.fc.retrieve_fails_with = APR_SUCCESS;
     kc.fc.store_fails_with = APR_SUCCESS;
-    assert_int_equal(bb_sessionstate_liveness(p, &a, SID, NOW, NOW + 200), BB_SESSION_LIVE);
+    assert_int_equal(bb_sessionstate_liveness(p, &a, SID, NOW, NOW + 200, NULL), BB_SESSION_LIVE);
     assert_int_equal(bb_sessionstate_epoch(p, &a, NOW + 200, &epoch), APR_SUCCESS);
     assert_int_equal(epoch, NOW);
 }
@@ -215,7 +241,7 @@ static void test_a_cache_that_keeps_nothing_is_unknown(void **state)
     keyed_cache_init(&kc, p, NOW, 0x42);
     a = process(p, &kc, NULL);
     kc.fc.retrieve_fails_with = APR_NOTFOUND;
-    assert_int_equal(bb_sessionstate_liveness(p, &a, SID, NOW, NOW), BB_SESSION_UNKNOWN);
+    assert_int_equal(bb_sessionstate_liveness(p, &a, SID, NOW, NOW, NULL), BB_SESSION_UNKNOWN);
     assert_true(kc.fc.stores > 0);                   /* it took the canary, and could not give it back */
 }
 
@@ -258,6 +284,7 @@ int main(void)
         UNIT_TEST(test_integrations_apart),
         UNIT_TEST(test_marks_outlive_a_key_rotation),
         UNIT_TEST(test_checked_marks),
+        UNIT_TEST(test_liveness_tells_what_the_memo_knows_of_checks),
         UNIT_TEST(test_grants),
         UNIT_TEST(test_an_emptied_cache_is_no_not_logged_out),
         UNIT_TEST(test_a_blind_cache_is_unknown_until_it_sees_again),

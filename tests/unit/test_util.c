@@ -159,6 +159,28 @@ static void test_secure_equals(void **state)
     assert_false(bb_secure_equals("a\0b", 3, "a\0c", 3));
 }
 
+/* Every length through the 32-, 8- and 1-byte steps, a difference in every byte (and in every bit of it) counts. */
+static void test_secure_equals_every_position(void **state)
+{
+    unsigned char a[100], b[100];
+    apr_size_t len, at;
+    int bit;
+
+    (void)state;
+    for (len = 0; len <= sizeof(a); len++) {
+        memset(a, 'x', sizeof(a));
+        memset(b, 'x', sizeof(b));
+        assert_true(bb_secure_equals(a, len, b, len));
+        for (at = 0; at < len; at++) {
+            for (bit = 0; bit < 8; bit++) {
+                b[at] = (unsigned char)('x' ^ (1 << bit));
+                assert_false(bb_secure_equals(a, len, b, len));
+            }
+            b[at] = 'x';
+        }
+    }
+}
+
 static void test_secure_streq(void **state)
 {
     (void)state;
@@ -283,6 +305,7 @@ int main(void)
         UNIT_TEST(test_base64_std_decode_rejects_bad_input),
         UNIT_TEST(test_hex_encode),
         UNIT_TEST(test_secure_equals),
+        UNIT_TEST(test_secure_equals_every_position),
         UNIT_TEST(test_secure_streq),
         UNIT_TEST(test_random_token_length_and_alphabet),
         UNIT_TEST(test_random_token_unique),
