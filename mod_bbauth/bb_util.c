@@ -143,6 +143,15 @@ static apr_uint64_t opaque(apr_uint64_t v)
 #endif
 }
 
+/* The eight bytes at p + i as one word (any alignment). */
+static apr_uint64_t word_at(const unsigned char *p, apr_size_t i)
+{
+    apr_uint64_t word;
+
+    memcpy(&word, p + i, sizeof(word));
+    return word;
+}
+
 int bb_secure_equals(const void *a, apr_size_t alen, const void *b, apr_size_t blen)
 {
     const unsigned char *x = a, *y = b;
@@ -155,16 +164,11 @@ int bb_secure_equals(const void *a, apr_size_t alen, const void *b, apr_size_t b
         return 0;
     }
     for (; i + 32 <= alen; i += 32) {
-        apr_uint64_t u[4], v[4];
-        memcpy(u, x + i, 32);
-        memcpy(v, y + i, 32);
-        diff = opaque(diff | (u[0] ^ v[0]) | (u[1] ^ v[1]) | (u[2] ^ v[2]) | (u[3] ^ v[3]));
+        diff = opaque(diff | (word_at(x, i) ^ word_at(y, i)) | (word_at(x, i + 8) ^ word_at(y, i + 8))
+                      | (word_at(x, i + 16) ^ word_at(y, i + 16)) | (word_at(x, i + 24) ^ word_at(y, i + 24)));
     }
     for (; i + 8 <= alen; i += 8) {
-        apr_uint64_t u, v;
-        memcpy(&u, x + i, 8);
-        memcpy(&v, y + i, 8);
-        diff = opaque(diff | (u ^ v));
+        diff = opaque(diff | (word_at(x, i) ^ word_at(y, i)));
     }
     for (; i < alen; i++) {
         diff = opaque(diff | (apr_uint64_t)(x[i] ^ y[i]));

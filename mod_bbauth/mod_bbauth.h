@@ -86,6 +86,8 @@ typedef struct {
     apr_int64_t stale_if_error;      /* BBAuthStaleIfError: seconds a confirmed token is used past its TTL while
                                       * Bitbucket cannot answer; 0 = off */
     apr_int64_t session_recheck;     /* BBAuthSessionRecheck: seconds a process believes "not logged out" */
+    int session_recheck_default;     /* 1 when BBAuthSessionRecheck was not set: with a host-local cache, its
+                                      * sessions are believed longer (bbauth_cache_attach) */
     apr_array_header_t *client_setups; /* of bbauth_client_setup, from BBAuthClientSetup in order; NULL: none */
     const char *account_path;        /* the <Location> of SetHandler bbauth-account (found at startup), or NULL */
     apr_int64_t anonymous_checks;    /* BBAuthAnonymousChecksPerMinute: checks of tokens nobody confirmed one client

@@ -14,6 +14,11 @@
 #define FALLBACK_PROVIDER  "shmcb"
 /* memcached reads a relative expiry over 30 days as an absolute unix time, long past: such entries vanish. */
 #define MEMCACHE_MAX_TTL   (30 * 86400)
+/* How long a process believes "not logged out" by default when the cache is this host's alone (shmcb, dbm): only
+ * this host's processes write to it, and a logout here voids every process's memory at once (host_ends), so the
+ * recheck only bounds rarer surprises (a second Apache given the same dbm file, the file removed by hand). Each
+ * recheck is a cache read, and mod_socache_dbm opens its file for every one, under a mutex. */
+#define HOST_LOCAL_SESSION_RECHECK 60
 /* shmcb's own default (512 KB) holds a few hundred sessions; this holds tens of thousands (README: sizing). */
 #define DEFAULT_SHMCB_SIZE (16 * 1024 * 1024)
 
@@ -27,6 +32,7 @@ typedef struct {
     int spread;                      /* shmcb: one byte in front of each key chooses the subcache (provider_key) */
     int on_disk;                     /* dbm: its files outlive the server (never destroyed, which unlinks them),
                                       * and its retrieve says APR_EGENERAL for a key it does not have */
+    int host_local;                  /* shmcb, dbm: no other host reads or writes it */
     apr_shm_t *ends_shm;             /* this host's count of ended sessions (bb_sessionstate_t.host_ends) */
     bb_cache_t view;
 } bbauth_cache_state;
@@ -49,6 +55,7 @@ const char *bbauth_cache_configure(apr_pool_t *pconf, apr_pool_t *ptemp, const c
     cache.name = apr_pstrdup(pconf, name);
     cache.spread = !strcmp(name, "shmcb");
     cache.on_disk = !strcmp(name, "dbm");
+    cache.host_local = cache.spread || cache.on_disk;
     if (cache.spread && (!args || !*args)) {
         /* The path is only used where anonymous shared memory is not available. */
         args = apr_psprintf(ptemp, "%s(%d)", ap_runtime_dir_relative(ptemp, "bbauth-cache"), DEFAULT_SHMCB_SIZE);
@@ -227,6 +234,9 @@ void bbauth_cache_attach(apr_pool_t *ptemp, server_rec *s)
         bbauth_server_conf *conf = ap_get_module_config(s->module_config, &bbauth_module);
         conf->session_state.cache = bbauth_cache();
         conf->session_state.host_ends = cache.ends_shm ? apr_shm_baseaddr_get(cache.ends_shm) : NULL;
+        if (cache.host_local && conf->session_recheck_default) {
+            conf->session_state.recheck = HOST_LOCAL_SESSION_RECHECK;
+        }
         start_epoch(ptemp, s, conf);
     }
 }

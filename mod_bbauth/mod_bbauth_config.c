@@ -193,6 +193,7 @@ void bbauth_finalize_server(apr_pool_t *p, bbauth_server_conf *conf)
     if (conf->circuit_failures == BBAUTH_UNSET) conf->circuit_failures = DEFAULT_CIRCUIT_FAILURES;
     if (conf->circuit_cooldown == BBAUTH_UNSET) conf->circuit_cooldown = DEFAULT_CIRCUIT_COOLDOWN;
     if (conf->stale_if_error == BBAUTH_UNSET) conf->stale_if_error = 0;
+    conf->session_recheck_default = conf->session_recheck == BBAUTH_UNSET;
     if (conf->session_recheck == BBAUTH_UNSET) conf->session_recheck = DEFAULT_SESSION_RECHECK;
     if (conf->anonymous_checks == BBAUTH_UNSET) conf->anonymous_checks = DEFAULT_ANONYMOUS_CHECKS;
     if (conf->session_keys && !conf->cache_keys) {

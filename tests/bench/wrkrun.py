@@ -1,5 +1,6 @@
 """Running wrk (Debian's) against one URL and reading its report: requests/s, latency percentiles, errors."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -34,6 +35,25 @@ class WrkResult:
         return self.non_2xx + self.socket_errors
 
 
+# CPUs wrk runs on, when pin_server() gave the others to the server side (None: not pinned, wrk runs anywhere).
+_wrk_cpus = None
+
+
+def pin_server():
+    """On a machine of two CPUs or more, pins this process (and so the Apache, fake Bitbucket and cache servers it
+    starts afterwards) to CPU 0, and wrk to the rest. Sharing every CPU, wrk and Apache take turns at the scheduler's
+    whim, and the ratio of two targets drifts by 30 % from one round to the next; pinned, Apache alone is the
+    bottleneck and the ratio measures what it does per request. BENCH_PIN=0 leaves everything unpinned. Returns a
+    line for the report."""
+    global _wrk_cpus
+    cpus = sorted(os.sched_getaffinity(0))
+    if os.environ.get("BENCH_PIN", "1") == "0" or len(cpus) < 2 or not shutil.which("taskset"):
+        return "not pinned: Apache and wrk share the CPUs"
+    os.sched_setaffinity(0, {cpus[0]})
+    _wrk_cpus = ",".join(str(c) for c in cpus[1:])
+    return f"Apache (and the harness) pinned to CPU {cpus[0]}, wrk to CPU {_wrk_cpus}"
+
+
 def wrk_path():
     path = shutil.which("wrk")
     if not path:
@@ -43,6 +63,8 @@ def wrk_path():
 
 def run_wrk(url, headers=None, seconds=5, connections=16, threads=2, script=None, timeout_s=5):
     cmd = [wrk_path(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", f"--timeout={timeout_s}s", "--latency"]
+    if _wrk_cpus:
+        cmd = ["taskset", "-c", _wrk_cpus] + cmd
     for name, value in (headers or {}).items():
         cmd += ["-H", f"{name}: {value}"]
     if script:

@@ -192,6 +192,29 @@ METRICS = """
 """
 
 
+@pytest.mark.parametrize("recheck, reread", [("", False), ("BBAuthSessionRecheck 5\n", True)],
+                         ids=["default", "explicit-5s"])
+def test_a_host_local_cache_is_asked_once_a_minute_per_session(site_factory, recheck, reread):
+    # The default cache (dbm) is this host's alone: only its processes write to it, and a logout here voids every
+    # process's memory of "not logged out" at once. So each process believes that memory for 60 s by default, not
+    # for BBAuthSessionRecheck's 5 s (made for farms, where other hosts log sessions out): at 1,000 sessions, a read
+    # of the dbm file per session per process every 5 s cost the cookie path 5 % (tests/bench/results-many.md).
+    # A BBAuthSessionRecheck that is set holds. What is counted: each such check finds no logout mark and reads the
+    # canary, the one entry a session's check finds ("hit").
+    site = site_factory(conf=lambda s: bbsite.protected_conf(s) + REVALIDATE_OFF + recheck + METRICS)
+    alice = site.session()
+    site.login(alice, "/packages/echo", user="alice")
+    live, other_copy = copy_of(site, alice), copy_of(site, alice)
+    assert statuses(site, live, 12) == {200} and statuses(site, other_copy, 12) == {200}
+    hits = metric(site, 'bbauth_cache_operations_total{op="retrieve",result="hit"}')
+    time.sleep(6)                                           # past 5 s: the wait is what is tested
+    assert statuses(site, live, 12) == {200}
+    assert (metric(site, 'bbauth_cache_operations_total{op="retrieve",result="hit"}') > hits) == reread
+    # A logout on this host still counts at once, in every process.
+    assert site.logout(live).status_code == 302
+    assert statuses(site, other_copy, 12) == {401}
+
+
 def test_a_cache_server_stopped_then_restarted_empty(site_factory, server):
     site = site_factory(conf=lambda s: bbsite.protected_conf(s) + f"BBAuthCache {server.kind}:127.0.0.1:{server.port}\n"
                         + REVALIDATE_OFF + RECHECK_NOW + METRICS, modules=(f"socache_{server.kind}",))
