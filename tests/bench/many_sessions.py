@@ -197,10 +197,12 @@ def report(rounds, cg, load_before, load_after, pinning):
              "\"by CPU\", Apache's CPU time per request of the floor / that of the target (the requests/s ratio a "
              "CPU-bound Apache reaches; it moves less when the machine's CPUs are shared). \"instructions over its "
              f"floor\": callgrind, {CG_MEASURED} hits after every credential was seen once (it does not move with the "
-             "machine's load).", "",
+             "machine's load). A run during which the hypervisor took more than "
+             f"{100 * bench.MAX_STEAL:g} % of Apache's CPU (steal time) was run again, up to {bench.STEAL_RETRIES} "
+             "times.", "",
              "| target | req/s (median) | / its floor (median, min-max) | by CPU (median, min-max) | goal | met | "
-             "met by CPU | instructions over its floor (goal +5,000) | socket errors |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "met by CPU | instructions over its floor (goal +5,000) | socket errors | runs again for steal |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, rps, _, _, _ in bench.summarize(rounds):
         floor = FLOOR_OF.get(name, name)
         r, c = bench.ratio(rounds, name, floor), bench.cpu_ratio(rounds, name, floor)
@@ -215,7 +217,7 @@ def report(rounds, cg, load_before, load_after, pinning):
             over = "not measured (see below)"
         lines.append(f"| {name} | {rps:.0f} | {r[0]:.2f} ({r[1]:.2f}-{r[2]:.2f}) | {c[0]:.2f} ({c[1]:.2f}-{c[2]:.2f}) | "
                      f"{'' if goal is None else f'>= {goal}'} | {met(r[0], goal)} | {met(c[0], goal)} | {over} | "
-                     f"{resets} of {requests} |")
+                     f"{resets} of {requests} | {sum(rnd[name].reruns for rnd in rounds)} |")
     lines += ["", f"callgrind leaves out {', '.join(CG_SKIP)}: an assertion lives 60 s and is signed again after 30 s, "
               "and under valgrind (some fifty times slower) the hits would include the signatures of the sessions "
               "seen first; bench.py's cookie-assert-bare measures its hit."]

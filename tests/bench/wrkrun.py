@@ -37,6 +37,19 @@ class WrkResult:
 
 # CPUs wrk runs on, when pin_server() gave the others to the server side (None: not pinned, wrk runs anywhere).
 _wrk_cpus = None
+# The CPU Apache runs on when pinned ("cpu": the machine's total line of /proc/stat otherwise).
+_server_cpu = "cpu"
+
+
+def steal_ticks():
+    """Ticks the hypervisor took from Apache's CPU (the 8th number of its /proc/stat line) since boot: time when
+    the machine's other guests ran instead."""
+    with open("/proc/stat") as f:
+        for line in f:
+            fields = line.split()
+            if fields[0] == _server_cpu:
+                return int(fields[8]) if len(fields) > 8 else 0
+    return 0
 
 
 def pin_server():
@@ -45,12 +58,13 @@ def pin_server():
     whim, and the ratio of two targets drifts by 30 % from one round to the next; pinned, Apache alone is the
     bottleneck and the ratio measures what it does per request. BENCH_PIN=0 leaves everything unpinned. Returns a
     line for the report."""
-    global _wrk_cpus
+    global _wrk_cpus, _server_cpu
     cpus = sorted(os.sched_getaffinity(0))
     if os.environ.get("BENCH_PIN", "1") == "0" or len(cpus) < 2 or not shutil.which("taskset"):
         return "not pinned: Apache and wrk share the CPUs"
     os.sched_setaffinity(0, {cpus[0]})
     _wrk_cpus = ",".join(str(c) for c in cpus[1:])
+    _server_cpu = f"cpu{cpus[0]}"
     return f"Apache (and the harness) pinned to CPU {cpus[0]}, wrk to CPU {_wrk_cpus}"
 
 
