@@ -38,7 +38,7 @@ static int bbauth_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
     if (bbauth_metrics_post_config(s) != APR_SUCCESS || bbauth_cache_post_config(pconf, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    bbauth_cache_attach(ptemp, s);
+    bbauth_cache_attach(s);
     bbauth_cutoff_attach(pconf, s);
     bbauth_breaker_post_config(pconf, s);
     ap_add_version_component(pconf, "mod_bbauth/" MOD_BBAUTH_VERSION);

@@ -154,10 +154,11 @@ int bbauth_check_uses(apr_pool_t *ptemp, server_rec *s);
 const char *bbauth_cache_configure(apr_pool_t *pconf, apr_pool_t *ptemp, const char *spec);
 void bbauth_cache_register_mutex(apr_pool_t *pconf);
 apr_status_t bbauth_cache_post_config(apr_pool_t *pconf, server_rec *s);
+/* Attaches the child to the cache's mutex, and writes every server's canary (bb_sessionstate_epoch) into a cache
+ * that has none: in the child, since a connection opened in the parent would be shared by all children. */
 void bbauth_cache_child_init(apr_pool_t *pchild, server_rec *s);
-/* Hands every server's session state the shared cache and this host's count of ended sessions, and writes its
- * canary (bb_sessionstate_epoch) into a cache that has none. */
-void bbauth_cache_attach(apr_pool_t *ptemp, server_rec *s);
+/* Hands every server's session state the shared cache and this host's count of ended sessions. */
+void bbauth_cache_attach(server_rec *s);
 /* Refuses (at startup and `apachectl -t`, one log line) a BBAuthSessionMaxAge the cache cannot keep entries for:
  * memcache's 30 days. */
 int bbauth_cache_check_ttls(server_rec *s);

@@ -199,20 +199,9 @@ apr_status_t bbauth_cache_post_config(apr_pool_t *pconf, server_rec *s)
     return APR_SUCCESS;
 }
 
-void bbauth_cache_child_init(apr_pool_t *pchild, server_rec *s)
-{
-    if (cache.mutex) {
-        apr_status_t rv = apr_global_mutex_child_init(&cache.mutex,
-                                                      apr_global_mutex_lockfile(cache.mutex), pchild);
-        if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "mod_bbauth: cannot attach to the cache mutex");
-        }
-    }
-}
-
 /* Writes the server's canary into a cache that has none, so that the sessions made from now on are after its
  * epoch; a cache that cannot be reached now is logged, and the first request that needs it asks again. */
-static void start_epoch(apr_pool_t *ptemp, server_rec *s, const bbauth_server_conf *conf)
+static void start_epoch(apr_pool_t *p, server_rec *s, const bbauth_server_conf *conf)
 {
     apr_int64_t epoch;
     apr_status_t rv;
@@ -220,7 +209,7 @@ static void start_epoch(apr_pool_t *ptemp, server_rec *s, const bbauth_server_co
     if (!conf->session_state.key || !conf->session_state.cache) {
         return;
     }
-    rv = bb_sessionstate_epoch(ptemp, &conf->session_state, bbauth_now(), &epoch);
+    rv = bb_sessionstate_epoch(p, &conf->session_state, bbauth_now(), &epoch);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "mod_bbauth: the shared cache (BBAuthCache %s) cannot be "
                      "read or written now: sessions get 503 until it can; check that it runs and is reachable",
@@ -228,7 +217,27 @@ static void start_epoch(apr_pool_t *ptemp, server_rec *s, const bbauth_server_co
     }
 }
 
-void bbauth_cache_attach(apr_pool_t *ptemp, server_rec *s)
+/* The canary is written here, in each child, never in the parent: mod_socache_memcache and _redis keep the
+ * connection a call opens in a pool that every child inherits at fork, and children that share one connection
+ * read each other's answers (one process's "not found" taken as the answer to another's logout-mark lookup). */
+void bbauth_cache_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    server_rec *vhost;
+
+    if (cache.mutex) {
+        apr_status_t rv = apr_global_mutex_child_init(&cache.mutex,
+                                                      apr_global_mutex_lockfile(cache.mutex), pchild);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "mod_bbauth: cannot attach to the cache mutex");
+            return;
+        }
+    }
+    for (vhost = s; vhost; vhost = vhost->next) {
+        start_epoch(pchild, vhost, ap_get_module_config(vhost->module_config, &bbauth_module));
+    }
+}
+
+void bbauth_cache_attach(server_rec *s)
 {
     for (; s; s = s->next) {
         bbauth_server_conf *conf = ap_get_module_config(s->module_config, &bbauth_module);
@@ -237,7 +246,6 @@ void bbauth_cache_attach(apr_pool_t *ptemp, server_rec *s)
         if (cache.host_local && conf->session_recheck_default) {
             conf->session_state.recheck = HOST_LOCAL_SESSION_RECHECK;
         }
-        start_epoch(ptemp, s, conf);
     }
 }
 

@@ -7,8 +7,10 @@ reached is a 503, never a "not logged out", and the module recovers by itself; m
 `apachectl -t`."""
 
 import hashlib
+import os
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import jwt
 import pytest
@@ -213,6 +215,50 @@ def test_a_host_local_cache_is_asked_once_a_minute_per_session(site_factory, rec
     # A logout on this host still counts at once, in every process.
     assert site.logout(live).status_code == 302
     assert statuses(site, other_copy, 12) == {401}
+
+
+def sockets_of(pid):
+    """The inodes of the sockets process pid holds open."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[len("socket:["):-1])
+    return inodes
+
+
+def connections_to(port):
+    """The inodes of the established TCP connections to 127.0.0.1:port (/proc/net/tcp)."""
+    found = set()
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[2].split(":")[1], 16) == port and fields[3] == "01":
+            found.add(fields[9])
+    return found
+
+
+def test_no_two_processes_share_a_connection_to_the_cache(site_factory, server):
+    # The canary was written at start-up by the parent, whose connection (kept in the provider's pool) every child
+    # inherited at fork: two children on one connection read each other's answers, and under load a logout-mark
+    # lookup got another process's reply (503s, "scache_rd: 'retrieve' OVERFLOW"; a "not found" could have let a
+    # logged-out copy in). Now the parent holds none, and each child its own.
+    site = site_factory(conf=lambda s: bbsite.protected_conf(s) + f"BBAuthCache {server.kind}:127.0.0.1:{server.port}\n"
+                        + REVALIDATE_OFF + RECHECK_NOW, modules=(f"socache_{server.kind}",))
+    live, logged_out = live_and_logged_out(site)
+    parent = site.apache._read_pid()
+    assert not sockets_of(parent) & connections_to(server.port)
+    held = [sockets_of(pid) & connections_to(server.port) for pid in site.apache.processes() if pid != parent]
+    assert all(not (a & b) for i, a in enumerate(held) for b in held[i + 1:]), held
+    # Every request asks the cache (RECHECK_NOW), from both processes at once: each answer is the right one.
+    def burst(s, count=60):
+        c = copy_of(site, s)
+        return [get(site, c).status_code for _ in range(count)]
+    with ThreadPoolExecutor(8) as pool:
+        runs = list(pool.map(burst, [live, logged_out] * 4))
+    assert [set(r) for r in runs] == [{200}, {401}] * 4
 
 
 def test_a_cache_server_stopped_then_restarted_empty(site_factory, server):
