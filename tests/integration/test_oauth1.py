@@ -12,6 +12,8 @@ import pytest
 import bbsite
 from bbsite import cookie_attrs, query_of
 from oauth1site import AUTHORIZE_PATH, CONSUMER_KEY, make_oauth1_site, oauth1_conf
+from test_shared_state import copy_of
+from test_state_survives import next_second
 
 LOGIN_FAILED = re.compile(r"\[bbauth:error\].*login failed: (.*)")
 
@@ -359,20 +361,28 @@ def test_other_bitbucket_failures_do_not_blame_two_factor(site):
 
 # ---- the session does not depend on the OAuth version ----
 
-def test_switch_to_oauth2_keeps_the_session(site):
+def test_switch_to_oauth2_asks_the_oauth1_sessions_to_log_in_once(site):
+    # The OAuth 2 link is another integration (another client id): the logout marks of the OAuth 1 sessions were
+    # kept under the OAuth 1 link, which it does not read, so it cannot tell a live one from a logged-out copy and
+    # takes neither (its cache epoch begins with it). The cookie itself still verifies: the browser logs in once,
+    # through OAuth 2. (Before the cache epoch such a session stayed valid, a logged-out copy with it.)
     s = site.session()
     site.login(s, "/packages/echo", user="alice")
-    cookie = site.session_cookie(s)
-    claims = jwt.decode(cookie, site.keys[0], algorithms=["HS256"], issuer=site.apache.base_url)
+    claims = jwt.decode(site.session_cookie(s), site.keys[0], algorithms=["HS256"], issuer=site.apache.base_url)
     assert claims["sub"] == "alice"
+    bob = site.session()
+    site.login(bob, "/packages/echo", user="bob")
+    logged_out = copy_of(site, bob)
+    assert site.logout(bob).status_code == 302
 
+    next_second()                                       # the switch comes after the logins, by the clock too
     site.apache.restart(extra_conf=bbsite.protected_conf(site))  # OAuth 2, the same session key file
-    assert site.echo(s)["remote_user"] == "alice"
-    other = site.session()
-    r = site.start_login(other, "/packages/")
+    assert copy_of(site, s).get(site.url("/packages/echo"), allow_redirects=False).status_code == 401
+    assert logged_out.get(site.url("/packages/echo"), allow_redirects=False).status_code == 401
+    r = site.start_login(s, "/packages/")
     assert r.headers["Location"].startswith(site.fb.base_url + "/rest/oauth2/latest/authorize?")
-    site.login(other, "/packages/", user="bob")
-    assert site.echo(other)["remote_user"] == "bob"
+    site.login(s, "/packages/", user="alice")
+    assert site.echo(s)["remote_user"] == "alice"
 
 
 # ---- Require lines that ask Bitbucket: OAuth 1 logins keep no grant to ask with ----
